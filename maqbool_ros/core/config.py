@@ -1,0 +1,164 @@
+"""The one configuration schema of maqbool_ros.
+
+Every tunable lives here once, as a field of :class:`MaqboolConfig` with its default,
+help text and allowed range or choices. The CLI options, the YAML files in ``config/``
+(``maqbool dump-config``) and the ROS parameters declared by the node are all generated
+from this schema, and a test checks that they agree.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NODE_NAME = "maqbool_loop_closure"
+
+
+def _f(default: Any, help: str, *, range: tuple | None = None, choices: tuple | None = None,
+       read_only: bool = False) -> Any:
+    """A config field with the metadata that CLI, YAML and ROS descriptors need."""
+    return field(default=default, metadata={"help": help, "range": range, "choices": choices,
+                                            "read_only": read_only})
+
+
+@dataclass
+class MaqboolConfig:
+    """All tunables. Names are the ROS parameter names."""
+
+    # --- descriptor engine -------------------------------------------------------
+    model_path: str = _f("", "NetVLAD ONNX model (maqbool export / maqbool fit). Empty: the embedded default model, built on first use.", read_only=True)
+    device: str = _f("auto", "Inference device: auto picks TensorRT, then CUDA, then CPU from what onnxruntime offers.", choices=("auto", "cpu", "cuda", "tensorrt"), read_only=True)
+    fp16: bool = _f(False, "Run the descriptor network in fp16 on GPU (ignored on CPU).", read_only=True)
+    image_width: int = _f(640, "Network input width in pixels (see resize_policy).", range=(32, 4096, 1))
+    image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1))
+    resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"))
+    descriptor_dim: int = _f(512, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised).", choices=(512, 4096), read_only=True)
+
+    # --- keyframe database -------------------------------------------------------
+    database_path: str = _f("", "Directory of the keyframe database. Empty: in memory only.", read_only=True)
+    load_database_on_start: bool = _f(False, "Reload database_path when the node starts.", read_only=True)
+    save_interval_s: float = _f(30.0, "Flush new keyframes to database_path at most this often (seconds); a crash loses at most this much. 0: flush every keyframe.", range=(0.0, 3600.0, 0.0))
+    index_type: str = _f("flat", "FAISS index: flat is exact; hnsw is approximate and faster for very large maps.", choices=("flat", "hnsw"), read_only=True)
+    top_k: int = _f(100, "Candidates returned by the database and passed to the re-ranker.", range=(1, 1000, 1))
+    exclude_recent_keyframes: int = _f(20, "Ignore this robot's last N keyframes (it is still there, not back).", range=(0, 100000, 1))
+    exclude_recent_seconds: float = _f(10.0, "Ignore this robot's keyframes newer than T seconds before the query.", range=(0.0, 86400.0, 0.0))
+    robot_filter: str = _f("all", "Which keyframes may be candidates: all, inter_robot (other robots only) or intra_robot (same robot only).", choices=("all", "inter_robot", "intra_robot"))
+    max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
+
+    # --- re-ranking --------------------------------------------------------------
+    method: str = _f("maqbool", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks).", choices=("netvlad", "maqbool", "landmarks"))
+    region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"))
+    region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
+    alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: 1.15 at 512-D, 0.31 at 4096-D.", range=(-1.0, 10.0, 0.0))
+    pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)
+    rerank_deadline_ms: float = _f(1000.0, "Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, flagged partial.", range=(10.0, 60000.0, 0.0))
+    vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
+    landmarks_max_regions: int = _f(200, "ConvNet landmarks: regions M mined per image.", range=(10, 1000, 1))
+
+    # --- node --------------------------------------------------------------------
+    image_topic: str = _f("keyframes/image", "Keyframe image topic (remap it to your SLAM system's keyframe topic).", read_only=True)
+    image_transport: str = _f("raw", "raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage on image_topic.", choices=("raw", "compressed"), read_only=True)
+    keyframe_id_source: str = _f("frame_id", "Where the keyframe id comes from: frame_id (an integer in header.frame_id, else the counter), counter (arrival order), topic (std_msgs/Int64 on keyframe_id_topic, matched in order).", choices=("frame_id", "counter", "topic"), read_only=True)
+    keyframe_id_topic: str = _f("keyframes/id", "Keyframe id topic when keyframe_id_source is topic.", read_only=True)
+    robot_id: str = _f("", "Robot / agent id stamped on keyframes. Empty: the node namespace, or robot0.", read_only=True)
+    candidates_topic: str = _f("loop_closure/candidates", "Output topic of LoopClosureCandidate messages.", read_only=True)
+    publish_min_score: float = _f(-1.0, "Publish only when the best candidate's score reaches this; negative: publish for every keyframe.", range=(-1.0, 1e9, 0.0))
+    queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
+    overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
+    stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0))
+
+    def effective_alpha(self) -> float:
+        """alpha, with the paper's values when left negative (auto)."""
+        if self.alpha >= 0:
+            return self.alpha
+        return 1.15 if self.descriptor_dim <= 512 else 0.31
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range or not a choice."""
+        for f in dataclasses.fields(self):
+            check_value(f.name, getattr(self, f.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "MaqboolConfig":
+        """A validated copy with some fields changed."""
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MaqboolConfig":
+        """Build from a plain dict (or a ros__parameters dict); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        typed = {k: coerce_value(k, v) for k, v in values.items()}
+        cfg = cls(**typed)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "MaqboolConfig":
+        """Load a plain YAML or a ROS params file (``node: ros__parameters: {...}``)."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        for value in data.values():  # ROS params layout: <node name>: {ros__parameters: {...}}
+            if isinstance(value, dict) and "ros__parameters" in value:
+                data = value["ros__parameters"]
+                break
+        return cls.from_dict(data)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(MaqboolConfig)}
+
+
+def field_type(name: str) -> type:
+    return type(FIELDS[name].default)
+
+
+def coerce_value(name: str, value: Any) -> Any:
+    """Convert a value to the field's type (ints given for floats are accepted)."""
+    if name not in FIELDS:
+        raise ValueError(f"unknown config field: {name}")
+    typ = field_type(name)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ValueError(f"{name}: expected {typ.__name__}, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise ValueError with a reason if value is not allowed for field name."""
+    value = coerce_value(name, value)
+    meta = FIELDS[name].metadata
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ValueError(f"{name}: {value!r} is not one of {list(meta['choices'])}")
+    if meta["range"] is not None:
+        lo, hi, _ = meta["range"]
+        if value != value or not lo <= value <= hi:  # value != value catches NaN
+            raise ValueError(f"{name}: {value!r} is outside [{lo}, {hi}]")
+
+
+def plain_yaml(cfg: MaqboolConfig | None = None) -> str:
+    """The config as plain YAML, with each field's help as a comment."""
+    cfg = cfg or MaqboolConfig()
+    lines = ["# maqbool_ros configuration (generated by `maqbool dump-config`; edit freely)."]
+    for name, f in FIELDS.items():
+        lines.append(f"# {f.metadata['help']}")
+        lines.append(yaml.safe_dump({name: getattr(cfg, name)}, default_flow_style=False).strip())
+    return "\n".join(lines) + "\n"
+
+
+def ros_params_yaml(cfg: MaqboolConfig | None = None, node_name: str = NODE_NAME) -> str:
+    """The config as a ROS 2 ``--params-file`` YAML for the node."""
+    cfg = cfg or MaqboolConfig()
+    body = yaml.safe_dump({node_name: {"ros__parameters": cfg.to_dict()}}, sort_keys=False,
+                          default_flow_style=False)
+    return "# maqbool_ros node parameters (generated by `maqbool dump-config`).\n" + body

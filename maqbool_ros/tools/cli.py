@@ -1,0 +1,57 @@
+"""The `maqbool` command line: one entry point, one subcommand per tool module.
+
+Each module in maqbool_ros.tools (other than this one) that defines
+``register(subparsers)`` adds its subcommand; heavy imports stay inside the
+subcommand's run function so that ``maqbool --help`` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from maqbool_ros import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maqbool",
+        description="maqbool_ros: real-time visual loop closure for ROS 2 SLAM. "
+                    "NetVLAD descriptors (ONNX Runtime), a FAISS keyframe database and "
+                    "MAQBOOL / ConvNet-landmark re-ranking. Run `maqbool <command> --help` "
+                    "for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"maqbool_ros {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    import maqbool_ros.tools as tools_pkg
+
+    for info in sorted(pkgutil.iter_modules(tools_pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name == "cli":
+            continue
+        module = importlib.import_module(f"maqbool_ros.tools.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as exc:  # user errors: one clear line, no traceback
+        print(f"maqbool {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Shared test set-up: an isolated ROS environment per run and the real-data fixtures."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# ROS isolation must be in place before anything imports rclpy: a per-run domain,
+# discovery on this host only, and a writable ROS_HOME (CI may have no HOME).
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="maqbool-ros-home-"))
+os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
+# Keep the 2-core CI machine from being oversubscribed by numeric libraries.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MAQBOOL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _dataset(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data {path} is absent (the project's ../shared/data is not checked out beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corridor_dir() -> Path:
+    """../shared/data/corridor (111 query + 111 ref images, ground_truth.csv)."""
+    return _dataset("corridor")
+
+
+@pytest.fixture(scope="session")
+def gardens_dir() -> Path:
+    """../shared/data/gardens_point_sample (10 day queries, 10 night refs)."""
+    return _dataset("gardens_point_sample")
+
+
+@pytest.fixture(scope="session")
+def rtabmap_loop_dir() -> Path:
+    """../shared/data/rtabmap_loop (84 frames of one run with a loop)."""
+    return _dataset("rtabmap_loop")
