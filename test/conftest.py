@@ -16,6 +16,8 @@ os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="maqbool-ros-home-"))
 os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
 # Keep the 2-core CI machine from being oversubscribed by numeric libraries.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Models built on first use (the embedded default) go to a per-run cache, not ~/.cache.
+os.environ.setdefault("MAQBOOL_CACHE_DIR", tempfile.mkdtemp(prefix="maqbool-cache-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MAQBOOL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

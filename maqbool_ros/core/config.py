@@ -32,9 +32,9 @@ class MaqboolConfig:
     model_path: str = _f("", "NetVLAD ONNX model (maqbool export / maqbool fit). Empty: the embedded default model, built on first use.", read_only=True)
     device: str = _f("auto", "Inference device: auto picks TensorRT, then CUDA, then CPU from what onnxruntime offers.", choices=("auto", "cpu", "cuda", "tensorrt"), read_only=True)
     fp16: bool = _f(False, "Run the descriptor network in fp16 on GPU (ignored on CPU).", read_only=True)
-    image_width: int = _f(640, "Network input width in pixels (see resize_policy).", range=(32, 4096, 1))
-    image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1))
-    resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"))
+    image_width: int = _f(640, "Network input width in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
+    image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
+    resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"), read_only=True)
     descriptor_dim: int = _f(512, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised).", choices=(512, 4096), read_only=True)
 
     # --- keyframe database -------------------------------------------------------
@@ -49,8 +49,8 @@ class MaqboolConfig:
     max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
 
     # --- re-ranking --------------------------------------------------------------
-    method: str = _f("maqbool", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks).", choices=("netvlad", "maqbool", "landmarks"))
-    region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"))
+    method: str = _f("maqbool", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks).", choices=("netvlad", "maqbool", "landmarks"), read_only=True)
+    region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
     alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: 1.15 at 512-D, 0.31 at 4096-D.", range=(-1.0, 10.0, 0.0))
     pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)

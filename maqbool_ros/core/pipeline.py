@@ -1,0 +1,204 @@
+"""The loop-closure pipeline: image -> descriptor -> database search -> re-ranking.
+
+The same object serves the ROS node (two worker threads call :meth:`describe` and
+:meth:`query` / :meth:`insert`), offline evaluation and the demo (:meth:`process`).
+Nothing here imports rclpy.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from maqbool_ros.core.config import FIELDS, MaqboolConfig
+from maqbool_ros.core.rerank_api import Candidates, EngineOutput, RerankResult
+
+#: Config fields that may change while the pipeline runs (the node's live parameters):
+#: every field the schema does not mark read-only.
+LIVE_FIELDS = tuple(name for name, f in FIELDS.items() if not f.metadata["read_only"])
+
+
+@dataclass
+class Keyframe:
+    """A keyframe after the descriptor stage (what the descriptor worker hands on)."""
+
+    keyframe_id: int
+    robot_id: str
+    stamp: float
+    output: EngineOutput
+    received: float = field(default_factory=time.perf_counter)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class QueryResult:
+    """Loop-closure candidates for one query keyframe, best first."""
+
+    keyframe_id: int
+    robot_id: str
+    stamp: float
+    keyframe_ids: np.ndarray
+    robot_ids: list[str]
+    stamps: np.ndarray
+    descriptor_distances: np.ndarray
+    reranked_distances: np.ndarray
+    scores: np.ndarray
+    method: str
+    region_source: str
+    region_budget: int
+    num_reranked: int
+    complete: bool
+    timings_ms: dict[str, float]
+
+    def __len__(self) -> int:
+        return int(len(self.keyframe_ids))
+
+    @property
+    def best_score(self) -> float:
+        return float(self.scores[0]) if len(self.scores) else float("-inf")
+
+
+class LoopClosurePipeline:
+    """Descriptor engine + keyframe database + re-ranker, configured by one MaqboolConfig."""
+
+    def __init__(self, config: MaqboolConfig | None = None, engine=None, database=None, reranker=None):
+        self._config = config or MaqboolConfig()
+        self._config.validate()
+        self._lock = threading.Lock()  # guards database access between the node's workers
+        if engine is None:
+            from maqbool_ros.core.engine import DescriptorEngine
+            from maqbool_ros.core.default_model import default_model_path
+
+            cfg = self._config
+            engine = DescriptorEngine(cfg.model_path or default_model_path(), device=cfg.device,
+                                      fp16=cfg.fp16, image_size=(cfg.image_width, cfg.image_height),
+                                      resize_policy=cfg.resize_policy)
+        self.engine = engine
+        if reranker is None:
+            from maqbool_ros.core.rerankers import make_reranker
+
+            reranker = make_reranker(self._config, engine)
+        self.reranker = reranker
+        if database is None:
+            database = self._make_database()
+        self.database = database
+
+    # --- configuration -----------------------------------------------------------
+    @property
+    def config(self) -> MaqboolConfig:
+        return self._config
+
+    def update_config(self, **changes) -> MaqboolConfig:
+        """Apply live parameter changes (validated); they take effect on the next keyframe."""
+        frozen = sorted(k for k in changes if k not in LIVE_FIELDS)
+        if frozen:
+            raise ValueError(f"cannot change {', '.join(frozen)} while running (restart the node)")
+        new = self._config.replace(**changes)
+        self._config = new
+        if hasattr(self.reranker, "config"):
+            self.reranker.config = new
+        return new
+
+    def _make_database(self):
+        from maqbool_ros.core.database import KeyframeDatabase
+
+        cfg = self._config
+        dim = int(self.engine.metadata["descriptor_dim"])
+        if cfg.database_path:
+            return KeyframeDatabase.open(cfg.database_path, dim=dim, index_type=cfg.index_type,
+                                         device=cfg.device, create=True,
+                                         load=cfg.load_database_on_start,
+                                         flush_interval_s=cfg.save_interval_s)
+        return KeyframeDatabase(dim, index_type=cfg.index_type, device=cfg.device)
+
+    # --- stages ------------------------------------------------------------------
+    def describe(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str, stamp: float,
+                 received: float | None = None) -> Keyframe:
+        """Stage 1 (descriptor worker): one network pass."""
+        t0 = time.perf_counter()
+        out = self.engine.compute(image_rgb)
+        kf = Keyframe(int(keyframe_id), str(robot_id), float(stamp), out,
+                      received=received if received is not None else t0)
+        kf.timings_ms["descriptor"] = (time.perf_counter() - t0) * 1e3
+        return kf
+
+    def query(self, kf: Keyframe, add_to_database: bool = True, query: bool = True) -> QueryResult | None:
+        """Stage 2 (re-rank worker): per-keyframe extras, search, re-rank, then insert.
+
+        The re-ranking deadline (rerank_deadline_ms) counts from the start of this stage,
+        so region proposals are inside it.
+        """
+        cfg = self._config
+        t0 = time.perf_counter()
+        deadline = t0 + cfg.rerank_deadline_ms / 1e3
+        query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
+        kf.timings_ms["extras"] = (time.perf_counter() - t0) * 1e3
+        result = None
+        if query:
+            t1 = time.perf_counter()
+            with self._lock:
+                cands = self.database.search(
+                    kf.output.descriptor, cfg.top_k, robot_id=kf.robot_id, stamp=kf.stamp,
+                    exclude_recent_keyframes=cfg.exclude_recent_keyframes,
+                    exclude_recent_seconds=cfg.exclude_recent_seconds,
+                    robot_filter=cfg.robot_filter, max_distance=cfg.max_descriptor_distance)
+                cand_extras = self.database.get_extras(cands.rows) if len(cands) else {}
+            kf.timings_ms["search"] = (time.perf_counter() - t1) * 1e3
+            t2 = time.perf_counter()
+            rr = self.reranker.rerank(query_extras, cands, cand_extras, deadline)
+            kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
+            kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
+            result = self._result(kf, cands, rr)
+        if add_to_database:
+            with self._lock:
+                self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
+        kf.timings_ms["total"] = (time.perf_counter() - kf.received) * 1e3
+        if result is not None:
+            result.timings_ms = dict(kf.timings_ms)
+        return result
+
+    def process(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str = "robot0",
+                stamp: float = 0.0, add_to_database: bool = True, query: bool = True) -> QueryResult | None:
+        """Both stages in the calling thread (offline evaluation, demo)."""
+        kf = self.describe(image_rgb, keyframe_id, robot_id, stamp)
+        return self.query(kf, add_to_database=add_to_database, query=query)
+
+    def _result(self, kf: Keyframe, cands: Candidates, rr: RerankResult) -> QueryResult:
+        order = np.asarray(rr.order, dtype=np.int64)
+        cfg = self._config
+        return QueryResult(
+            keyframe_id=kf.keyframe_id, robot_id=kf.robot_id, stamp=kf.stamp,
+            keyframe_ids=np.asarray(cands.keyframe_ids)[order],
+            robot_ids=[cands.robot_ids[i] for i in order],
+            stamps=np.asarray(cands.stamps)[order],
+            descriptor_distances=np.asarray(cands.distances)[order],
+            reranked_distances=np.asarray(rr.reranked_distances)[order],
+            scores=np.asarray(rr.scores)[order],
+            method=cfg.method,
+            region_source=cfg.region_source if cfg.method == "maqbool" else "",
+            region_budget=int(rr.region_budget), num_reranked=int(rr.num_reranked),
+            complete=bool(rr.complete), timings_ms={})
+
+    # --- database management -----------------------------------------------------
+    def save_database(self, path: str | None = None) -> str:
+        """Write a snapshot of the database (to path, or the configured database_path)."""
+        target = path or self._config.database_path
+        if not target:
+            raise ValueError("database_path: no path configured and none given")
+        with self._lock:
+            self.database.save(target)
+        return target
+
+    def reset_database(self) -> None:
+        """Forget every keyframe (the on-disk files are only replaced by the next save)."""
+        with self._lock:
+            self.database = self._make_database_empty()
+
+    def _make_database_empty(self):
+        from maqbool_ros.core.database import KeyframeDatabase
+
+        cfg = self._config
+        return KeyframeDatabase(int(self.engine.metadata["descriptor_dim"]), index_type=cfg.index_type,
+                                device=cfg.device)

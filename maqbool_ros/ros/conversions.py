@@ -1,0 +1,67 @@
+"""Message <-> numpy/core conversions for the node (thin; decoding lives in core)."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+
+from maqbool_ros.core.image_decode import ImageDecodeError, decode_compressed, decode_raw
+from maqbool_ros.core.pipeline import QueryResult
+from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
+
+try:  # cv_bridge is optional: used when a real ROS install provides it
+    from cv_bridge import CvBridge  # type: ignore
+
+    _BRIDGE = CvBridge()
+except Exception:  # noqa: BLE001 - any import problem means "not available"
+    _BRIDGE = None
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> RGB uint8 (raises ImageDecodeError)."""
+    if hasattr(msg, "format"):  # CompressedImage
+        return decode_compressed(bytes(msg.data), msg.format)
+    if _BRIDGE is not None and msg.encoding.lower() in ("rgb8", "bgr8", "mono8"):
+        try:
+            return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+        except Exception as exc:  # noqa: BLE001 - cv_bridge raises its own types
+            raise ImageDecodeError(f"cv_bridge: {exc}") from exc
+    return decode_raw(bytes(msg.data), int(msg.width), int(msg.height), msg.encoding, int(msg.step),
+                      bool(msg.is_bigendian))
+
+
+def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosureCandidate:
+    """A pipeline QueryResult as a LoopClosureCandidate message."""
+    msg = LoopClosureCandidate()
+    msg.header = header
+    msg.query_keyframe_id = int(result.keyframe_id)
+    msg.robot_id = result.robot_id
+    msg.method = result.method
+    msg.region_source = result.region_source
+    msg.region_budget = int(result.region_budget)
+    msg.num_reranked = int(result.num_reranked)
+    msg.reranking_complete = bool(result.complete)
+    msg.latency_ms = float(latency_ms)
+    t = result.timings_ms
+    msg.descriptor_ms = float(t.get("descriptor", 0.0))
+    msg.search_ms = float(t.get("search", 0.0))
+    msg.rerank_ms = float(t.get("extras", 0.0) + t.get("rerank", 0.0))
+    for i in range(len(result)):
+        c = CandidateMatch()
+        c.keyframe_id = int(result.keyframe_ids[i])
+        c.robot_id = result.robot_ids[i]
+        c.stamp = seconds_to_stamp(float(result.stamps[i]))
+        c.descriptor_distance = float(result.descriptor_distances[i])
+        c.reranked_distance = float(result.reranked_distances[i])
+        c.score = float(result.scores[i])
+        c.has_relative_pose = False
+        msg.candidates.append(c)
+    return msg

@@ -1,0 +1,62 @@
+"""Package hygiene: core never imports rclpy; CLI entry points answer; one version number."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import maqbool_ros
+
+REPO = Path(__file__).resolve().parents[1]
+ROS_MODULES = ("rclpy", "rosidl_runtime_py", "sensor_msgs", "std_msgs", "builtin_interfaces",
+               "diagnostic_msgs", "cv_bridge", "maqbool_ros.msg", "maqbool_ros.ros")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_sources_do_not_import_ros():
+    offenders = []
+    for path in sorted((REPO / "maqbool_ros" / "core").rglob("*.py")):
+        for name in _imports(path):
+            if any(name == m or name.startswith(m + ".") for m in ROS_MODULES):
+                offenders.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_importing_every_core_module_loads_no_rclpy():
+    code = ("import importlib, pkgutil, sys, maqbool_ros.core as c\n"
+            "for m in pkgutil.walk_packages(c.__path__, 'maqbool_ros.core.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'rosidl_runtime_py')]\n"
+            "print('ROS' if bad else 'CLEAN', bad[:3])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.startswith("CLEAN"), out.stdout + out.stderr
+
+
+def test_cli_help_and_version():
+    exe = Path(sys.executable).parent / "maqbool"
+    help_out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert help_out.returncode == 0 and "dump-config" in help_out.stdout
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    assert version.stdout.strip() == f"maqbool_ros {maqbool_ros.__version__}"
+
+
+def test_one_version_number():
+    import xml.etree.ElementTree as ET
+
+    assert ET.parse(REPO / "package.xml").getroot().findtext("version") == maqbool_ros.__version__
+    assert "version = attr: maqbool_ros.__version__" in (REPO / "setup.cfg").read_text()
+
+
+def test_launch_files_parse():
+    for path in sorted((REPO / "launch").glob("*.py")):
+        compile(path.read_text(), str(path), "exec")

@@ -1,0 +1,59 @@
+"""Bounded hand-over queues: never block, drop by policy, count every drop."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from maqbool_ros.core.queues import Closed, DropQueue
+from maqbool_ros.core.stats import LatencyStats
+
+
+def test_drop_oldest_keeps_newest_and_counts():
+    q = DropQueue(3, "drop_oldest")
+    drops = [q.put(i) for i in range(10)]
+    assert sum(drops) == 7 and q.dropped == 7 and len(q) == 3
+    assert [q.get(timeout=1) for _ in range(3)] == [7, 8, 9]
+
+
+def test_keep_latest_holds_one():
+    q = DropQueue(5, "keep_latest")
+    for i in range(4):
+        q.put(i)
+    assert len(q) == 1 and q.dropped == 3 and q.get(timeout=1) == 3
+
+
+def test_close_wakes_consumer_after_draining():
+    q = DropQueue(2)
+    q.put("a")
+    got = []
+
+    def consume():
+        while True:
+            try:
+                got.append(q.get())
+            except Closed:
+                return
+
+    t = threading.Thread(target=consume)
+    t.start()
+    q.close()
+    t.join(timeout=5)
+    assert not t.is_alive() and got == ["a"]
+    with pytest.raises(TimeoutError):
+        DropQueue(1).get(timeout=0.01)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="queue_size"):
+        DropQueue(0)
+    with pytest.raises(ValueError, match="overload_policy"):
+        DropQueue(2, "block")
+
+
+def test_latency_percentiles():
+    s = LatencyStats(window=100)
+    for v in range(1, 201):
+        s.add({"total": float(v)})
+    row = s.summary()["total"]
+    assert row["count"] == 100 and row["p50"] == pytest.approx(150.5)
