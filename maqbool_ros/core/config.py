@@ -46,6 +46,7 @@ class MaqboolConfig:
     exclude_recent_keyframes: int = _f(20, "Ignore this robot's last N keyframes (it is still there, not back).", range=(0, 100000, 1))
     exclude_recent_seconds: float = _f(10.0, "Ignore this robot's keyframes newer than T seconds before the query.", range=(0.0, 86400.0, 0.0))
     robot_filter: str = _f("all", "Which keyframes may be candidates: all, inter_robot (other robots only) or intra_robot (same robot only).", choices=("all", "inter_robot", "intra_robot"))
+    insert_keyframes: bool = _f(True, "Add every processed keyframe to the database. False: query only (e.g. replaying query images of an evaluation set against a stored map).")
     max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
 
     # --- re-ranking --------------------------------------------------------------

@@ -72,10 +72,14 @@ class LoopClosurePipeline:
             from maqbool_ros.core.default_model import default_model_path
 
             cfg = self._config
-            engine = DescriptorEngine(cfg.model_path or default_model_path(), device=cfg.device,
+            engine = DescriptorEngine(cfg.model_path or default_model_path(cfg.descriptor_dim), device=cfg.device,
                                       fp16=cfg.fp16, image_size=(cfg.image_width, cfg.image_height),
                                       resize_policy=cfg.resize_policy)
         self.engine = engine
+        model_dim = int(engine.metadata["descriptor_dim"])
+        if model_dim != self._config.descriptor_dim:
+            raise ValueError(f"descriptor_dim: config asks for {self._config.descriptor_dim}-D but the model "
+                             f"{getattr(engine, 'model_path', '')} produces {model_dim}-D descriptors")
         if reranker is None:
             from maqbool_ros.core.rerankers import make_reranker
 
@@ -124,13 +128,15 @@ class LoopClosurePipeline:
         kf.timings_ms["descriptor"] = (time.perf_counter() - t0) * 1e3
         return kf
 
-    def query(self, kf: Keyframe, add_to_database: bool = True, query: bool = True) -> QueryResult | None:
+    def query(self, kf: Keyframe, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
         """Stage 2 (re-rank worker): per-keyframe extras, search, re-rank, then insert.
 
-        The re-ranking deadline (rerank_deadline_ms) counts from the start of this stage,
+        add_to_database: None follows config.insert_keyframes. The re-ranking deadline (rerank_deadline_ms) counts from the start of this stage,
         so region proposals are inside it.
         """
         cfg = self._config
+        if add_to_database is None:
+            add_to_database = cfg.insert_keyframes
         t0 = time.perf_counter()
         deadline = t0 + cfg.rerank_deadline_ms / 1e3
         query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
