@@ -10,7 +10,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.node_harness import Driver, NodeProcess  # noqa: E402
+from maqbool_ros.ros.node_runner import Driver, NodeProcess  # noqa: E402
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.datasets import load_query_ref_folder  # noqa: E402

@@ -1,5 +1,7 @@
-"""Drive a real `maqbool-node` process from a test: start it with a params file, publish
-keyframes from an rclpy node in the test process, collect its candidates and stats."""
+"""Drive a real `maqbool-node` process: start it with a params file, publish keyframes from
+an rclpy node in this process, collect its candidates and stats.
+
+Used by `maqbool demo`, the node latency benchmark and the node tests."""
 from __future__ import annotations
 
 import json
@@ -24,17 +26,21 @@ from maqbool_ros.core.config import NODE_NAME, MaqboolConfig, ros_params_yaml
 from maqbool_ros.core.image_decode import encode_raw
 from maqbool_ros.msg import LoopClosureCandidate
 
-NODE_EXE = Path(sys.executable).parent / "maqbool-node"
+def node_command() -> list[str]:
+    """The node's console script next to this interpreter, else `python -m`."""
+    exe = Path(sys.executable).parent / "maqbool-node"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "maqbool_ros.ros.node"]
 
 
 class NodeProcess:
     """A maqbool-node child process with the given config."""
 
     def __init__(self, cfg: MaqboolConfig, workdir: Path, name: str = "node"):
+        workdir = Path(workdir)
         self.params = workdir / f"{name}_params.yaml"
         self.params.write_text(ros_params_yaml(cfg))
         self.log = open(workdir / f"{name}.log", "w+")
-        self.proc = subprocess.Popen([str(NODE_EXE), "--ros-args", "--params-file", str(self.params)],
+        self.proc = subprocess.Popen([*node_command(), "--ros-args", "--params-file", str(self.params)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ))
 
     def log_text(self) -> str:

@@ -1,0 +1,97 @@
+"""End-to-end latency of the real node: publish a keyframe -> receive its LoopClosureCandidate.
+
+Feeds a real image sequence (../shared/data/rtabmap_loop, 512x384, resized by the node's
+keep_aspect policy to fit 640x480) one keyframe at a time through `maqbool-node` in its
+own process, with the default backbone and MAQBOOL, for each region budget, and prints
+p50/p95/max of the latency seen by the publisher and of the node's own stage timings.
+
+    python benchmarks/node_latency.py [--budgets 5 50] [--frames 84] [--dataset DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
+    from maqbool_ros.core.image_io import list_images, read_image
+
+    root = dataset or REPO.parent / "shared" / "data" / "rtabmap_loop" / "frames"
+    if root.is_dir():
+        return [read_image(p) for p in list_images(root)[:count]]
+    print(f"(no {root}: using the embedded synthetic demo sequence)")
+    from maqbool_ros.core.demo_sequence import demo_sequence
+
+    frames = demo_sequence().frames
+    return [frames[i] for i in range(min(count, len(frames)))]
+
+
+def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> dict[str, np.ndarray]:
+    import rclpy
+
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.ros.node_runner import Driver, NodeProcess
+
+    cfg = MaqboolConfig(method=method, region_budget=budget, exclude_recent_keyframes=5,
+                        exclude_recent_seconds=0.0)
+    node = NodeProcess(cfg, workdir, name=f"bench_{method}_{budget}")
+    driver = Driver()
+    out: dict[str, list[float]] = {"publish_to_candidate": [], "node_total": [], "descriptor": [],
+                                   "search": [], "rerank(incl. proposals)": []}
+    try:
+        driver.wait_for_node(node)
+        for i, frame in enumerate(frames):
+            t0 = time.perf_counter()
+            msg = driver.publish_and_wait(driver.image_msg(frame, frame_id=str(i)))
+            out["publish_to_candidate"].append((time.perf_counter() - t0) * 1e3)
+            out["node_total"].append(msg.latency_ms)
+            out["descriptor"].append(msg.descriptor_ms)
+            out["search"].append(msg.search_ms)
+            out["rerank(incl. proposals)"].append(msg.rerank_ms)
+    finally:
+        driver.destroy_node()
+        node.stop()
+    return {k: np.asarray(v[3:]) for k, v in out.items()}  # first frames warm the caches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[5, 50])
+    parser.add_argument("--frames", type=int, default=84)
+    parser.add_argument("--method", default="maqbool", choices=["netvlad", "maqbool", "landmarks"])
+    parser.add_argument("--dataset", type=Path, default=None, help="a folder of images (default: rtabmap_loop frames)")
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    import rclpy
+
+    frames = _frames(args.dataset, args.frames)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{len(frames)} keyframes of {frames[0].shape[1]}x{frames[0].shape[0]}, method={args.method}, "
+          "default backbone, input fit inside 640x480, one keyframe in flight at a time")
+    rclpy.init()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"{'budget':>6} {'stage':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+            for budget in args.budgets:
+                stats = run(budget, frames, args.method, Path(tmp))
+                for stage, values in stats.items():
+                    print(f"{budget:>6} {stage:<26} {np.percentile(values, 50):8.1f} "
+                          f"{np.percentile(values, 95):8.1f} {values.max():8.1f}")
+    finally:
+        rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
