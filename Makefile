@@ -49,7 +49,9 @@ msg:
 	cmake --build build/msg --target install >> build/msg.log 2>&1 || (cat build/msg.log; exit 1)
 	@# rosidl installs an empty maqbool_ros/__init__.py; ours (installed by pip) replaces it,
 	@# and extends __path__ so sources in a checkout and generated code form one package.
-	rm -f $(V)/lib/python3*/site-packages/maqbool_ros/__init__.py
+	@# It also registers an egg-info distribution named maqbool_ros: pip would "uninstall" it
+	@# (deleting the generated message code) when installing the package, so drop it.
+	rm -rf $(V)/lib/python3*/site-packages/maqbool_ros/__init__.py $(V)/lib/python3*/site-packages/maqbool_ros-*.egg-info
 
 bench: $(PKG_STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
