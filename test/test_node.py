@@ -182,3 +182,47 @@ def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
     finally:
         driver.destroy_node()
         assert node.stop() == 0
+
+
+def test_database_persists_across_restarts_and_services(tmp_path, corridor):
+    """save/reset services, and reload on start when load_database_on_start is set."""
+    from std_srvs.srv import Trigger
+
+    from maqbool_ros.core.config import NODE_NAME
+
+    db = tmp_path / "map"
+    cfg = MaqboolConfig(method="netvlad", resize_policy="native", database_path=str(db),
+                        load_database_on_start=True, save_interval_s=0.0, stats_period_s=0.5,
+                        exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
+
+    def call(driver, name):
+        client = driver.create_client(Trigger, f"/{NODE_NAME}/{name}")
+        driver.spin_until(client.service_is_ready, 30, f"service {name}")
+        future = client.call_async(Trigger.Request())
+        driver.spin_until(future.done, 30, f"{name} response")
+        return future.result()
+
+    node, driver = NodeProcess(cfg, tmp_path, "first"), Driver()
+    try:
+        driver.wait_for_node(node)
+        for r in range(5):
+            driver.publish_and_wait(driver.image_msg(corridor.refs[r], frame_id=str(r)))
+        saved = call(driver, "save_database")
+        assert saved.success and "5 keyframes" in saved.message
+    finally:
+        driver.destroy_node()
+    assert node.stop(signal.SIGTERM) == 0
+
+    node, driver = NodeProcess(cfg, tmp_path, "second"), Driver()
+    try:
+        driver.wait_for_node(node)
+        assert driver.latest_stats()["database_size"] == 5
+        again = driver.publish_and_wait(driver.image_msg(corridor.refs[2], frame_id="50"))
+        assert again.candidates[0].keyframe_id == 2  # the reloaded map answers
+        reset = call(driver, "reset_database")
+        assert reset.success
+        assert driver.latest_stats()["database_size"] == 0
+        assert list(tmp_path.glob("map.prev-*")), "reset must keep the old map on disk"
+    finally:
+        driver.destroy_node()
+        assert node.stop() == 0

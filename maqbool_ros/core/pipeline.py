@@ -105,15 +105,16 @@ class LoopClosurePipeline:
             self.reranker.config = new
         return new
 
-    def _make_database(self):
+    def _make_database(self, load: bool | None = None):
         from maqbool_ros.core.database import KeyframeDatabase
 
         cfg = self._config
+        load = cfg.load_database_on_start if load is None else load
         dim = int(self.engine.metadata["descriptor_dim"])
         if cfg.database_path:
             return KeyframeDatabase.open(cfg.database_path, dim=dim, index_type=cfg.index_type,
                                          device=cfg.device, create=True,
-                                         load=cfg.load_database_on_start,
+                                         load=load,
                                          flush_interval_s=cfg.save_interval_s)
         return KeyframeDatabase(dim, index_type=cfg.index_type, device=cfg.device)
 
@@ -197,14 +198,18 @@ class LoopClosurePipeline:
             self.database.save(target)
         return target
 
-    def reset_database(self) -> None:
-        """Forget every keyframe (the on-disk files are only replaced by the next save)."""
+    def close(self) -> None:
+        """Flush and release a persistent database (its file lock)."""
         with self._lock:
-            self.database = self._make_database_empty()
+            if hasattr(self.database, "close"):
+                self.database.close()
 
-    def _make_database_empty(self):
-        from maqbool_ros.core.database import KeyframeDatabase
-
+    def reset_database(self) -> None:
+        """Start an empty database. A persistent one is closed first and its files are moved
+        aside to ``<database_path>.prev-<time>`` (never deleted)."""
         cfg = self._config
-        return KeyframeDatabase(int(self.engine.metadata["descriptor_dim"]), index_type=cfg.index_type,
-                                device=cfg.device)
+        with self._lock:
+            old = self.database
+            if cfg.database_path and hasattr(old, "close"):
+                old.close()
+            self.database = self._make_database(load=False)

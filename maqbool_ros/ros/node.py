@@ -199,6 +199,7 @@ class LoopClosureNode(Node):
                 self.pipeline.save_database()
             except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
                 self.get_logger().error(f"could not save the database: {exc}")
+        self.pipeline.close()
 
 
 def main(args: list[str] | None = None) -> int:
