@@ -57,7 +57,8 @@ class MaqboolConfig:
     pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)
     rerank_deadline_ms: float = _f(1000.0, "Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, flagged partial.", range=(10.0, 60000.0, 0.0))
     vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
-    landmarks_max_regions: int = _f(200, "ConvNet landmarks: regions M mined per image.", range=(10, 1000, 1))
+    landmarks_max_regions: int = _f(200, "ConvNet landmarks: regions M mined per image (stored per keyframe, so fixed while running).", range=(10, 1000, 1), read_only=True)
+    landmarks_support: str = _f("rect", "ConvNet landmarks: pooling support of a region vector: rect (its bounding rectangle, the authors' code) or component (only the cluster's own cells).", choices=("rect", "component"), read_only=True)
 
     # --- node --------------------------------------------------------------------
     image_topic: str = _f("keyframes/image", "Keyframe image topic (remap it to your SLAM system's keyframe topic).", read_only=True)

@@ -1,0 +1,237 @@
+"""Keyframe database benchmark: add and search (k=100) latency, HNSW recall, memory.
+
+    python benchmarks/database.py            # 512-D 1k/10k/100k/1M, 4096-D 1k/10k/100k
+    python benchmarks/database.py --quick    # skips 512-D 1M and 4096-D 100k
+
+Search uses the pipeline's default exclusion rules (same robot: last 20 keyframes or
+10 s), 4 robots, clustered unit vectors (near neighbours exist, like a revisited map).
+Latencies are medians after warm-up; recall@k is HNSW's overlap with the exact answer.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")  # before numpy/faiss load their thread pools
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+K = 100
+ROBOTS = ("robot0", "robot1", "robot2", "robot3")
+
+
+def fmt(x: float, spec: str) -> str:
+    """A table cell; nan (not measured for this row) as a dash."""
+    return "–" if x != x else format(x, spec)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def machine() -> str:
+    import faiss
+
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    return (f"CPU {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"faiss {faiss.__version__} (GPUs visible to faiss: {gpu}), threads {os.environ.get('OMP_NUM_THREADS')}")
+
+
+def make_data(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(16, n // 50), dim), dtype=np.float32)
+    x = centres[rng.integers(0, len(centres), n)]
+    x += 0.7 * rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def build(data: np.ndarray, index_type: str, progress) -> tuple[object, np.ndarray]:
+    from maqbool_ros.core.database import KeyframeDatabase
+
+    db = KeyframeDatabase(data.shape[1], index_type=index_type, device="auto")
+    times = np.empty(len(data))
+    for i, vec in enumerate(progress(data, desc=f"add {index_type} {len(data)}x{data.shape[1]}", leave=False)):
+        t = time.perf_counter()
+        db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, vec)
+        times[i] = time.perf_counter() - t
+    return db, times
+
+
+def time_search(db, queries: np.ndarray, stamp: float, warmup: int) -> tuple[float, list]:
+    results, times = [], []
+    for j, q in enumerate(queries):
+        t = time.perf_counter()
+        c = db.search(q, K, robot_id=ROBOTS[j % len(ROBOTS)], stamp=stamp, exclude_recent_keyframes=20,
+                      exclude_recent_seconds=10.0)
+        times.append(time.perf_counter() - t)
+        results.append(c.keyframe_ids)
+    return float(np.median(times[warmup:]) * 1e3), results[warmup:]
+
+
+def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: int, progress) -> list[dict]:
+    data = make_data(n, dim)
+    rng = np.random.default_rng(1)
+    queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, dim))
+    rows, exact = [], None
+    for index_type in index_types:
+        gc.collect()
+        before = rss_mb()
+        t0 = time.perf_counter()
+        db, add_times = build(data, index_type, progress)
+        build_s = time.perf_counter() - t0
+        mem = rss_mb() - before
+        search_ms, ids = time_search(db, queries, 0.5 * n, warmup)
+        if index_type == "flat":
+            exact = ids
+        recall = (np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)])
+                  if exact is not None else float("nan"))
+        rows.append(dict(dim=dim, n=n, index=index_type, add_us=np.median(add_times) * 1e6, build_s=build_s,
+                         search_ms=search_ms, recall=recall, mem_mb=mem,
+                         payload_mb=db.bytes_per_keyframe() * n / 2**20))
+        print(f"  {dim}-D {n:>8} {index_type:5}: add {rows[-1]['add_us']:.1f} us, search {search_ms:.2f} ms",
+              file=sys.stderr)
+        if index_type == "hnsw":  # the recall/latency trade-off of a wider search, same graph
+            db._index.ef_search = 512
+            ms, ids = time_search(db, queries, 0.5 * n, warmup)
+            rec = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)])
+            rows.append(dict(rows[-1], index="hnsw ef=512", search_ms=ms, recall=rec, add_us=float("nan"),
+                             build_s=float("nan"), mem_mb=float("nan")))
+        del db
+    return rows
+
+
+def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float, float]]:
+    """Exact search options at n x 512, interleaved query by query so that machine load
+    hits all of them alike: (name, median ms, p10 ms)."""
+    import faiss
+
+    from maqbool_ros.core.database import KeyframeDatabase
+    from maqbool_ros.core.db_index import HalfScan, exact_top_k
+
+    data = make_data(n, 512)
+    db = KeyframeDatabase(512)
+    for i, vec in enumerate(data):
+        db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, vec)
+    rng = np.random.default_rng(2)
+    qs = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, 512))
+    qs = (qs / np.linalg.norm(qs, axis=1, keepdims=True)).astype(np.float32)
+    ok = db.admissible(ROBOTS[1], 0.5 * n, 20, 10.0, "all")
+    desc, excluded = db._desc.data, int((~ok).sum())
+    flat = faiss.IndexFlatIP(512)
+    flat.add(desc)
+
+    def numpy_sgemv(q):
+        s = desc @ q
+        s[~ok] = -np.inf
+        return np.argpartition(-s, K - 1)[:K]
+
+    def scan(min_bytes):
+        def run(q):
+            HalfScan.PARALLEL_MIN_BYTES = min_bytes
+            return exact_top_k(desc, q, K, ok, db._scan)
+        return run
+
+    methods = {"numpy fp32 sgemv + mask": numpy_sgemv,
+               "faiss IndexFlatIP (k + excluded)": lambda q: flat.search(q[None], K + excluded),
+               "fp16 scan, 2 shards, 1 thread": scan(1 << 62),
+               "fp16 scan, 2 shards, 2 threads": scan(0)}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for j, q in enumerate(qs):
+        for name, fn in methods.items():
+            t = time.perf_counter()
+            fn(q)
+            if j >= warmup:
+                times[name].append(time.perf_counter() - t)
+    HalfScan.PARALLEL_MIN_BYTES = 32 << 20
+    return [(m, float(np.median(t) * 1e3), float(np.percentile(t, 10) * 1e3)) for m, t in times.items()]
+
+
+def persistence_case(n: int, p: int, flush_interval_s: float, progress) -> dict:
+    """Logged add latency (512-D + MAQBOOL extras at P), then save() and load() times."""
+    import tempfile
+
+    from maqbool_ros.core.database import KeyframeDatabase
+
+    data = make_data(n, 512)
+    rng = np.random.default_rng(3)
+    regions = rng.standard_normal((16, 10, p)).astype(np.float16)
+    with tempfile.TemporaryDirectory(prefix="kfdb-bench-") as tmp:
+        db = KeyframeDatabase.open(Path(tmp) / "db", dim=512, flush_interval_s=flush_interval_s)
+        times = np.empty(n)
+        for i, vec in enumerate(progress(data, desc=f"logged add P={p}", leave=False)):
+            ex = {"maqbool_regions": regions[i % 16], "maqbool_areas": np.ones(10, np.float32)}
+            t = time.perf_counter()
+            db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, vec, ex)
+            times[i] = time.perf_counter() - t
+        t = time.perf_counter()
+        db.save()
+        save_s = time.perf_counter() - t
+        db.close()
+        t = time.perf_counter()
+        KeyframeDatabase.load(Path(tmp) / "db")
+        load_s = time.perf_counter() - t
+        size = sum(f.stat().st_size for f in (Path(tmp) / "db").rglob("*") if f.is_file())
+    return dict(n=n, p=p, flush=flush_interval_s, add_us=float(np.median(times) * 1e6),
+                add_p99_us=float(np.percentile(times, 99) * 1e6), save_s=save_s, load_s=load_s,
+                disk_mb=size / 2**20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="skip 512-D 1M and 4096-D 100k")
+    ap.add_argument("--queries", type=int, default=30, help="timed queries per case (default 30)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed warm-up queries (default 5)")
+    ap.add_argument("--hnsw-max", type=int, default=100_000,
+                    help="largest map built as HNSW (one-by-one HNSW inserts are slow; default 100000)")
+    args = ap.parse_args()
+    from tqdm import tqdm
+
+    cases = [(512, 1_000), (512, 10_000), (512, 100_000), (4096, 1_000), (4096, 10_000)]
+    if not args.quick:
+        cases.insert(3, (512, 1_000_000))
+        cases.append((4096, 100_000))
+    rows = []
+    for dim, n in cases:
+        types = ["flat"] + (["hnsw"] if n <= args.hnsw_max else [])
+        rows += run_case(dim, n, types, args.queries, args.warmup, tqdm)
+    print(f"\nKeyframe database, k={K}, exclusions: last 20 keyframes / 10 s of the query robot; "
+          "hnsw: M=32, efConstruction=40, efSearch=max(128, k')")
+    print(machine())
+    print("| dim | keyframes | index | add (us, median) | build (s) | search k=100 (ms, median) "
+          "| recall@100 vs flat | RSS growth (MiB) | payload (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dim']} | {r['n']:,} | {r['index']} | {fmt(r['add_us'], '.1f')} | {fmt(r['build_s'], '.1f')} | "
+              f"{r['search_ms']:.2f} | {r['recall']:.3f} | {fmt(r['mem_mb'], '.0f')} | {r['payload_mb']:.0f} |")
+    print("\nPersistent database (append log; fsync every add when flush=0), 512-D + MAQBOOL extras:")
+    print("| keyframes | P | flush_interval_s | add (us, median) | add p99 (us) | save (s) | load (s) | on disk (MiB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, p, flush in ((2000, 512, 0.0), (2000, 512, 30.0), (500, 4096, 0.0), (500, 4096, 30.0)):
+        r = persistence_case(n, p, flush, tqdm)
+        print(f"| {r['n']:,} | {r['p']} | {r['flush']:g} | {r['add_us']:.0f} | {r['add_p99_us']:.0f} | "
+              f"{r['save_s']:.2f} | {r['load_s']:.2f} | {r['disk_mb']:.0f} |")
+    print(f"\nExact options at 100,000 x 512, k={K}, interleaved per query (median / p10 ms):")
+    for name, med, p10 in compare_exact(100_000, args.queries, args.warmup):
+        print(f"  {name:34s} {med:8.2f} {p10:8.2f}")
+    print("\nRegion cache (MAQBOOL layout: maqbool_regions (10, P) float16 + maqbool_areas (10,) float32):")
+    for p in (4096, 512):
+        per = 10 * p * 2 + 10 * 4
+        print(f"  P={p}: {per:,} B per keyframe, {per * 100_000 / 2**30:.2f} GiB per 100k keyframes "
+              f"(+ {512 * 6 + 29} B per keyframe for the 512-D descriptor, its fp16 scan copy and ids)")
+
+
+if __name__ == "__main__":
+    main()
