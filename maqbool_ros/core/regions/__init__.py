@@ -1,0 +1,1 @@
+"""MAQBOOL regions: Edge Boxes proposals (edge_boxes) and region NetVLAD descriptors."""
