@@ -50,7 +50,7 @@ class MaqboolConfig:
     max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
 
     # --- re-ranking --------------------------------------------------------------
-    method: str = _f("maqbool", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks).", choices=("netvlad", "maqbool", "landmarks"), read_only=True)
+    method: str = _f("netvlad", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded ImageNet-initialised model MAQBOOL lowers recall (docs/maqbool.md); use maqbool with trained NetVLAD weights and a PDL trained for them.", choices=("netvlad", "maqbool", "landmarks"), read_only=True)
     region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
     alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: 1.15 at 512-D, 0.31 at 4096-D.", range=(-1.0, 10.0, 0.0))
