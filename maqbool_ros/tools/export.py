@@ -1,0 +1,46 @@
+"""`maqbool export`: a NetVLAD checkpoint (or a shipped ImageNet backbone) to ONNX."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a Patch-NetVLAD / Nanne NetVLAD checkpoint to the engine's ONNX format",
+        description="Export to ONNX (opset 17, dynamic H and W) with outputs descriptor, whitened, feature_map "
+                    "(conv5_3 before ReLU, stride 16) and landmark_features (conv5_2 before ReLU), plus metadata "
+                    "(backbone, dims, stride, mean/std, resize policy). Patch-NetVLAD *_WPCA4096/512.pth.tar hold "
+                    "their whitening PCA; a Nanne pytorch-NetVLAD checkpoint may be given a separate --pca file. "
+                    "Without --checkpoint, the embedded default model is exported.")
+    p.add_argument("--checkpoint", default=None, help="Patch-NetVLAD or Nanne pytorch-NetVLAD checkpoint (.pth.tar)")
+    p.add_argument("--pca", default=None, help="separate whitening PCA for a Nanne checkpoint (.npz weight/bias or torch file)")
+    p.add_argument("--dim", type=int, default=None, choices=(512, 4096),
+                   help="global descriptor dimension (first N whitened dims, re-normalised); default: the PCA's")
+    p.add_argument("--out", required=True, help="output ONNX path")
+    p.add_argument("--image-width", type=int, default=640)
+    p.add_argument("--image-height", type=int, default=480)
+    p.add_argument("--resize-policy", default="keep_aspect", choices=("keep_aspect", "exact", "native"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from maqbool_ros.core.export import export_onnx, model_metadata
+    from maqbool_ros.core.models.checkpoints import load_netvlad_checkpoint
+
+    if args.checkpoint is None:
+        from maqbool_ros.core.default_model import default_model_path
+        src = default_model_path(args.dim or 512, progress=True)
+        shutil.copyfile(src, args.out)
+        print(f"wrote {args.out} (embedded default model)")
+        return 0
+    model = load_netvlad_checkpoint(args.checkpoint, args.pca, descriptor_dim=args.dim)
+    if args.dim is not None and model.output_dim < args.dim:
+        raise ValueError(f"--dim {args.dim} exceeds the checkpoint's whitened dimension {model.output_dim}")
+    size = (args.image_width, args.image_height)
+    meta = model_metadata(model, fitted_on=f"checkpoint {args.checkpoint}" + (f" + PCA {args.pca}" if args.pca else ""),
+                          image_size=size, resize_policy=args.resize_policy)
+    out = export_onnx(model, args.out, meta)
+    print(f"wrote {out} (vgg16, K={model.num_clusters}, P={model.output_dim}, descriptor {model.descriptor_dim})")
+    return 0
