@@ -14,16 +14,26 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from maqbool_ros.core.bags import image_topic_of
+from maqbool_ros.core.config import NODE_NAME
 from maqbool_ros.ros.bag_player import BagPlayer
 from maqbool_ros.ros.recorder import CandidateRecorder
 
 
+class NodeUnavailableError(ValueError):
+    """The node is not there or does not answer (a ValueError: the CLI prints one line)."""
+
+
 def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_image_topic: str | None = None,
                        candidates_topic: str = "loop_closure/candidates", rate: float = 0.0,
+                       num_refs: int = 0, node_name: str = NODE_NAME,
                        answer_timeout_s: float = 60.0, discovery_timeout_s: float = 30.0,
                        progress: bool = True) -> list:
     """Publish the bag's image topic (remapped to node_image_topic if given) and return the
-    LoopClosureCandidate messages the node published, in arrival order."""
+    LoopClosureCandidate messages the node published, in arrival order.
+
+    num_refs > 0 (query/ref bags: refs first): once the node has answered the first num_refs
+    keyframes, its insert_keyframes parameter is set to false so queries are searched but
+    not stored, exactly as in the offline protocol; it is set back to true at the end."""
     from tqdm import tqdm
 
     topic, msgtype = image_topic_of(bag, image_topic)
@@ -40,26 +50,56 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
         remaps = {topic: node_image_topic} if node_image_topic else {}
         player = BagPlayer(node, bag, rate=rate, remaps=remaps, topics=[topic])
         if not player.wait_for_subscribers(topic, msgtype, discovery_timeout_s):
-            raise RuntimeError(f"no node subscribes to {remaps.get(topic, topic)} after {discovery_timeout_s:.0f} s "
-                               "(is maqbool-node running, with the same image_topic and ROS_DOMAIN_ID?)")
+            raise NodeUnavailableError(
+                f"no node subscribes to {remaps.get(topic, topic)} after {discovery_timeout_s:.0f} s (is maqbool-node "
+                f"running, with the same image_topic, ROS_DOMAIN_ID and an image_transport that matches the "
+                f"bag's {msgtype.split('/')[-1]}?)")
         _wait(lambda: recorder.publisher_count() > 0, discovery_timeout_s)
         bar = tqdm(desc="online keyframes", unit="kf", disable=not progress)
         missed = []
 
         def after_each(_topic: str, index: int) -> None:
             bar.update()
-            if rate == 0 and not recorder.wait_for(index + 1 - len(missed), answer_timeout_s):
+            lockstep_or_map_done = rate == 0 or index + 1 == num_refs
+            if lockstep_or_map_done and not recorder.wait_for(index + 1 - len(missed), answer_timeout_s):
                 missed.append(index)  # the node dropped it or is stuck: go on
+            if num_refs and index + 1 == num_refs:
+                set_bool_parameter(node, node_name, "insert_keyframes", False, discovery_timeout_s)
 
-        sent = player.play(after_each)
-        bar.close()
-        recorder.wait_for(sent - len(missed), answer_timeout_s if rate else 1.0)
+        try:
+            sent = player.play(after_each)
+            bar.close()
+            recorder.wait_for(sent - len(missed), answer_timeout_s if rate else 1.0)
+        finally:
+            if num_refs:
+                set_bool_parameter(node, node_name, "insert_keyframes", True, discovery_timeout_s)
         return recorder.decoded()
     finally:
         executor.shutdown()
+        spinner.join(timeout=10)
         node.destroy_node()
         if owns_context:
             rclpy.try_shutdown()
+
+
+def set_bool_parameter(node, node_name: str, name: str, value: bool, timeout_s: float) -> None:
+    """Set a bool parameter of another node through its set_parameters service."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = node.create_client(SetParameters, f"/{node_name}/set_parameters")
+    try:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise NodeUnavailableError(f"/{node_name}/set_parameters is not available (node name differs?)")
+        value_msg = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)]))
+        if not _wait(future.done, timeout_s):
+            raise NodeUnavailableError(f"setting {name} on /{node_name} timed out")
+        result = future.result().results[0]
+        if not result.successful:
+            raise NodeUnavailableError(f"/{node_name} refused {name}={value}: {result.reason}")
+    finally:
+        node.destroy_client(client)
 
 
 def _wait(predicate, timeout_s: float) -> bool:

@@ -1,0 +1,173 @@
+"""`maqbool eval`: recall@N, PR curve/AUC, max recall at 100% precision and latencies."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+RECALL_NS = (1, 5, 10, 20)
+
+
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by eval, bag from-images and demo for opening a dataset."""
+    p.add_argument("--image-topic", default=None, help="bags: the image topic (default: the only Image/CompressedImage topic)")
+    p.add_argument("--pose-topic", default=None, help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
+    p.add_argument("--radius", type=float, default=3.0, help="pose ground truth: same place within this many metres (default 3)")
+    p.add_argument("--min-gap", type=float, default=30.0, help="pose ground truth: a revisit is at least this many seconds later (default 30)")
+
+
+def open_dataset(args: argparse.Namespace):
+    from maqbool_ros.core.datasets import load_dataset
+
+    return load_dataset(args.dataset, image_topic=args.image_topic, pose_topic=args.pose_topic,
+                        radius=args.radius, min_gap_s=args.min_gap)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate loop-closure recall/precision/latency on a dataset or bag",
+        description="Run the evaluation protocol on a dataset and report recall@1/5/10/20, the "
+                    "best-match precision-recall curve and its AUC, max recall at 100%% precision and "
+                    "per-stage latency p50/p95/p99. DATASET: a folder with query/, ref/, ground_truth.csv; "
+                    "a folder with frames/ and loop_pairs.csv or poses.csv; or a ROS bag (db3, mcap, ROS 1). "
+                    "Offline (default) runs the pipeline in this process; --online plays a bag to a running "
+                    "maqbool-node; --candidates scores a bag recorded with `maqbool bag record-candidates`. "
+                    "See docs/evaluation.md for the protocol and the JSON schema.")
+    p.add_argument("--dataset", required=True, help="dataset folder or bag")
+    p.add_argument("--method", choices=("netvlad", "maqbool", "landmarks"), default=None,
+                   help="re-ranking method (default: the config's, maqbool)")
+    p.add_argument("--model", default=None, help="NetVLAD ONNX model (default: the embedded default model)")
+    p.add_argument("--region-budget", type=int, default=None, help="MAQBOOL query regions n (5..50)")
+    p.add_argument("--dim", type=int, choices=(512, 4096), default=None, help="global descriptor dimension")
+    p.add_argument("--top-k", type=int, default=None, help="candidates retrieved and re-ranked per query")
+    p.add_argument("--config", default=None, help="YAML config (plain or ROS params file); options above override it")
+    p.add_argument("--fit-on-refs", action="store_true",
+                   help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
+                        "the map is known, queries are never used)")
+    p.add_argument("--json", default=None, help="write the report as JSON here")
+    p.add_argument("--csv", default=None, help="write one row per query here")
+    p.add_argument("--plots", default=None, help="write recall_at_n.png, pr_curve.png, latency.png into this folder")
+    add_dataset_args(p)
+    mode = p.add_argument_group("online evaluation")
+    mode.add_argument("--online", action="store_true", help="play the bag to a running maqbool-node and score its answers")
+    mode.add_argument("--candidates", default=None, help="score LoopClosureCandidate messages recorded in this bag instead of running anything")
+    mode.add_argument("--candidates-topic", default="/loop_closure/candidates", help="node output topic")
+    mode.add_argument("--node-image-topic", default=None, help="--online: publish images on this topic instead of the bag's")
+    mode.add_argument("--node-name", default="maqbool_loop_closure",
+                      help="--online, query/ref bags: node whose insert_keyframes is switched off for the queries")
+    mode.add_argument("--rate", type=float, default=0.0, help="--online: playback rate factor; 0 (default) = lock-step, one keyframe per answer")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    """Config from --config and the command-line overrides (validated)."""
+    from maqbool_ros.core.config import MaqboolConfig
+
+    cfg = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
+    changes = {"method": args.method, "model_path": args.model, "region_budget": args.region_budget,
+               "descriptor_dim": args.dim, "top_k": args.top_k}
+    return cfg.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def resolve_default_model(cfg):
+    """Without a model, the embedded default of the requested dimension (built once, cached)."""
+    if cfg.model_path:
+        return cfg
+    from maqbool_ros.core.default_model import default_model_path
+
+    return cfg.replace(model_path=str(default_model_path(cfg.descriptor_dim, progress=True)))
+
+
+def fit_model_on_refs(dataset, cfg, out_dir: Path, progress: bool = True) -> str:
+    """Adapt the model to the map images (refs, or a sequence's frames) with the engine's
+    fit code (as `maqbool fit`) and export it; returns the ONNX path."""
+    try:
+        from maqbool_ros.core.export import export_onnx, model_metadata
+        from maqbool_ros.core.fit import fit_model
+    except ImportError as exc:
+        raise ValueError(f"--fit-on-refs: model fitting is not available ({exc})") from None
+    images = dataset.refs if dataset.kind == "query_ref" else dataset.frames
+    loaders = [lambda i=i: images[i] for i in range(len(images))]
+    size = (cfg.image_width, cfg.image_height)
+    model = fit_model(loaders, pca_dim=cfg.descriptor_dim, image_size=size, resize_policy=cfg.resize_policy,
+                      progress=progress)
+    out = out_dir / f"fitted_{dataset.name}_{cfg.descriptor_dim}.onnx"
+    meta = model_metadata(model, fitted_on=f"{dataset.source} ({len(images)} map images)", image_size=size,
+                          resize_policy=cfg.resize_policy)
+    return str(export_onnx(model, out, meta))
+
+
+def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from maqbool_ros.core import eval_report
+    from maqbool_ros.core.evaluation import evaluate_offline, records_from_candidates, summarize
+
+    dataset = open_dataset(args)
+    cfg = build_config(args)
+    command = command_line(args)
+    model_info: dict = {}
+    if args.candidates or args.online:
+        if args.candidates:
+            from maqbool_ros.core.bags import CANDIDATE_TYPE, read_messages
+
+            messages = [m for _, ty, _, m in read_messages(args.candidates) if ty == CANDIDATE_TYPE]
+        else:
+            from maqbool_ros.ros.online_eval import collect_candidates
+
+            messages = collect_candidates(args.dataset, image_topic=args.image_topic,
+                                          node_image_topic=args.node_image_topic,
+                                          candidates_topic=args.candidates_topic, rate=args.rate,
+                                          num_refs=len(dataset.refs) if dataset.kind == "query_ref" else 0,
+                                          node_name=args.node_name, progress=not args.quiet)
+        if not messages:
+            raise ValueError("no LoopClosureCandidate messages to score")
+        records = records_from_candidates(dataset, messages)
+        summary, mode = summarize(dataset, records, RECALL_NS), "online"
+        method = messages[-1].method or cfg.method
+        model_info = {"note": "online: the running node's model and parameters were used; "
+                              "config below is this command's, not necessarily the node's"}
+    else:
+        cfg = resolve_default_model(cfg)
+        if args.fit_on_refs:
+            cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, Path(tempfile.mkdtemp(prefix="maqbool-fit-"))))
+        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet)
+        mode, method = "offline", cfg.method
+        meta = getattr(pipeline.engine, "metadata", {}) or {}
+        model_info = {"path": cfg.model_path, "embedded_default": not args.model and not args.fit_on_refs,
+                      **{k: meta[k] for k in
+                      ("backbone", "descriptor_dim", "pca_dim", "fitted_on") if k in meta}}
+    report = eval_report.build_report(summary, dataset=dataset, method=method, mode=mode,
+                                      config=cfg.to_dict(), command=command, model=model_info)
+    print_summary(report)
+    if args.json:
+        eval_report.write_json(report, args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        eval_report.write_csv(dataset, records, args.csv)
+        print(f"wrote {args.csv}")
+    if args.plots:
+        for path in eval_report.write_plots(report, records, args.plots):
+            print(f"wrote {path}")
+    return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The effective command, rebuilt from the parsed options (also right when called in-process)."""
+    parts = ["maqbool", "eval"]
+    for key, value in vars(args).items():
+        if key in ("func", "command") or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts += [flag] if value is True else [flag, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def print_summary(report: dict) -> None:
+    print(f"dataset {report['dataset']} ({report['dataset_info']['kind']}), method {report['method']}, "
+          f"{report['mode']}: {report['num_queries']} queries, {report['num_queries_with_revisit']} with a revisit")
+    print("  " + "  ".join(f"R@{n} {report[f'recall@{n}']:.3f}" for n in RECALL_NS)
+          + f"  PR-AUC {report['pr_auc']:.3f}  maxR@P100 {report['max_recall_at_100_precision']:.3f}")
+    for stage, row in report["latency_ms"].items():
+        print(f"  {stage:>10} ms: p50 {row['p50']:8.1f}  p95 {row['p95']:8.1f}  p99 {row['p99']:8.1f}")
