@@ -88,6 +88,7 @@ def test_round_trip_between_processes():
     assert sub.stdout.readline().strip() == "READY", sub.stderr.read()
     pub = spawn_python(PUBLISHER)
     out, err = sub.communicate(timeout=60)
+    pub.kill()  # its only job (serving the transient-local sample) is done
     pub.communicate(timeout=60)
     assert "EQUAL" in out, f"subscriber said {out!r}\n{err}"
 
