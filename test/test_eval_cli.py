@@ -259,3 +259,18 @@ def test_results_table_marks_unavailable_methods(tmp_path):
     assert "| corridor | default | 512 | netvlad | — | 0.500 | 0.750 | 1.000 | 1.000 | 0.400 | 0.250 | 3.0 | 1/4 |" in text
     assert "n/a: FileNotFoundError: no / decision layer" in text
     assert "python benchmarks/results_table.py" in text
+
+
+def test_cli_maqbool_with_conv_landmark_regions(gardens_dir, tmp_path):
+    """`--method maqbool --regions conv_landmarks` (issue 6's interface) runs end to end."""
+    import json
+
+    from maqbool_ros.tools.cli import main
+
+    out = tmp_path / "lm.json"
+    assert main(["eval", "--dataset", str(gardens_dir), "--method", "maqbool", "--regions", "conv_landmarks",
+                 "--region-budget", "10", "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["region_source"] == "conv_landmarks" and report["config"]["method"] == "maqbool"
+    assert report["num_queries"] == 10 and 0.0 <= report["recall@1"] <= report["recall@5"] <= 1.0
+    assert report["region_budget_used"]["mean"] == 10

@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "See docs/evaluation.md for the protocol and the JSON schema.")
     p.add_argument("--dataset", required=True, help="dataset folder or bag")
     p.add_argument("--method", choices=("netvlad", "maqbool", "landmarks"), default=None,
-                   help="re-ranking method (default: the config's, maqbool)")
+                   help="re-ranking method (default: the config's, netvlad)")
+    p.add_argument("--regions", choices=("edge_boxes", "conv_landmarks"), default=None,
+                   help="MAQBOOL region source (default: the config's, edge_boxes)")
     p.add_argument("--model", default=None, help="NetVLAD ONNX model (default: the embedded default model)")
     p.add_argument("--region-budget", type=int, default=None, help="MAQBOOL query regions n (5..50)")
     p.add_argument("--dim", type=int, choices=(512, 4096), default=None, help="global descriptor dimension")
@@ -66,6 +68,7 @@ def build_config(args: argparse.Namespace):
 
     cfg = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
     changes = {"method": args.method, "model_path": args.model, "region_budget": args.region_budget,
+               "region_source": args.regions,
                "descriptor_dim": args.dim, "top_k": args.top_k}
     return cfg.replace(**{k: v for k, v in changes.items() if v is not None})
 
