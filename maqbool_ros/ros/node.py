@@ -205,21 +205,25 @@ class LoopClosureNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Entry point of `maqbool-node` / `ros2 run maqbool_ros loop_closure_node`."""
     rclpy.init(args=args)
+    executor = MultiThreadedExecutor(num_threads=2)  # before the node: a signal may come any time
     node = None
     try:
         node = LoopClosureNode()
-        executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM during start-up invalidated the context mid-construction: a clean stop
     finally:
         if node is not None:
             node.stop()
             node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
