@@ -70,7 +70,7 @@ class MaqboolConfig:
     publish_min_score: float = _f(-1.0, "Publish only when the best candidate's score reaches this; negative: publish for every keyframe.", range=(-1.0, 1e9, 0.0))
     queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
     overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
-    stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0))
+    stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)
 
     def effective_alpha(self) -> float:
         """alpha, with the paper's values when left negative (auto)."""

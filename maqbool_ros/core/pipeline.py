@@ -101,6 +101,8 @@ class LoopClosurePipeline:
             raise ValueError(f"cannot change {', '.join(frozen)} while running (restart the node)")
         new = self._config.replace(**changes)
         self._config = new
+        if "save_interval_s" in changes and hasattr(self.database, "flush_interval_s"):
+            self.database.flush_interval_s = float(new.save_interval_s)
         if hasattr(self.reranker, "config"):
             self.reranker.config = new
         return new
@@ -167,8 +169,9 @@ class LoopClosurePipeline:
         return result
 
     def process(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str = "robot0",
-                stamp: float = 0.0, add_to_database: bool = True, query: bool = True) -> QueryResult | None:
-        """Both stages in the calling thread (offline evaluation, demo)."""
+                stamp: float = 0.0, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
+        """Both stages in the calling thread (offline evaluation, demo); add_to_database None
+        follows config.insert_keyframes."""
         kf = self.describe(image_rgb, keyframe_id, robot_id, stamp)
         return self.query(kf, add_to_database=add_to_database, query=query)
 
