@@ -171,7 +171,13 @@ def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
         dropped = stats["counts"].get("dropped_ingress", 0) + stats["counts"].get("dropped_rerank", 0)
         assert node.alive()
         assert dropped > 0, stats
-        assert stats["counts"]["received"] == n + 3
+        # DDS may drop samples before the callback under a flood (reader history depth), but
+        # nothing the node received may vanish: received = processed + dropped + queued
+        # (+ at most one keyframe in each worker's hands).
+        counts = stats["counts"]
+        assert 0.8 * (n + 3) <= counts["received"] <= n + 3
+        accounted = counts.get("processed", 0) + dropped + sum(stats["queue_depth"].values())
+        assert 0 <= counts["received"] - accounted <= 2, stats
         assert max(stats["queue_depth"].values()) <= cfg.queue_size
         assert param_latency < 10
         assert node.rss_mb() - rss_start < 300, (rss_start, node.rss_mb())
