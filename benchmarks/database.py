@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")  # before numpy/faiss load their t
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from maqbool_ros.core.machine import machine_line  # noqa: E402
 
 K = 100
 ROBOTS = ("robot0", "robot1", "robot2", "robot3")
@@ -39,14 +40,8 @@ def rss_mb() -> float:
 def machine() -> str:
     import faiss
 
-    cpu = platform.processor() or "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpu = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    return (f"CPU {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"faiss {faiss.__version__} (GPUs visible to faiss: {gpu}), threads {os.environ.get('OMP_NUM_THREADS')}")
+    return f"{machine_line('numpy', 'faiss')} (GPUs visible to faiss: {gpu})"
 
 
 def make_data(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,16 +22,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def model_for(backbone: str, tmp: Path, vgg_pca: int) -> Path:
@@ -74,12 +63,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import onnxruntime as ort
-    import torch
 
     from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.machine import machine_line
 
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}, "
-          f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())}), torch {torch.__version__}")
+    print(f"machine: {machine_line('onnxruntime', 'torch')}; providers: {', '.join(ort.get_available_providers())}")
     print(f"device={args.device} fp16={args.fp16} threads={args.threads} median of {args.repeats} after "
           f"{args.warmup} warm-up runs")
     print("| backbone | input | network ms | total ms | model MB | provider |")

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -57,7 +55,9 @@ def main() -> None:
     import onnx
 
     torch.set_num_threads(2)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    from maqbool_ros.core.machine import machine_line
+
+    print(f"machine: {machine_line('onnxruntime', 'torch')}")
     print("| dataset | backbone | P | pca rank | R@1 (512-D global) | R@5 (512-D global) | R@1 / R@5 (all P dims) | chance R@1 | chance R@5 | fit s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     default_head = read_head_and_metadata(onnx.load(str(default_model_path())))[0]

@@ -19,7 +19,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # the project's CI budget: 2 cores
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -57,18 +56,9 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def machine() -> str:
-    import faiss
-    import scipy
+    from maqbool_ros.core.machine import machine_line
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores visible, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
-            f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-            f"faiss {faiss.__version__}")
+    return machine_line("numpy", "scipy", "faiss")
 
 
 def study(path: str, vocab_path: str | None, top_k: int, sizes: list[int]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -37,8 +36,6 @@ def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
 
 
 def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> dict[str, np.ndarray]:
-    import rclpy
-
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.ros.node_runner import Driver, NodeProcess
 
@@ -76,7 +73,9 @@ def main() -> int:
     import rclpy
 
     frames = _frames(args.dataset, args.frames)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    from maqbool_ros.core.machine import machine_line
+
+    print(f"machine: {machine_line('onnxruntime', 'faiss', 'cv2')}")
     print(f"{len(frames)} keyframes of {frames[0].shape[1]}x{frames[0].shape[0]}, method={args.method}, "
           "default backbone, input fit inside 640x480, one keyframe in flight at a time")
     rclpy.init()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
+from maqbool_ros.core.machine import machine_line  # noqa: E402
 from maqbool_ros.core.maqbool.features import FEATURE_DIM  # noqa: E402
 from maqbool_ros.core.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
 from maqbool_ros.core.maqbool.reranker import MaqboolReranker, single_thread_blas  # noqa: E402
@@ -36,18 +36,7 @@ DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/rtabmap_loop/
 
 
 def machine() -> str:
-    import cv2
-    import onnxruntime
-    import sklearn
-
-    cpu = platform.processor() or "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"CPU {cpu}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, opencv {cv2.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}, scikit-learn {sklearn.__version__}")
+    return machine_line("numpy", "cv2", "onnxruntime", "sklearn")
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> str:

@@ -73,6 +73,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from maqbool_ros.core import eval_report
+    from maqbool_ros.core.machine import machine_info
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.datasets import load_dataset
     from maqbool_ros.core.default_model import default_model_path
@@ -123,7 +124,7 @@ def main() -> int:
                     print(f"{label} | {method} n={n or '-'}: {status} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 desc = np.median(engine.first_pass_ms) if engine.first_pass_ms else float("nan")
                 notes.append(f"{label}: descriptor p50 {desc:.1f} ms per image (first pass, {len(engine.first_pass_ms)} images)")
-    write_markdown(Path(args.out), rows, notes, eval_report.machine_info(), eval_report.git_commit(), base)
+    write_markdown(Path(args.out), rows, notes, machine_info(), eval_report.git_commit(), base)
     print(f"wrote {args.out}")
     return 0
 

@@ -1,7 +1,6 @@
 """One schema: dataclass defaults == config/*.yaml == dump-config output == ROS parameters."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 

@@ -1,9 +1,7 @@
 """LoopClosureCandidate: inter-process round trip with rclpy, and rosbags compatibility."""
 from __future__ import annotations
 
-import json
 import math
-import sys
 import textwrap
 from pathlib import Path
 

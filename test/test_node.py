@@ -14,7 +14,7 @@ from maqbool_ros.ros.node_runner import Driver, NodeProcess  # noqa: E402
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.datasets import load_query_ref_folder  # noqa: E402
-from maqbool_ros.core.evaluation import protocol_config, records_from_candidates, evaluate_offline, summarize  # noqa: E402
+from maqbool_ros.core.evaluation import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402
 
 # Corridor images are 160x120: run them at native size so the test is quick; the same
 # settings feed the offline evaluation we compare against.
@@ -39,7 +39,7 @@ def offline_recall(corridor):
     return summary
 
 
-def _replay_corridor(driver: Driver, node: NodeProcess, corridor, compressed: bool) -> None:
+def _replay_corridor(driver: Driver, corridor, compressed: bool) -> None:
     """Refs (inserted), then queries (query only), one keyframe at a time."""
     base = len(corridor.refs)
     root = Path(corridor.source)
@@ -65,7 +65,7 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
     driver = Driver(compressed=compressed)
     try:
         driver.wait_for_node(node)
-        _replay_corridor(driver, node, corridor, compressed)
+        _replay_corridor(driver, corridor, compressed)
         online = summarize(corridor, records_from_candidates(corridor, driver.candidates))
         assert online["num_queries"] == len(corridor.queries)
         assert online["recall@1"] == pytest.approx(offline_recall["recall@1"], abs=1e-9)
@@ -78,12 +78,10 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
             jpeg = (Path(corridor.source) / "query" / corridor.queries.names[0]).read_bytes()
             bad = [driver.image_msg(jpeg=jpeg[:200]), driver.image_msg(jpeg=b"")]
         else:
-            good = driver.image_msg(corridor.queries[0])
             wrong_step = driver.image_msg(corridor.queries[0]); wrong_step.step = 10
             unknown = driver.image_msg(corridor.queries[0]); unknown.encoding = "yuv422_weird"
             empty = driver.image_msg(np.zeros((0, 0, 3), np.uint8))
             bad = [wrong_step, unknown, empty]
-            assert good.step == 160 * 3
         for m in bad:
             driver.pub.publish(m)
         driver.spin_until(lambda: driver.stats and driver.stats[-1]["counts"].get("malformed_images", 0) == len(bad),
@@ -94,8 +92,11 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
         assert "malformed images" in node.log_text()
         # and it keeps working
         assert driver.set_parameter("insert_keyframes", True).successful
-        after = driver.publish_and_wait(driver.image_msg(corridor.queries[1], frame_id="9999") if not compressed else
-                                        driver.image_msg(frame_id="9999", jpeg=(Path(corridor.source) / "query" / corridor.queries.names[1]).read_bytes()))
+        if compressed:
+            good = driver.image_msg(frame_id="9999", jpeg=(Path(corridor.source) / "query" / corridor.queries.names[1]).read_bytes())
+        else:
+            good = driver.image_msg(corridor.queries[1], frame_id="9999")
+        after = driver.publish_and_wait(good)
         assert after.query_keyframe_id == 9999
         assert driver.latest_stats()["database_size"] == len(corridor.refs) + 1
     finally:

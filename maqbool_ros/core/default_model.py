@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +93,7 @@ def build_default_model(path: Path, descriptor_dim: int, backbone: str, progress
     """Fit and export the default model to ``path`` (atomic write)."""
     import torch
 
+    from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.export import export_onnx, model_metadata
     from maqbool_ros.core.fit import fit_model
 
@@ -108,13 +108,6 @@ def build_default_model(path: Path, descriptor_dim: int, backbone: str, progress
     meta = model_metadata(model, fitted_on=(f"embedded default r{RECIPE_VERSION}: {count} augmented views of "
                                             f"{names} (environment-agnostic; run maqbool fit on your images); "
                                             f"pca_rank={model.fit_info['pca_rank']}"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         export_onnx(model, tmp, meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

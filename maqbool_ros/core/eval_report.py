@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import os
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from maqbool_ros.core.machine import machine_info
 
 SCHEMA = "maqbool-eval/1"
 
@@ -30,25 +30,6 @@ def git_commit(repo: str | Path | None = None) -> str:
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count and the versions of the libraries that set the figures."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for mod in ("numpy", "onnxruntime", "faiss", "cv2", "torch"):
-        try:
-            versions[mod] = getattr(__import__(mod), "__version__", "?")
-        except Exception:  # noqa: BLE001 - a missing library is reported, not fatal
-            versions[mod] = "absent"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "libraries": versions}
 
 
 def build_report(summary: dict[str, Any], *, dataset: Any, method: str, mode: str, config: dict[str, Any],

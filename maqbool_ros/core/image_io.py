@@ -20,17 +20,20 @@ def list_images(directory: str | Path) -> list[Path]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file as an (H, W, 3) uint8 RGB array (grayscale is replicated, alpha dropped)."""
-    import cv2
+    """An image file as an (H, W, 3) uint8 RGB array (grayscale is replicated, alpha dropped).
+
+    Decoded by the node's CompressedImage decoder, so a file read offline and the same
+    bytes received as a CompressedImage give identical pixels.
+    """
+    from maqbool_ros.core.image_decode import ImageDecodeError, decode_compressed
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"image file {path} cannot be decoded (corrupt or not an image)")
-    return np.ascontiguousarray(image[:, :, ::-1])
+    try:
+        return decode_compressed(path.read_bytes(), path.suffix.lstrip("."))
+    except ImageDecodeError as exc:
+        raise ValueError(f"image file {path} cannot be decoded (corrupt or not an image): {exc}") from exc
 
 
 def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:

@@ -16,9 +16,8 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -113,19 +112,11 @@ class Driver(Node):
         self.spin_until(lambda: len(self.candidates) > before, timeout, "a LoopClosureCandidate")
         return self.candidates[-1]
 
-    def set_parameter(self, name: str, value: int, timeout: float = 30.0):
-        """Set an integer/bool/double/string parameter on the node; returns the SetParametersResult."""
+    def set_parameter(self, name: str, value, timeout: float = 30.0):
+        """Set a parameter on the node; returns its SetParametersResult (successful, reason)."""
         self.spin_until(lambda: self.param_client.service_is_ready(), timeout, "the parameter service")
-        pv = ParameterValue()
-        if isinstance(value, bool):
-            pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
-        elif isinstance(value, int):
-            pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
-        elif isinstance(value, float):
-            pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, value
-        else:
-            pv.type, pv.string_value = ParameterType.PARAMETER_STRING, value
-        future = self.param_client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)]))
+        msg = Parameter(name, value=value).to_parameter_msg()
+        future = self.param_client.call_async(SetParameters.Request(parameters=[msg]))
         self.spin_until(future.done, timeout, f"set_parameters({name})")
         return future.result().results[0]
 

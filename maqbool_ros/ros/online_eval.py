@@ -64,7 +64,7 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
             if lockstep_or_map_done and not recorder.wait_for(index + 1 - len(missed), answer_timeout_s):
                 missed.append(index)  # the node dropped it or is stuck: go on
             if num_refs and index + 1 == num_refs:
-                set_bool_parameter(node, node_name, "insert_keyframes", False, discovery_timeout_s)
+                set_remote_parameter(node, node_name, "insert_keyframes", False, discovery_timeout_s)
 
         try:
             sent = player.play(after_each)
@@ -72,7 +72,7 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
             recorder.wait_for(sent - len(missed), answer_timeout_s if rate else 1.0)
         finally:
             if num_refs:
-                set_bool_parameter(node, node_name, "insert_keyframes", True, discovery_timeout_s)
+                set_remote_parameter(node, node_name, "insert_keyframes", True, discovery_timeout_s)
         return recorder.decoded()
     finally:
         executor.shutdown()
@@ -82,17 +82,17 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
             rclpy.try_shutdown()
 
 
-def set_bool_parameter(node, node_name: str, name: str, value: bool, timeout_s: float) -> None:
-    """Set a bool parameter of another node through its set_parameters service."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+def set_remote_parameter(node, node_name: str, name: str, value, timeout_s: float) -> None:
+    """Set a parameter of another node through its set_parameters service."""
     from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
     client = node.create_client(SetParameters, f"/{node_name}/set_parameters")
     try:
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise NodeUnavailableError(f"/{node_name}/set_parameters is not available (node name differs?)")
-        value_msg = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-        future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)]))
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        future = client.call_async(request)
         if not _wait(future.done, timeout_s):
             raise NodeUnavailableError(f"setting {name} on /{node_name} timed out")
         result = future.result().results[0]

@@ -37,13 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_config(args: argparse.Namespace, synthetic: bool):
-    from maqbool_ros.core.config import MaqboolConfig
+    """eval's config handling, plus the synthetic frames' own size when no config is given."""
+    from maqbool_ros.tools.eval import build_config
 
-    cfg = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
-    changes = {"method": args.method, "model_path": args.model}
+    cfg = build_config(args)
     if synthetic and not args.config:
-        changes.update(image_width=DEMO_IMAGE_SIZE[0], image_height=DEMO_IMAGE_SIZE[1])
-    return cfg.replace(**{k: v for k, v in changes.items() if v is not None})
+        cfg = cfg.replace(image_width=DEMO_IMAGE_SIZE[0], image_height=DEMO_IMAGE_SIZE[1])
+    return cfg
 
 
 def print_result(dataset, index: int, keyframe_ids, scores, show: int) -> None:

@@ -67,9 +67,10 @@ def build_config(args: argparse.Namespace):
     from maqbool_ros.core.config import MaqboolConfig
 
     cfg = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
-    changes = {"method": args.method, "model_path": args.model, "region_budget": args.region_budget,
-               "region_source": args.regions,
-               "descriptor_dim": args.dim, "top_k": args.top_k}
+    # options a subcommand does not define (e.g. demo has no --dim) leave the config as it is
+    options = {"method": "method", "model_path": "model", "region_budget": "region_budget",
+               "region_source": "regions", "descriptor_dim": "dim", "top_k": "top_k"}
+    changes = {field: getattr(args, opt, None) for field, opt in options.items()}
     return cfg.replace(**{k: v for k, v in changes.items() if v is not None})
 
 

@@ -10,8 +10,6 @@ pickle). Train a real one for your environment with ``maqbool train-pdl``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 RECIPE_VERSION = 1  # bump when the training recipe below changes
@@ -44,6 +42,7 @@ def build_default_pdl(engine, path: Path) -> Path:
     """Train the default decision layer on the embedded synthetic sequence (atomic write)."""
     import numpy as np
 
+    from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.demo_sequence import demo_sequence
     from maqbool_ros.core.maqbool import training
@@ -64,15 +63,8 @@ def build_default_pdl(engine, path: Path) -> Path:
             "pairs": int(len(y)), "positives": int((np.asarray(y) > 1.5).sum()), "top_k": TOP_K,
             "region_budget": BUDGET, "region_source": "edge_boxes", "model": _model_tag(engine),
             "oob_r2": float(model.oob_score_)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".default_pdl-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        to_pdl(model, tmp, meta).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as tmp:
+        to_pdl(model, str(path), meta).save(tmp)  # the format comes from the final name's suffix
     return path
 
 

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from maqbool_ros.core.maqbool.features import TOP, correlation_distances, pairwise_features
+from maqbool_ros.core.netvlad_head import l2_normalize
 from maqbool_ros.core.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
                                                  padding_box, propose_boxes)
 from maqbool_ros.core.regions.region_descriptors import region_descriptors
@@ -115,8 +116,7 @@ class MaqboolReranker:
             desc = region_descriptors(out.feature_map, np.concatenate([cells, pad]), self.head)
         t2 = time.perf_counter()
         self.last_extras_timings_ms = {"proposals": (t1 - t0) * 1e3, "region_descriptors": (t2 - t1) * 1e3}
-        whole = np.asarray(out.whitened, np.float32).reshape(1, -1)
-        whole = whole / max(float(np.linalg.norm(whole)), 1e-12)
+        whole = l2_normalize(np.asarray(out.whitened, np.float32).reshape(1, -1))
         regions = np.concatenate([whole, desc[:-1]])
         areas = np.concatenate([[1.0], box_area_fractions(cells, img_w, img_h, out.stride)]).astype(np.float32)
         query = {"regions": regions, "areas": areas, "pad_region": desc[-1:],
