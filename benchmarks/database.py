@@ -54,7 +54,7 @@ def make_data(n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def build(data: np.ndarray, index_type: str, progress) -> tuple[object, np.ndarray]:
-    from maqbool_ros.core.database import KeyframeDatabase
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
     db = KeyframeDatabase(data.shape[1], index_type=index_type, device="auto")
     times = np.empty(len(data))
@@ -113,8 +113,8 @@ def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float,
     hits all of them alike: (name, median ms, p10 ms)."""
     import faiss
 
-    from maqbool_ros.core.database import KeyframeDatabase
-    from maqbool_ros.core.db_index import HalfScan, exact_top_k
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
+    from maqbool_ros.core.database.index import HalfScan, exact_top_k
 
     data = make_data(n, 512)
     db = KeyframeDatabase(512)
@@ -158,7 +158,7 @@ def persistence_case(n: int, p: int, flush_interval_s: float, progress) -> dict:
     """Logged add latency (512-D + MAQBOOL extras at P), then save() and load() times."""
     import tempfile
 
-    from maqbool_ros.core.database import KeyframeDatabase
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
     data = make_data(n, 512)
     rng = np.random.default_rng(3)

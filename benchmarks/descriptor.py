@@ -25,10 +25,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def model_for(backbone: str, tmp: Path, vgg_pca: int) -> Path:
-    from maqbool_ros.core.default_model import default_model_path
-    from maqbool_ros.core.export import export_onnx, model_metadata
-    from maqbool_ros.core.models.checkpoints import load_imagenet_backbone
-    from maqbool_ros.core.models.netvlad import NetVLADModel
+    from maqbool_ros.core.descriptor.default_model import default_model_path
+    from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
+    from maqbool_ros.core.descriptor.models.checkpoints import load_imagenet_backbone
+    from maqbool_ros.core.descriptor.models.netvlad import NetVLADModel
 
     if backbone == "mobilenetv2":
         return default_model_path()
@@ -64,7 +64,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}; providers: {', '.join(ort.get_available_providers())}")

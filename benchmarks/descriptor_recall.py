@@ -45,12 +45,12 @@ def main() -> None:
 
     import torch
 
-    from maqbool_ros.core.default_model import default_model_path
-    from maqbool_ros.core.export import read_head_and_metadata
-    from maqbool_ros.core.fit import extract_feature_maps, fit_head
-    from maqbool_ros.core.image_io import list_images
-    from maqbool_ros.core.models.checkpoints import load_imagenet_backbone
-    from maqbool_ros.core.models.netvlad import NetVLADModel
+    from maqbool_ros.core.descriptor.default_model import default_model_path
+    from maqbool_ros.core.descriptor.export import read_head_and_metadata
+    from maqbool_ros.core.descriptor.fit import extract_feature_maps, fit_head
+    from maqbool_ros.core.images.io import list_images
+    from maqbool_ros.core.descriptor.models.checkpoints import load_imagenet_backbone
+    from maqbool_ros.core.descriptor.models.netvlad import NetVLADModel
 
     import onnx
 

@@ -34,7 +34,7 @@ CASES = (  # name, guidance channels, feature channels, map H, W
 
 
 def synthetic_output(seed: int, c: int, d2: int, h: int, w: int):
-    from maqbool_ros.core.rerank_api import EngineOutput
+    from maqbool_ros.core.types import EngineOutput
 
     rng = np.random.default_rng(seed)
     fmap = ndimage.gaussian_filter(rng.standard_normal((c, h, w)), sigma=(0, 1.2, 1.2)).astype(np.float32)
@@ -66,11 +66,11 @@ def study(path: str, vocab_path: str | None, top_k: int, sizes: list[int]) -> No
     from tqdm import tqdm
 
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.datasets import load_query_ref_folder
-    from maqbool_ros.core.engine import DescriptorEngine
-    from maqbool_ros.core.landmarks import LandmarkReranker, Vocabulary
-    from maqbool_ros.core.metrics import best_match_pr_curve, recall_at_n
-    from maqbool_ros.core.rerank_api import Candidates
+    from maqbool_ros.core.data.datasets import load_query_ref_folder
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary
+    from maqbool_ros.core.evaluation.metrics import best_match_pr_curve, recall_at_n
+    from maqbool_ros.core.types import Candidates
 
     data = load_query_ref_folder(path)
     engine = DescriptorEngine(None, device="cpu")
@@ -125,8 +125,8 @@ def main() -> None:
         return
 
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.landmarks import LandmarkReranker, Vocabulary, mine_regions
-    from maqbool_ros.core.rerank_api import Candidates
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, mine_regions
+    from maqbool_ros.core.types import Candidates
 
     k = args.candidates
     print(f"machine: {machine()}")

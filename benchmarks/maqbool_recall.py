@@ -21,11 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
-from maqbool_ros.core.datasets import load_dataset  # noqa: E402
-from maqbool_ros.core.maqbool import training  # noqa: E402
-from maqbool_ros.core.maqbool.pdl import NumpyForest, UntrainedPdl, train_forest  # noqa: E402
-from maqbool_ros.core.maqbool.reranker import MaqboolReranker  # noqa: E402
-from maqbool_ros.core.netvlad_head import l2_normalize  # noqa: E402
+from maqbool_ros.core.data.datasets import load_dataset  # noqa: E402
+from maqbool_ros.core.rerank.maqbool import training  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, UntrainedPdl, train_forest  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker  # noqa: E402
+from maqbool_ros.core.descriptor.netvlad_head import l2_normalize  # noqa: E402
 
 KEYS = ("regions", "areas", "pad_region", "pad_area")
 

@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
-    from maqbool_ros.core.image_io import list_images, read_image
+    from maqbool_ros.core.images.io import list_images, read_image
 
     root = dataset or REPO.parent / "shared" / "data" / "rtabmap_loop" / "frames"
     if root.is_dir():
         return [read_image(p) for p in list_images(root)[:count]]
     print(f"(no {root}: using the embedded synthetic demo sequence)")
-    from maqbool_ros.core.demo_sequence import demo_sequence
+    from maqbool_ros.core.data.demo_sequence import demo_sequence
 
     frames = demo_sequence().frames
     return [frames[i] for i in range(min(count, len(frames)))]

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maqbool_ros.core.regions.edge_boxes import filter_quantise_pad, padding_box, propose_boxes  # noqa: E402
+from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, padding_box, propose_boxes  # noqa: E402
 
 W, H, S = 640, 480, 16
 SETTINGS = ((0, None), (0, 0.35), (320, None), (320, 0.35), (240, 0.35), (160, 0.35))

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.machine import machine_line  # noqa: E402
-from maqbool_ros.core.maqbool.features import FEATURE_DIM  # noqa: E402
-from maqbool_ros.core.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
-from maqbool_ros.core.maqbool.reranker import MaqboolReranker, single_thread_blas  # noqa: E402
-from maqbool_ros.core.regions.edge_boxes import filter_quantise_pad, propose_boxes  # noqa: E402
-from maqbool_ros.core.regions.region_descriptors import region_descriptors, region_descriptors_naive  # noqa: E402
-from maqbool_ros.core.rerank_api import Candidates  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker, single_thread_blas  # noqa: E402
+from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, propose_boxes  # noqa: E402
+from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors, region_descriptors_naive  # noqa: E402
+from maqbool_ros.core.types import Candidates  # noqa: E402
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/rtabmap_loop/frames/0040.jpg"
 

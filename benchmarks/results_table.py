@@ -54,7 +54,7 @@ def fmt(x: float) -> str:
 
 
 def run_cell(dataset, cfg, engine) -> dict:
-    from maqbool_ros.core.evaluation import evaluate_offline
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline
 
     summary, _, _ = evaluate_offline(dataset, cfg, engine=engine, progress=False)
     return summary
@@ -72,12 +72,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "results.md"))
     args = ap.parse_args()
 
-    from maqbool_ros.core import eval_report
+    from maqbool_ros.core.evaluation import report as eval_report
     from maqbool_ros.core.machine import machine_info
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.datasets import load_dataset
-    from maqbool_ros.core.default_model import default_model_path
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.data.datasets import load_dataset
+    from maqbool_ros.core.descriptor.default_model import default_model_path
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.tools.eval import fit_model_on_refs
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()

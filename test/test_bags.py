@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from maqbool_ros.core import bags
-from maqbool_ros.core.datasets import ImageList, QueryRefDataset, load_dataset
+from maqbool_ros.core.data import bags
+from maqbool_ros.core.data.datasets import ImageList, QueryRefDataset, load_dataset
 
 
 def _images(n: int, seed: int = 0, hw=(24, 32)) -> list[np.ndarray]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maqbool_ros.core.database import KeyframeDatabase
-from maqbool_ros.core.db_index import HalfScan, exact_top_k, gpu_available
-from maqbool_ros.core.db_storage import DatabaseFormatError
+from maqbool_ros.core.database.keyframes import KeyframeDatabase
+from maqbool_ros.core.database.index import HalfScan, exact_top_k, gpu_available
+from maqbool_ros.core.database.storage import DatabaseFormatError
 
 REPO = Path(__file__).resolve().parents[1]
 ROBOTS = ["alpha", "bravo", "charlie"]
@@ -366,7 +366,7 @@ def test_open_without_load_moves_old_database_aside(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from maqbool_ros.core.database import KeyframeDatabase
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
     db = KeyframeDatabase.open(sys.argv[1], dim=64, flush_interval_s=float(sys.argv[2]))
     rng = np.random.default_rng(0)
     ids = db.keyframes()[1]
@@ -440,7 +440,7 @@ def test_gpu_code_path_with_a_cpu_stand_in(synthetic, monkeypatch):
     fallback are checked against brute force here."""
     import faiss
 
-    from maqbool_ros.core import db_index
+    from maqbool_ros.core.database import index as db_index
 
     monkeypatch.setattr(db_index, "gpu_available", lambda device: device != "cpu")
     monkeypatch.setattr(faiss, "StandardGpuResources", lambda: object(), raising=False)
@@ -485,7 +485,7 @@ def test_one_writer_per_directory(tmp_path):
 
 
 def test_crash_before_manifest_commit_keeps_previous_generation(tmp_path, monkeypatch):
-    from maqbool_ros.core import db_storage
+    from maqbool_ros.core.database import storage as db_storage
 
     root = tmp_path / "db"
     small_db(root)  # 30 keyframes in the snapshot, 5 in the log

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maqbool_ros.core.datasets import (ImageList, SequenceDataset, load_dataset, positives_from_poses,
+from maqbool_ros.core.data.datasets import (ImageList, SequenceDataset, load_dataset, positives_from_poses,
                                        read_index_lists)
 
 
@@ -94,7 +94,7 @@ def test_sequence_from_poses_csv(tmp_path):
 
 
 def test_demo_sequence_is_deterministic_with_true_revisits():
-    from maqbool_ros.core.demo_sequence import camera_path, demo_sequence
+    from maqbool_ros.core.data.demo_sequence import camera_path, demo_sequence
 
     a, b = demo_sequence(), demo_sequence()
     _, legs = camera_path()

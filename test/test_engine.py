@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maqbool_ros.core.engine import DescriptorEngine, choose_providers
-from maqbool_ros.core.fit import fit_model, pca_whitening
-from maqbool_ros.core.image_io import as_rgb_uint8, list_images, read_image, resize_for_network
+from maqbool_ros.core.descriptor.engine import DescriptorEngine, choose_providers
+from maqbool_ros.core.descriptor.fit import fit_model, pca_whitening
+from maqbool_ros.core.images.io import as_rgb_uint8, list_images, read_image, resize_for_network
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +148,7 @@ def test_default_model_ranks_real_revisits(default_engine, rtabmap_loop_dir):
 
 
 def test_fit_cli_on_a_ros2_bag(tmp_path):
-    from maqbool_ros.core.bags import BagWriter, rgb_to_image_msg
+    from maqbool_ros.core.data.bags import BagWriter, rgb_to_image_msg
     from maqbool_ros.tools.cli import main
 
     bag = tmp_path / "frames_bag"

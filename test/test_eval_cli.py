@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
-from maqbool_ros.core.datasets import load_dataset
-from maqbool_ros.core.metrics import recall_at_n
-from maqbool_ros.core.rerank_api import EngineOutput
+from maqbool_ros.core.data.datasets import load_dataset
+from maqbool_ros.core.evaluation.metrics import recall_at_n
+from maqbool_ros.core.types import EngineOutput
 
 
 def thumbnail(rgb: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def corridor(corridor_dir):
 
 @pytest.fixture(scope="session")
 def corridor_thumbnail_run(corridor):
-    from maqbool_ros.core.evaluation import evaluate_offline
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline
 
     return evaluate_offline(corridor, _netvlad_config(), engine=ThumbnailEngine(), progress=False)
 
@@ -72,7 +72,7 @@ def test_query_ref_protocol_equals_brute_force(corridor, corridor_thumbnail_run)
 
 
 def test_sequence_protocol_respects_exclusion_window(rtabmap_loop_dir):
-    from maqbool_ros.core.evaluation import evaluate_offline
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline
 
     seq = load_dataset(rtabmap_loop_dir)
     n_excl = 12
@@ -91,7 +91,7 @@ def test_sequence_protocol_respects_exclusion_window(rtabmap_loop_dir):
 
 
 def test_report_files(corridor, corridor_thumbnail_run, tmp_path):
-    from maqbool_ros.core import eval_report
+    from maqbool_ros.core.evaluation import report as eval_report
 
     summary, records, _ = corridor_thumbnail_run
     report = eval_report.build_report(summary, dataset=corridor, method="netvlad", mode="offline",
@@ -116,7 +116,7 @@ def test_records_from_candidates_filters_non_refs(corridor):
     """Online scoring: a node stores queries too; candidates that are not refs are dropped."""
     from types import SimpleNamespace as NS
 
-    from maqbool_ros.core.evaluation import records_from_candidates
+    from maqbool_ros.core.evaluation.protocol import records_from_candidates
 
     r = len(corridor.refs)
     msg = NS(query_keyframe_id=r + 3, candidates=[NS(keyframe_id=r + 1, score=0.9), NS(keyframe_id=4, score=0.5)],
@@ -183,7 +183,7 @@ def test_round_trip_images_bag_node_eval(corridor_dir, corridor, tmp_path):
     import time
 
     from maqbool_ros.core.config import ros_params_yaml
-    from maqbool_ros.core.evaluation import evaluate_offline, protocol_config
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config
     from maqbool_ros.tools.cli import main
 
     cfg = protocol_config(corridor, ROUND_TRIP_CFG)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maqbool_ros.core.image_decode import ImageDecodeError, decode_compressed, decode_raw, encode_raw
+from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed, decode_raw, encode_raw
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from maqbool_ros.core.landmarks import (Vocabulary, idf_weights, landmark_boxes, match_batch,
+from maqbool_ros.core.rerank.landmarks import (Vocabulary, idf_weights, landmark_boxes, match_batch,
                                         mine_regions, pool_regions, train_vocabulary)
 
 

@@ -12,7 +12,7 @@ QUERIES = range(0, 36, 4)  # queries whose positives all lie in refs 0..39
 
 @pytest.fixture(scope="session")
 def landmark_engine():
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     return DescriptorEngine(None, device="cpu")
 
@@ -20,7 +20,7 @@ def landmark_engine():
 @pytest.fixture(scope="session")
 def corridor_run(corridor_dir, landmark_engine):
     """Map refs 0..39 into a landmarks pipeline, then query a few corridor queries."""
-    from maqbool_ros.core.datasets import load_query_ref_folder
+    from maqbool_ros.core.data.datasets import load_query_ref_folder
     from maqbool_ros.core.pipeline import LoopClosurePipeline
 
     data = load_query_ref_folder(corridor_dir)
@@ -35,7 +35,7 @@ def corridor_run(corridor_dir, landmark_engine):
 
 
 def test_real_maps_give_regions(corridor_run, landmark_engine):
-    from maqbool_ros.core.landmarks import LandmarkReranker, landmark_boxes
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, landmark_boxes
 
     data, _ = corridor_run
     out = landmark_engine.compute(data.refs[0])
@@ -59,7 +59,7 @@ def test_landmark_reranking_finds_corridor_revisits(corridor_run):
 
 
 def test_build_vocab_cli(rtabmap_loop_dir, tmp_path, landmark_engine):
-    from maqbool_ros.core.landmarks import Vocabulary
+    from maqbool_ros.core.rerank.landmarks import Vocabulary
     from maqbool_ros.tools.cli import main
 
     out = tmp_path / "vocab.npz"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
-from maqbool_ros.core.landmarks import LandmarkReranker, Vocabulary, pool_regions, train_vocabulary
-from maqbool_ros.core.rerank_api import Candidates, EngineOutput
+from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, pool_regions, train_vocabulary
+from maqbool_ros.core.types import Candidates, EngineOutput
 
 
 def fake_output(seed: int, with_features: bool = True, c: int = 32, d2: int = 16, h: int = 12,

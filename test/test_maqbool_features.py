@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from maqbool_ros.core.maqbool.features import (FEATURE_DIM, correlation_distances, list_softmax,
+from maqbool_ros.core.rerank.maqbool.features import (FEATURE_DIM, correlation_distances, list_softmax,
                                                pairwise_features)
 
 

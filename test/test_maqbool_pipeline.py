@@ -18,7 +18,7 @@ def gardens_pdl(gardens_dir, tmp_path_factory):
 
 
 def test_train_pdl_writes_a_loadable_layer(gardens_pdl):
-    from maqbool_ros.core.maqbool.pdl import load_pdl
+    from maqbool_ros.core.rerank.maqbool.pdl import load_pdl
 
     pdl = load_pdl(gardens_pdl)
     assert pdl.meta["pairs"] == 100 and pdl.meta["trained_on"] == ["gardens_point_sample"]
@@ -27,7 +27,7 @@ def test_train_pdl_writes_a_loadable_layer(gardens_pdl):
 
 
 def test_pipeline_reranks_with_maqbool(gardens_dir, gardens_pdl):
-    from maqbool_ros.core.datasets import load_query_ref_folder
+    from maqbool_ros.core.data.datasets import load_query_ref_folder
     from maqbool_ros.core.pipeline import LoopClosurePipeline
 
     ds = load_query_ref_folder(gardens_dir)
@@ -49,9 +49,9 @@ def test_pipeline_reranks_with_maqbool(gardens_dir, gardens_pdl):
 def test_default_pdl_is_built_from_the_synthetic_sequence_and_cached(tmp_path, monkeypatch):
     """No pdl_path: a decision layer is trained for the engine's model on the embedded
     synthetic sequence (never on ../shared data), cached, and loaded again from the cache."""
-    from maqbool_ros.core.default_model import default_model_path
-    from maqbool_ros.core.engine import DescriptorEngine
-    from maqbool_ros.core.maqbool.default_pdl import default_pdl_path, load_configured_pdl
+    from maqbool_ros.core.descriptor.default_model import default_model_path
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.rerank.maqbool.default_pdl import default_pdl_path, load_configured_pdl
 
     engine = DescriptorEngine(default_model_path(), image_size=(320, 240))
     path = default_pdl_path(engine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maqbool_ros.core.metrics import best_match_pr_curve, latency_percentiles, recall_at_n
+from maqbool_ros.core.evaluation.metrics import best_match_pr_curve, latency_percentiles, recall_at_n
 
 
 def _brute_force_recall(dist: np.ndarray, positives: list[set[int]], n: int) -> float:

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maqbool_ros.core.export import INITIALIZER_NAMES, export_onnx, model_metadata
-from maqbool_ros.core.models.checkpoints import load_imagenet_backbone, load_netvlad_checkpoint
-from maqbool_ros.core.models.netvlad import NetVLADModel
+from maqbool_ros.core.descriptor.export import INITIALIZER_NAMES, export_onnx, model_metadata
+from maqbool_ros.core.descriptor.models.checkpoints import load_imagenet_backbone, load_netvlad_checkpoint
+from maqbool_ros.core.descriptor.models.netvlad import NetVLADModel
 
 torch.set_num_threads(2)
 VGG_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -200,7 +200,7 @@ def test_bad_checkpoints_name_what_is_missing(tmp_path, patch_netvlad_file):
 
 
 def test_export_cli_on_patch_netvlad_checkpoint(tmp_path, patch_netvlad_file):
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.tools.cli import main
 
     path, _ = patch_netvlad_file
@@ -216,7 +216,7 @@ def test_export_cli_on_patch_netvlad_checkpoint(tmp_path, patch_netvlad_file):
 def test_fit_cli_starts_from_a_checkpoint_encoder(tmp_path, patch_netvlad_file):
     import cv2
 
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.tools.cli import main
 
     path, _ = patch_netvlad_file

@@ -13,8 +13,8 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 from maqbool_ros.ros.node_runner import Driver, NodeProcess  # noqa: E402
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
-from maqbool_ros.core.datasets import load_query_ref_folder  # noqa: E402
-from maqbool_ros.core.evaluation import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402
+from maqbool_ros.core.data.datasets import load_query_ref_folder  # noqa: E402
+from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402
 
 # Corridor images are 160x120: run them at native size so the test is quick; the same
 # settings feed the offline evaluation we compare against.

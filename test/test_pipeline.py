@@ -6,7 +6,7 @@ import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
-from maqbool_ros.core.rerank_api import EngineOutput
+from maqbool_ros.core.types import EngineOutput
 
 
 class VectorEngine:

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from maqbool_ros.core.queues import Closed, DropQueue
-from maqbool_ros.core.stats import LatencyStats
+from maqbool_ros.ros.queues import Closed, DropQueue
+from maqbool_ros.ros.stats import LatencyStats
 
 
 def test_drop_oldest_keeps_newest_and_counts():

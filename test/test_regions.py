@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maqbool_ros.core.netvlad_head import NetVLADHead
-from maqbool_ros.core.regions.edge_boxes import (box_area_fractions, filter_quantise_pad, padding_box,
+from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead
+from maqbool_ros.core.rerank.regions.edge_boxes import (box_area_fractions, filter_quantise_pad, padding_box,
                                                  propose_boxes, quantise, thin_edges)
-from maqbool_ros.core.regions.region_descriptors import (crop_ranges, region_descriptors,
+from maqbool_ros.core.rerank.regions.region_descriptors import (crop_ranges, region_descriptors,
                                                          region_descriptors_naive)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig
-from maqbool_ros.core.rerank_api import Candidates, EngineOutput, RerankResult
+from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
 
 #: Config fields that may change while the pipeline runs (the node's live parameters):
 #: every field the schema does not mark read-only.
@@ -68,8 +68,8 @@ class LoopClosurePipeline:
         self._config.validate()
         self._lock = threading.Lock()  # guards database access between the node's workers
         if engine is None:
-            from maqbool_ros.core.engine import DescriptorEngine
-            from maqbool_ros.core.default_model import default_model_path
+            from maqbool_ros.core.descriptor.engine import DescriptorEngine
+            from maqbool_ros.core.descriptor.default_model import default_model_path
 
             cfg = self._config
             engine = DescriptorEngine(cfg.model_path or default_model_path(cfg.descriptor_dim), device=cfg.device,
@@ -81,7 +81,7 @@ class LoopClosurePipeline:
             raise ValueError(f"descriptor_dim: config asks for {self._config.descriptor_dim}-D but the model "
                              f"{getattr(engine, 'model_path', '')} produces {model_dim}-D descriptors")
         if reranker is None:
-            from maqbool_ros.core.rerankers import make_reranker
+            from maqbool_ros.core.rerank.factory import make_reranker
 
             reranker = make_reranker(self._config, engine)
         self.reranker = reranker
@@ -108,7 +108,7 @@ class LoopClosurePipeline:
         return new
 
     def _make_database(self, load: bool | None = None):
-        from maqbool_ros.core.database import KeyframeDatabase
+        from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
         cfg = self._config
         load = cfg.load_database_on_start if load is None else load

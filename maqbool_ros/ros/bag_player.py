@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from maqbool_ros.core.bags import typestore
+from maqbool_ros.core.data.bags import typestore
 
 
 def message_class(msgtype: str):

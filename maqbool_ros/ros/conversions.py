@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from maqbool_ros.core.image_decode import ImageDecodeError, decode_compressed, decode_raw
+from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed, decode_raw
 from maqbool_ros.core.pipeline import QueryResult
 from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 

@@ -22,10 +22,10 @@ from std_msgs.msg import Int64, String
 from std_srvs.srv import Trigger
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
-from maqbool_ros.core.image_decode import ImageDecodeError
+from maqbool_ros.core.images.decode import ImageDecodeError
 from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
-from maqbool_ros.core.queues import Closed, DropQueue
-from maqbool_ros.core.stats import LatencyStats
+from maqbool_ros.ros.queues import Closed, DropQueue
+from maqbool_ros.ros.stats import LatencyStats
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
 from maqbool_ros.ros.params import declare_parameters, validate_change

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig, ros_params_yaml
-from maqbool_ros.core.image_decode import encode_raw
+from maqbool_ros.core.images.decode import encode_raw
 from maqbool_ros.msg import LoopClosureCandidate
 
 def node_command() -> list[str]:

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_from_images(args: argparse.Namespace) -> int:
-    from maqbool_ros.core.bags import write_dataset_bag
+    from maqbool_ros.core.data.bags import write_dataset_bag
     from maqbool_ros.tools.eval import open_dataset
 
     dataset = open_dataset(args)
@@ -91,7 +91,7 @@ def _spin_in_background(node) -> _BackgroundSpin:
 def run_play(args: argparse.Namespace) -> int:
     import rclpy
 
-    from maqbool_ros.core.bags import COMPRESSED_TYPE, IMAGE_TYPE, bag_topics
+    from maqbool_ros.core.data.bags import COMPRESSED_TYPE, IMAGE_TYPE, bag_topics
     from maqbool_ros.ros.bag_player import BagPlayer, parse_remaps
 
     remaps = parse_remaps(args.topic_remap)
@@ -125,7 +125,7 @@ def run_record(args: argparse.Namespace) -> int:
 
     import rclpy
 
-    from maqbool_ros.core.bags import CANDIDATE_TYPE, BagWriter
+    from maqbool_ros.core.data.bags import CANDIDATE_TYPE, BagWriter
     from maqbool_ros.ros.recorder import CandidateRecorder
 
     if args.count is not None and args.count < 1:

@@ -41,17 +41,17 @@ def register(subparsers) -> None:
 
 def iter_images(source: str | Path, image_topic: str | None = None) -> tuple[int, Iterator[np.ndarray]]:
     """(count, iterator of RGB images) from an image folder (recursive, sorted) or a bag."""
-    from maqbool_ros.core.datasets import is_bag
-    from maqbool_ros.core.image_io import IMAGE_SUFFIXES, read_image
+    from maqbool_ros.core.data.bags import is_bag
+    from maqbool_ros.core.images.io import IMAGE_SUFFIXES, read_image
 
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"--images: {source} does not exist")
     if is_bag(source):
-        from maqbool_ros.core import bags
+        from maqbool_ros.core.data import bags
 
         topics = bags.bag_topics(source)
-        topic = bags._pick_topic(topics, image_topic, (bags.IMAGE_TYPE, bags.COMPRESSED_TYPE), "image")
+        topic = bags.pick_topic(topics, image_topic, (bags.IMAGE_TYPE, bags.COMPRESSED_TYPE), "image")
         if topic is None:
             raise ValueError(f"--images: {source} has no sensor_msgs Image/CompressedImage topic")
         messages = [(msg, msgtype) for _, msgtype, _, msg in bags.read_messages(source, [topic])]
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.engine import DescriptorEngine
-    from maqbool_ros.core.landmarks import LandmarkReranker, train_vocabulary
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, train_vocabulary
 
     if args.words < 2:
         raise ValueError(f"--words: need at least 2 words, got {args.words}")
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         model = args.model
     else:
-        from maqbool_ros.core.default_model import default_model_path
+        from maqbool_ros.core.descriptor.default_model import default_model_path
 
         model = default_model_path()
     engine = DescriptorEngine(model, device=args.device, image_size=(args.width, args.height),

@@ -1,6 +1,6 @@
 """`maqbool demo`: the whole system on a sequence, printing candidates and recall.
 
-Without --dataset it runs on the embedded SYNTHETIC sequence (maqbool_ros.core.demo_sequence,
+Without --dataset it runs on the embedded SYNTHETIC sequence (maqbool_ros.core.data.demo_sequence,
 built from matplotlib's sample images: no download). The run loop takes a *runner*: the
 real ROS node fed through a bag (``--runner node``, the default), or the in-process pipeline.
 """
@@ -66,12 +66,12 @@ def print_result(dataset, index: int, keyframe_ids, scores, show: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maqbool_ros.core import evaluation
+    from maqbool_ros.core.evaluation import protocol as evaluation
     from maqbool_ros.tools.eval import open_dataset, print_summary
 
     synthetic = args.dataset is None
     if synthetic:
-        from maqbool_ros.core.demo_sequence import demo_sequence
+        from maqbool_ros.core.data.demo_sequence import demo_sequence
 
         dataset = demo_sequence()
         print(f"maqbool demo: embedded SYNTHETIC sequence '{dataset.name}' ({len(dataset.frames)} frames, "

@@ -17,7 +17,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
 
 
 def open_dataset(args: argparse.Namespace):
-    from maqbool_ros.core.datasets import load_dataset
+    from maqbool_ros.core.data.datasets import load_dataset
 
     return load_dataset(args.dataset, image_topic=args.image_topic, pose_topic=args.pose_topic,
                         radius=args.radius, min_gap_s=args.min_gap)
@@ -78,7 +78,7 @@ def resolve_default_model(cfg):
     """Without a model, the embedded default of the requested dimension (built once, cached)."""
     if cfg.model_path:
         return cfg
-    from maqbool_ros.core.default_model import default_model_path
+    from maqbool_ros.core.descriptor.default_model import default_model_path
 
     return cfg.replace(model_path=str(default_model_path(cfg.descriptor_dim, progress=True)))
 
@@ -87,8 +87,8 @@ def fit_model_on_refs(dataset, cfg, out_dir: Path, progress: bool = True) -> str
     """Adapt the model to the map images (refs, or a sequence's frames) with the engine's
     fit code (as `maqbool fit`) and export it; returns the ONNX path."""
     try:
-        from maqbool_ros.core.export import export_onnx, model_metadata
-        from maqbool_ros.core.fit import fit_model
+        from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
+        from maqbool_ros.core.descriptor.fit import fit_model
     except ImportError as exc:
         raise ValueError(f"--fit-on-refs: model fitting is not available ({exc})") from None
     images = dataset.refs if dataset.kind == "query_ref" else dataset.frames
@@ -105,8 +105,8 @@ def fit_model_on_refs(dataset, cfg, out_dir: Path, progress: bool = True) -> str
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from maqbool_ros.core import eval_report
-    from maqbool_ros.core.evaluation import evaluate_offline, records_from_candidates, summarize
+    from maqbool_ros.core.evaluation import report as eval_report
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline, records_from_candidates, summarize
 
     dataset = open_dataset(args)
     cfg = build_config(args)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     model_info: dict = {}
     if args.candidates or args.online:
         if args.candidates:
-            from maqbool_ros.core.bags import CANDIDATE_TYPE, read_messages
+            from maqbool_ros.core.data.bags import CANDIDATE_TYPE, read_messages
 
             messages = [m for _, ty, _, m in read_messages(args.candidates) if ty == CANDIDATE_TYPE]
         else:

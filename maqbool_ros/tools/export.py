@@ -26,11 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from maqbool_ros.core.export import export_onnx, model_metadata
-    from maqbool_ros.core.models.checkpoints import load_netvlad_checkpoint
+    from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
+    from maqbool_ros.core.descriptor.models.checkpoints import load_netvlad_checkpoint
 
     if args.checkpoint is None:
-        from maqbool_ros.core.default_model import default_model_path
+        from maqbool_ros.core.descriptor.default_model import default_model_path
         src = default_model_path(args.dim or 512, progress=True)
         shutil.copyfile(src, args.out)
         print(f"wrote {args.out} (embedded default model)")

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bag_images(path: Path, topic: str | None, step: int, limit: int) -> list:
-    from maqbool_ros.core.bags import image_msg_to_rgb, image_topic_of, read_messages
+    from maqbool_ros.core.data.bags import image_msg_to_rgb, image_topic_of, read_messages
 
     topic, _ = image_topic_of(path, topic)
     images = []
@@ -53,9 +53,9 @@ def _bag_images(path: Path, topic: str | None, step: int, limit: int) -> list:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from maqbool_ros.core.export import export_onnx, model_metadata
-    from maqbool_ros.core.fit import fit_model
-    from maqbool_ros.core.image_io import list_images
+    from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
+    from maqbool_ros.core.descriptor.fit import fit_model
+    from maqbool_ros.core.images.io import list_images
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.step < 1:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--images {src} does not exist")
     base = None
     if args.checkpoint:
-        from maqbool_ros.core.models.checkpoints import load_netvlad_checkpoint
+        from maqbool_ros.core.descriptor.models.checkpoints import load_netvlad_checkpoint
         base = load_netvlad_checkpoint(args.checkpoint)
     elif args.backbone == "vgg16":
         raise ValueError("--backbone vgg16 needs --checkpoint (no ImageNet VGG16 weights are shipped)")

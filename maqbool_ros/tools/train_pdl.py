@@ -34,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.datasets import load_dataset
-    from maqbool_ros.core.maqbool import training
-    from maqbool_ros.core.maqbool.pdl import UntrainedPdl, to_pdl, train_forest
-    from maqbool_ros.core.maqbool.reranker import MaqboolReranker
+    from maqbool_ros.core.data.datasets import load_dataset
+    from maqbool_ros.core.rerank.maqbool import training
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, to_pdl, train_forest
+    from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".onnx"):
@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 def make_engine(cfg, model_path: str):
     """The descriptor engine for a config (the embedded default model when no path is given)."""
-    from maqbool_ros.core.default_model import default_model_path
-    from maqbool_ros.core.engine import DescriptorEngine
+    from maqbool_ros.core.descriptor.default_model import default_model_path
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     path = model_path or cfg.model_path or default_model_path()
     return DescriptorEngine(path, device=cfg.device, fp16=cfg.fp16,

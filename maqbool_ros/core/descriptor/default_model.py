@@ -1,0 +1,113 @@
+"""The embedded default model: built on first use, cached, no download.
+
+Backbone weights come from the ImageNet weight package installed with maqbool_ros; the
+NetVLAD centroids and whitening PCA are fitted on natural images that installed packages
+ship (scikit-learn's sample photos, matplotlib's sample photo), expanded by seeded random
+crops, flips and photometric jitter. This is an environment-agnostic initialisation:
+`maqbool fit --images <deployment images>` adapts it and is recommended.
+
+Cache: ``$MAQBOOL_CACHE_DIR`` or ``~/.cache/maqbool_ros``; files are written atomically,
+so concurrent first uses are safe (the last writer wins with identical content).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_BACKBONE = "mobilenetv2"
+RECIPE_VERSION = 2  # bump when the recipe below changes: old cache files are then ignored
+SEED = 0
+# (package, file inside it): real photographs shipped in wheels that are installed anyway
+SOURCE_IMAGES = (
+    ("sklearn", "datasets/images/china.jpg"),
+    ("sklearn", "datasets/images/flower.jpg"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+)
+AUG_SIZE = (320, 240)
+
+
+def cache_dir() -> Path:
+    """Where built models are cached (``MAQBOOL_CACHE_DIR`` overrides the default)."""
+    root = os.environ.get("MAQBOOL_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "maqbool_ros")
+    return Path(root)
+
+
+def source_image_paths() -> list[Path]:
+    """The shipped photographs found in installed packages (at least one is required)."""
+    paths = []
+    for package, resource in SOURCE_IMAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]) / resource
+        if path.is_file():
+            paths.append(path)
+    if not paths:
+        raise FileNotFoundError("default model: none of the sample photos shipped by scikit-learn/matplotlib "
+                                "was found; run `maqbool fit --images DIR` on your own images instead")
+    return paths
+
+
+def augmented_images(count: int, seed: int = SEED) -> list[np.ndarray]:
+    """``count`` seeded random crops (30-100 % of the area), flips and brightness/contrast
+    jitter of the source photos, resized to AUG_SIZE."""
+    import cv2
+
+    from maqbool_ros.core.images.io import read_image
+
+    rng = np.random.default_rng(seed)
+    sources = [read_image(p) for p in source_image_paths()]
+    out = []
+    for i in range(count):
+        img = sources[i % len(sources)]
+        h, w = img.shape[:2]
+        area = rng.uniform(0.3, 1.0)
+        aspect = rng.uniform(0.75, 1.333)
+        ch = int(min(h, round(np.sqrt(area * h * w / aspect))))
+        cw = int(min(w, round(ch * aspect)))
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = img[y0:y0 + ch, x0:x0 + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        crop = cv2.resize(np.ascontiguousarray(crop), AUG_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        crop = crop * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
+        out.append(np.clip(crop, 0, 255).astype(np.uint8))
+    return out
+
+
+def default_model_path(descriptor_dim: int = 512, backbone: str = DEFAULT_BACKBONE, progress: bool = False) -> Path:
+    """Path of the default ONNX model (WPCA to ``descriptor_dim``), building it on first use."""
+    if descriptor_dim not in (512, 4096):
+        raise ValueError(f"descriptor_dim: {descriptor_dim} is not one of [512, 4096]")
+    path = cache_dir() / f"default_{backbone}_wpca{descriptor_dim}_r{RECIPE_VERSION}.onnx"
+    if path.is_file():
+        return path
+    build_default_model(path, descriptor_dim, backbone, progress)
+    return path
+
+
+def build_default_model(path: Path, descriptor_dim: int, backbone: str, progress: bool = False) -> Path:
+    """Fit and export the default model to ``path`` (atomic write)."""
+    import torch
+
+    from maqbool_ros.core.atomic import atomic_target
+    from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
+    from maqbool_ros.core.descriptor.fit import fit_model
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # enough augmented views that k-means sees ~40 features per cluster and the
+    # sub-window VLADs make the PCA full rank without too many windows per view
+    count = 96 if descriptor_dim <= 512 else 256
+    images = augmented_images(count)
+    model = fit_model(images, backbone=backbone, pca_dim=descriptor_dim, seed=SEED, image_size=AUG_SIZE,
+                      resize_policy="exact", progress=progress)
+    names = ", ".join(p.name for p in source_image_paths())
+    meta = model_metadata(model, fitted_on=(f"embedded default r{RECIPE_VERSION}: {count} augmented views of "
+                                            f"{names} (environment-agnostic; run maqbool fit on your images); "
+                                            f"pca_rank={model.fit_info['pca_rank']}"))
+    with atomic_target(path) as tmp:
+        export_onnx(model, tmp, meta)
+    return path

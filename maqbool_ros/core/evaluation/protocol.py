@@ -1,0 +1,157 @@
+"""The offline evaluation protocol and the scoring of its results.
+
+Protocols (one per dataset kind):
+
+* query_ref: every ref image goes into the database (keyframe id = ref index, robot
+  ``"ref"``, stamp = index); then every query is searched and re-ranked with
+  ``add_to_database=False``. Exclusion rules are off (a map is not "recent").
+* sequence: frames are fed in order with ``add_to_database=True`` and the config's
+  exclusion window (keyframe id = frame index, stamp = the dataset's clock). Every frame
+  is a query; frames without a revisit count only against precision.
+
+Online evaluation scores LoopClosureCandidate messages recorded from a running node
+(:func:`records_from_candidates`) with the same code. Scoring: :func:`summarize`.
+Report files (JSON/CSV/plots): maqbool_ros.core.evaluation.report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from maqbool_ros.core.config import MaqboolConfig
+from maqbool_ros.core.data.datasets import Dataset
+from maqbool_ros.core.evaluation.metrics import DEFAULT_RECALL_NS, best_match_pr_curve, latency_percentiles, recall_at_n
+
+REF_ROBOT, QUERY_ROBOT, SEQUENCE_ROBOT = "ref", "query", "robot0"
+#: per-stage timings kept in reports (the pipeline's keys; "total" = whole keyframe)
+LATENCY_STAGES = ("descriptor", "extras", "search", "rerank", "total")
+
+
+@dataclass
+class QueryRecord:
+    """What one query returned, in dataset indices (ref indices, or frame indices)."""
+
+    query_index: int
+    ranked: np.ndarray
+    confidence: float  # score of the best candidate, -inf when there is none
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    complete: bool = True
+    region_budget: int = 0
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per ranked candidate
+
+
+def protocol_config(dataset: Dataset, config: MaqboolConfig) -> MaqboolConfig:
+    """The config the protocol runs with: query_ref turns the exclusion window off."""
+    if dataset.kind == "query_ref":
+        return config.replace(exclude_recent_keyframes=0, exclude_recent_seconds=0.0, robot_filter="all")
+    return config
+
+
+def num_queries(dataset: Dataset) -> int:
+    return len(dataset.queries) if dataset.kind == "query_ref" else len(dataset.frames)
+
+
+def _record(index: int, result: Any, id_to_index: Callable[[np.ndarray], np.ndarray]) -> QueryRecord:
+    if result is None or len(result) == 0:
+        return QueryRecord(index, np.zeros(0, dtype=np.int64), float("-inf"),
+                           dict(getattr(result, "timings_ms", {}) or {}))
+    return QueryRecord(index, id_to_index(np.asarray(result.keyframe_ids, dtype=np.int64)),
+                       float(result.scores[0]), dict(result.timings_ms), bool(result.complete),
+                       int(result.region_budget), np.asarray(result.scores, dtype=float))
+
+
+def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
+                on_result: Callable[[int, Any], None] | None = None) -> list[QueryRecord]:
+    """Run the protocol through ``pipeline.process`` (a LoopClosurePipeline or anything with
+    the same method). on_result(query_index, QueryResult) is called after each query (the
+    demo prints candidates with it). The pipeline's database must be empty."""
+    from tqdm import tqdm
+
+    records: list[QueryRecord] = []
+    if dataset.kind == "query_ref":
+        for r in tqdm(range(len(dataset.refs)), desc="map (refs)", unit="img", disable=not progress):
+            pipeline.process(dataset.refs[r], keyframe_id=r, robot_id=REF_ROBOT, stamp=float(r),
+                             add_to_database=True, query=False)
+        base = len(dataset.refs)
+        for q in tqdm(range(len(dataset.queries)), desc="queries", unit="img", disable=not progress):
+            res = pipeline.process(dataset.queries[q], keyframe_id=base + q, robot_id=QUERY_ROBOT,
+                                   stamp=float(base + q), add_to_database=False, query=True)
+            records.append(_record(q, res, lambda ids: ids))
+            if on_result is not None:
+                on_result(q, res)
+    else:
+        for i in tqdm(range(len(dataset.frames)), desc="frames", unit="img", disable=not progress):
+            res = pipeline.process(dataset.frames[i], keyframe_id=i, robot_id=SEQUENCE_ROBOT,
+                                   stamp=float(dataset.stamps[i]), add_to_database=True, query=True)
+            records.append(_record(i, res, lambda ids: ids))
+            if on_result is not None:
+                on_result(i, res)
+    return records
+
+
+def records_from_candidates(dataset: Dataset, messages: Iterable[Any]) -> list[QueryRecord]:
+    """Records from LoopClosureCandidate messages (rclpy or rosbags objects) of a node fed
+    with a bag written by ``maqbool bag from-images`` (keyframe ids: refs 0..R-1, queries
+    R..R+Q-1, or frame indices). For query_ref the node also stored the queries, so
+    candidates that are not refs are dropped before scoring."""
+    n = num_queries(dataset)
+    base = len(dataset.refs) if dataset.kind == "query_ref" else 0
+    by_query: dict[int, QueryRecord] = {}
+    for msg in messages:
+        q = int(msg.query_keyframe_id) - base
+        if not 0 <= q < n:
+            continue  # a ref keyframe (its own search is not part of the protocol)
+        ids = np.asarray([int(c.keyframe_id) for c in msg.candidates], dtype=np.int64)
+        scores = np.asarray([float(c.score) for c in msg.candidates], dtype=float)
+        keep = ids < base if dataset.kind == "query_ref" else np.ones(len(ids), dtype=bool)
+        ids, scores = ids[keep], scores[keep]
+        timings = {"descriptor": float(msg.descriptor_ms), "search": float(msg.search_ms),
+                   "rerank": float(msg.rerank_ms), "total": float(msg.latency_ms)}
+        by_query[q] = QueryRecord(q, ids, float(scores[0]) if len(scores) else float("-inf"), timings,
+                                  bool(msg.reranking_complete), int(msg.region_budget), scores)
+    return [by_query.get(q, QueryRecord(q, np.zeros(0, dtype=np.int64), float("-inf"))) for q in range(n)]
+
+
+def summarize(dataset: Dataset, records: Sequence[QueryRecord],
+              recall_ns: Sequence[int] = DEFAULT_RECALL_NS, curve_max_n: int = 50) -> dict[str, Any]:
+    """Metrics over the records: recall@N (the headline Ns and a 1..curve_max_n curve),
+    the best-match PR curve with its AUC and max recall at 100% precision, latencies."""
+    positives = [dataset.positives[r.query_index] for r in records]
+    ranked = [r.ranked for r in records]
+    curve_ns = list(range(1, curve_max_n + 1))
+    curve = recall_at_n(ranked, positives, curve_ns)
+    headline = recall_at_n(ranked, positives, recall_ns)
+    best = [int(r.ranked[0]) if len(r.ranked) else None for r in records]
+    pr = best_match_pr_curve(best, [r.confidence for r in records], positives)
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for stage, ms in r.timings_ms.items():
+            if stage in LATENCY_STAGES:
+                stages.setdefault(stage, []).append(ms)
+    out: dict[str, Any] = {f"recall@{n}": headline[n] for n in recall_ns}
+    out.update({
+        "pr_auc": pr.auc,
+        "max_recall_at_100_precision": pr.max_recall_at_100_precision,
+        "num_queries": len(records),
+        "num_queries_with_revisit": int(sum(1 for p in positives if len(p))),
+        "num_incomplete_reranks": int(sum(1 for r in records if not r.complete)),
+        "region_budget_used": {"mean": float(np.mean([r.region_budget for r in records])) if records else 0.0},
+        "latency_ms": latency_percentiles({s: stages[s] for s in LATENCY_STAGES if s in stages}),
+        "recall_curve": {"n": curve_ns, "recall": [curve[n] for n in curve_ns]},
+        "pr_curve": {"thresholds": pr.thresholds.tolist(), "precision": pr.precision.tolist(),
+                     "recall": pr.recall.tolist()},
+    })
+    return out
+
+
+def evaluate_offline(dataset: Dataset, config: MaqboolConfig, *, engine: Any = None, progress: bool = True,
+                     on_result: Callable[[int, Any], None] | None = None):
+    """Build a pipeline for config (sharing ``engine`` if given), run the protocol and score it.
+    Returns (summary dict, records, pipeline)."""
+    from maqbool_ros.core.pipeline import LoopClosurePipeline
+
+    pipeline = LoopClosurePipeline(protocol_config(dataset, config), engine=engine)
+    records = run_offline(dataset, pipeline, progress=progress, on_result=on_result)
+    return summarize(dataset, records), records, pipeline

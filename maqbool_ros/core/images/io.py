@@ -1,0 +1,89 @@
+"""Reading images from files and folders into RGB uint8 arrays, with clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """Image files directly inside ``directory``, sorted by name (the datasets' index order)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image directory {directory} does not exist or is not a directory")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"image directory {directory} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 RGB array (grayscale is replicated, alpha dropped).
+
+    Decoded by the node's CompressedImage decoder, so a file read offline and the same
+    bytes received as a CompressedImage give identical pixels.
+    """
+    from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    try:
+        return decode_compressed(path.read_bytes(), path.suffix.lstrip("."))
+    except ImageDecodeError as exc:
+        raise ValueError(f"image file {path} cannot be decoded (corrupt or not an image): {exc}") from exc
+
+
+def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Validate an image array and return it as contiguous (H, W, 3) uint8 RGB.
+
+    Accepts (H, W), (H, W, 1), (H, W, 3) and (H, W, 4) uint8 arrays; grayscale is replicated
+    to 3 channels and alpha dropped. Anything else raises ValueError naming the problem.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: dtype must be uint8 (RGB 0..255), got {image.dtype}"
+                         + (" (contains NaN)" if image.dtype.kind == "f" and np.isnan(image).any() else ""))
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"{name}: shape must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name}: image is empty ({image.shape})")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+RESIZE_POLICIES = ("keep_aspect", "exact", "native")
+
+
+def resize_for_network(image: np.ndarray, image_size: tuple[int, int], policy: str,
+                       min_side: int = 32) -> np.ndarray:
+    """Resize an RGB uint8 image for the network. image_size is (width, height).
+
+    keep_aspect: the largest size that fits inside image_size with the same aspect ratio
+    (small images are enlarged); exact: exactly image_size; native: unchanged.
+    """
+    import cv2
+
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize_policy: {policy!r} is not one of {list(RESIZE_POLICIES)}")
+    h, w = image.shape[:2]
+    tw, th = int(image_size[0]), int(image_size[1])
+    if policy == "native":
+        nw, nh = w, h
+    elif policy == "exact":
+        nw, nh = tw, th
+    else:
+        scale = min(tw / w, th / h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if min(nw, nh) < min_side:
+        raise ValueError(f"image: {nw}x{nh} after resizing ({policy}) is smaller than the network minimum {min_side} px")
+    if (nw, nh) == (w, h):
+        return image
+    interp = cv2.INTER_AREA if nw * nh < w * h else cv2.INTER_LINEAR
+    return cv2.resize(image, (nw, nh), interpolation=interp)

@@ -1,0 +1,84 @@
+"""Which decision layer the re-ranker uses: config.pdl_path, else a default built on first use.
+
+The default is trained (DT-50, seed 0, n = 50, K = 100) for the model in use on the
+embedded SYNTHETIC sequence (maqbool_ros.core.data.demo_sequence, rendered from images that
+installed packages ship): it needs no download and never sees the real evaluation data in
+../shared/data, so recall reported with it is out-of-sample. It is cached next to the
+default model (``$MAQBOOL_CACHE_DIR`` or ``~/.cache/maqbool_ros``) as skl2onnx trees (no
+pickle). Train a real one for your environment with ``maqbool train-pdl``.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+RECIPE_VERSION = 1  # bump when the training recipe below changes
+TREES, SEED, BUDGET, TOP_K, EXCLUDE_RECENT = 50, 0, 50, 100, 20
+
+
+def _model_tag(engine) -> str:
+    """Identifies the descriptor model a default PDL belongs to (name, size, head bytes)."""
+    path = Path(getattr(engine, "model_path", "model"))
+    digest = hashlib.sha1()
+    digest.update(path.name.encode())
+    head = engine.head
+    for arr in (head.centroids, head.pca_weight):
+        if arr is not None:
+            digest.update(arr[:8].tobytes())
+    return f"{path.stem[:40]}_{digest.hexdigest()[:10]}"
+
+
+def default_pdl_path(engine) -> Path:
+    """Cached default PDL for this engine's model, building it on first use."""
+    from maqbool_ros.core.descriptor.default_model import cache_dir
+
+    path = cache_dir() / f"default_pdl_{_model_tag(engine)}_r{RECIPE_VERSION}.onnx"
+    if not path.is_file():
+        build_default_pdl(engine, path)
+    return path
+
+
+def build_default_pdl(engine, path: Path) -> Path:
+    """Train the default decision layer on the embedded synthetic sequence (atomic write)."""
+    import numpy as np
+
+    from maqbool_ros.core.atomic import atomic_target
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.core.data.demo_sequence import demo_sequence
+    from maqbool_ros.core.rerank.maqbool import training
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, to_pdl, train_forest
+    from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
+
+    dataset = demo_sequence()
+    cfg = MaqboolConfig(method="maqbool", descriptor_dim=int(engine.head.descriptor_dim), region_budget=BUDGET)
+    reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
+    frames = dataset.frames
+    described = training.describe_images(engine, reranker, frames, "default PDL: synthetic frames", progress=False)
+    pairs = training.candidate_lists(dataset, described, described, TOP_K, EXCLUDE_RECENT)
+    x, y = training.training_set(reranker, described, described, pairs, BUDGET)
+    model = train_forest(x, y, trees=TREES, seed=SEED)
+    meta = {"descriptor_dim": int(engine.head.descriptor_dim), "region_dim": int(engine.head.output_dim),
+            "backbone": str(engine.metadata.get("backbone", "")), "trees": TREES, "seed": SEED,
+            "trained_on": f"embedded synthetic sequence '{dataset.name}' ({len(frames)} frames)",
+            "pairs": int(len(y)), "positives": int((np.asarray(y) > 1.5).sum()), "top_k": TOP_K,
+            "region_budget": BUDGET, "region_source": "edge_boxes", "model": _model_tag(engine),
+            "oob_r2": float(model.oob_score_)}
+    with atomic_target(path) as tmp:
+        to_pdl(model, str(path), meta).save(tmp)  # the format comes from the final name's suffix
+    return path
+
+
+def load_configured_pdl(config, head=None, engine=None):
+    """Load config.pdl_path, or the default for ``engine``'s model; warn on a dim mismatch."""
+    from maqbool_ros.core.rerank.maqbool.pdl import check_pdl_meta, load_pdl
+
+    if config.pdl_path:
+        pdl = load_pdl(config.pdl_path)
+    elif engine is not None:
+        pdl = load_pdl(default_pdl_path(engine))
+    else:
+        raise ValueError("pdl_path: empty, and no descriptor engine was given to build the default "
+                         "decision layer for (train one with `maqbool train-pdl`)")
+    if head is not None:
+        check_pdl_meta(pdl, head)
+    return pdl

@@ -1,0 +1,169 @@
+"""MAQBOOL re-ranker (spec §2, §5, §6): region evidence + decision layer -> new order.
+
+Per keyframe (once, :meth:`MaqboolReranker.keyframe_extras`): proposals, spec filter /
+quantise / pad to 50 boxes, region NetVLAD descriptors (full whitened dim P).
+Per query (:meth:`MaqboolReranker.rerank`): eqs 1-10 for the top-K candidates, the PDL's
+P_j, d_new = |d - alpha ln P|, stable ascending sort.
+
+Deadline semantics: candidates are scored in chunks, in descriptor order; before each
+chunk the clock is compared with ``deadline`` (a time.perf_counter() value). When it
+has passed, scoring stops: the first ``num_reranked`` candidates (all scored) are
+sorted by d_new and come first, the unscored rest follow in descriptor order with
+their descriptor distance; ``complete`` is False. A deadline already past returns the
+descriptor order untouched. Nothing waits, so the next keyframe is never blocked.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
+from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
+                                                 padding_box, propose_boxes)
+from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
+from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
+
+DB_ROWS = TOP  # whole image + first 9 boxes per candidate (spec §9)
+_BLAS = None
+
+
+def single_thread_blas():
+    """Context manager limiting numpy's BLAS to one thread.
+
+    The pipeline runs the network and re-ranking on two workers at once, so threaded
+    BLAS inside re-ranking oversubscribes the cores; OpenBLAS threads then spin. Measured
+    on the shared 2-core machine: region descriptors 840 ms wall with 2 BLAS threads vs
+    37 ms with 1 (docs/maqbool.md).
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+        _BLAS = ThreadpoolController()  # created lazily: numpy's BLAS must be loaded first
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def netvlad_scores(distances: np.ndarray) -> np.ndarray:
+    """Scores shared by all methods: 1 - d/4 (unit vectors: d in [0, 4], score in [0, 1])."""
+    return (1.0 - np.asarray(distances, np.float64) / 4.0).astype(np.float32)
+
+
+class MaqboolReranker:
+    """Implements the Reranker protocol for method=maqbool.
+
+    config: MaqboolConfig (region_budget, alpha, region_source, pdl_path; read on every
+    call, the pipeline swaps it live). head: the engine's NetVLADHead. pdl: a loaded
+    decision layer (default: config.pdl_path, else the shipped default).
+    proposal_max_side: Edge Boxes image size (docs/maqbool.md). chunk_size: candidates
+    scored between deadline checks.
+    """
+
+    name = "maqbool"
+
+    def __init__(self, config, head, pdl, *, proposal_max_side: int = 320, chunk_size: int = 25):
+        self.config = config
+        self.head = head
+        self.pdl = pdl  # the factory (rerank.factory) resolves config.pdl_path / the default
+        self.proposal_max_side = int(proposal_max_side)
+        self.chunk_size = max(1, int(chunk_size))
+        self.last_extras_timings_ms: dict[str, float] = {}
+        if config.region_source == "conv_landmarks":
+            try:
+                from maqbool_ros.core.rerank.landmarks.mining import landmark_boxes  # noqa: F401
+            except ImportError as exc:
+                raise NotImplementedError("region_source: conv_landmarks needs "
+                                          "maqbool_ros.core.rerank.landmarks.mining.landmark_boxes") from exc
+
+    @property
+    def alpha(self) -> float:
+        """config.alpha, or the paper's value for the head's descriptor dim when negative."""
+        if self.config.alpha >= 0:
+            return float(self.config.alpha)
+        return 1.15 if self.head.descriptor_dim <= 512 else 0.31
+
+    # --- per keyframe ------------------------------------------------------------
+    def boxes(self, out: EngineOutput) -> np.ndarray:
+        """(50, 4) int64 boxes in map cells, 1-based (x, y, w, h), spec §4.2 order."""
+        img_h, img_w = out.image.shape[:2]
+        if self.config.region_source == "conv_landmarks":
+            from maqbool_ros.core.rerank.landmarks.mining import landmark_boxes
+
+            guidance = np.maximum(np.asarray(out.feature_map, np.float32), 0.0)
+            cells, _, _ = landmark_boxes(guidance, out.stride, NUM_BOXES)
+            cells = np.asarray(cells, np.int64).copy()
+            cells[:, :2] += 1  # their boxes are 0-based cells; the crop rule expects 1-based
+            return cells
+        boxes_px, _ = propose_boxes(out.image, self.proposal_max_side)
+        return filter_quantise_pad(boxes_px, img_w, img_h, out.stride, NUM_BOXES)
+
+    def keyframe_extras(self, out: EngineOutput) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Query side: regions (51, P) float32 [whole, 50 boxes], areas (51,), pad_region
+        (1, P), pad_area (1,). Database side: maqbool_regions (10, P) float16,
+        maqbool_areas (10,) float32."""
+        img_h, img_w = out.image.shape[:2]
+        t0 = time.perf_counter()
+        cells = self.boxes(out)
+        pad = padding_box(img_w, img_h, out.stride)[None]
+        t1 = time.perf_counter()
+        with single_thread_blas():
+            desc = region_descriptors(out.feature_map, np.concatenate([cells, pad]), self.head)
+        t2 = time.perf_counter()
+        self.last_extras_timings_ms = {"proposals": (t1 - t0) * 1e3, "region_descriptors": (t2 - t1) * 1e3}
+        whole = l2_normalize(np.asarray(out.whitened, np.float32).reshape(1, -1))
+        regions = np.concatenate([whole, desc[:-1]])
+        areas = np.concatenate([[1.0], box_area_fractions(cells, img_w, img_h, out.stride)]).astype(np.float32)
+        query = {"regions": regions, "areas": areas, "pad_region": desc[-1:],
+                 "pad_area": box_area_fractions(pad, img_w, img_h, out.stride)}
+        database = {"maqbool_regions": regions[:DB_ROWS].astype(np.float16),
+                    "maqbool_areas": areas[:DB_ROWS].copy()}
+        return query, database
+
+    def query_rows(self, query: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whole image + the first n boxes, padded with the near-full box up to 10 boxes."""
+        regions, areas = query["regions"][: 1 + n], query["areas"][: 1 + n]
+        missing = TOP + 1 - len(regions)
+        if missing > 0:
+            regions = np.concatenate([regions, np.repeat(query["pad_region"], missing, axis=0)])
+            areas = np.concatenate([areas, np.repeat(query["pad_area"], missing)])
+        return regions, areas
+
+    # --- per query ---------------------------------------------------------------
+    def rerank(self, query: dict[str, np.ndarray], candidates: Candidates,
+               candidate_extras: dict[str, np.ndarray], deadline: float) -> RerankResult:
+        """Re-order candidates by d_new = |d - alpha ln P| (see the module doc for deadlines)."""
+        k = len(candidates)
+        d_all = np.asarray(candidates.distances, np.float64)
+        n = int(self.config.region_budget)  # read every call: a live parameter
+        new_d = d_all.copy()
+        timings = {"correlation": 0.0, "features": 0.0, "pdl": 0.0}
+        done = 0
+        if k:
+            if "maqbool_regions" not in candidate_extras:
+                raise ValueError("candidate_extras: no 'maqbool_regions' (database built without "
+                                 "method=maqbool; rebuild it)")
+            q_rows, q_areas = self.query_rows(query, n)
+            c_rows = candidate_extras["maqbool_regions"]
+            c_areas = np.asarray(candidate_extras["maqbool_areas"], np.float64)
+            alpha = self.alpha
+            while done < k and time.perf_counter() < deadline:
+                idx = np.arange(done, min(done + self.chunk_size, k))
+                t0 = time.perf_counter()
+                with single_thread_blas():
+                    C = correlation_distances(q_rows, c_rows[idx])
+                t1 = time.perf_counter()
+                x = pairwise_features(C, q_areas, c_areas[idx], d_all, idx)
+                t2 = time.perf_counter()
+                p = np.clip(self.pdl.predict(x), 1e-6, None)
+                t3 = time.perf_counter()
+                new_d[idx] = np.abs(d_all[idx] - alpha * np.log(p))  # eq. 12
+                timings["correlation"] += (t1 - t0) * 1e3
+                timings["features"] += (t2 - t1) * 1e3
+                timings["pdl"] += (t3 - t2) * 1e3
+                done = int(idx[-1]) + 1
+        order = np.concatenate([np.argsort(new_d[:done], kind="stable"), np.arange(done, k)]).astype(np.int64)
+        return RerankResult(order=order, reranked_distances=new_d.astype(np.float32),
+                            scores=netvlad_scores(new_d), num_reranked=done, complete=done == k,
+                            region_budget=n, timings_ms=timings)

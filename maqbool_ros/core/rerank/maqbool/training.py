@@ -1,0 +1,97 @@
+"""Labelled MAQBOOL pairs from a dataset: for training the PDL and measuring recall.
+
+Every image is described once (engine pass, proposals, region descriptors); the
+NetVLAD top-K of each query is then an exact numpy search, and the 112-D features of
+any region budget n come from the cached region descriptors, so a sweep over n costs
+no extra network passes. Protocols match maqbool_ros.core.evaluation.protocol: query_ref
+searches all refs; sequence searches the frames before i - exclude_recent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maqbool_ros.core.rerank.maqbool.features import correlation_distances, pairwise_features
+
+
+@dataclass
+class DescribedImages:
+    """Per image: global descriptor, MAQBOOL query-side extras, database-side extras."""
+
+    descriptors: np.ndarray          # (N, dim) float32
+    query_extras: list[dict]         # keyframe_extras()[0] per image
+    db_regions: np.ndarray           # (N, 10, P) float16
+    db_areas: np.ndarray             # (N, 10) float32
+
+
+@dataclass
+class QueryPairs:
+    """One query's NetVLAD top-K: candidate image indices, distances, positives."""
+
+    query: int
+    candidates: np.ndarray           # (K,) indices into the searched images
+    distances: np.ndarray            # (K,) ascending squared L2
+    positive: np.ndarray             # (K,) bool
+    has_positive: bool               # any positive exists among all searchable images
+
+
+def describe_images(engine, reranker, images, desc: str = "describe", progress: bool = True) -> DescribedImages:
+    """Run engine + reranker.keyframe_extras on every image of an ImageList (or sequence)."""
+    from tqdm import tqdm
+
+    descs, queries, regions, areas = [], [], [], []
+    for i in tqdm(range(len(images)), desc=desc, unit="img", disable=not progress):
+        out = engine.compute(images[i])
+        q, db = reranker.keyframe_extras(out)
+        descs.append(np.asarray(out.descriptor, np.float32))
+        queries.append(q)
+        regions.append(db["maqbool_regions"])
+        areas.append(db["maqbool_areas"])
+    return DescribedImages(np.stack(descs), queries, np.stack(regions), np.stack(areas))
+
+
+def _top_k(query: np.ndarray, refs: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.sum((refs[allowed] - query) ** 2, axis=1)
+    order = np.argsort(d, kind="stable")[:k]
+    return allowed[order], d[order]
+
+
+def candidate_lists(dataset, queries: DescribedImages, refs: DescribedImages, top_k: int = 100,
+                    exclude_recent: int = 20) -> list[QueryPairs]:
+    """NetVLAD top-K per query with labels (query_ref: all refs; sequence: frames < i - exclude_recent)."""
+    pairs = []
+    for qi, positives in enumerate(dataset.positives):
+        if dataset.kind == "query_ref":
+            allowed = np.arange(len(refs.descriptors))
+        else:
+            allowed = np.arange(max(0, qi - exclude_recent))
+        if len(allowed) == 0:
+            continue
+        cand, d = _top_k(queries.descriptors[qi], refs.descriptors, allowed, top_k)
+        pos = np.isin(cand, positives)
+        pairs.append(QueryPairs(qi, cand, d, pos, bool(np.isin(positives, allowed).any())))
+    return pairs
+
+
+def pair_features(reranker, queries: DescribedImages, refs: DescribedImages, pair: QueryPairs,
+                  region_budget: int) -> np.ndarray:
+    """(K, 112) features of one query's candidates at region budget n."""
+    rows, areas = reranker.query_rows(queries.query_extras[pair.query], region_budget)
+    C = correlation_distances(rows, refs.db_regions[pair.candidates])
+    return pairwise_features(C, areas, refs.db_areas[pair.candidates], pair.distances)
+
+
+def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
+                 region_budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked features and labels Y = 1 + isPos (spec §6)."""
+    x = [pair_features(reranker, queries, refs, p, region_budget) for p in pairs]
+    y = [1.0 + p.positive.astype(np.float64) for p in pairs]
+    return np.concatenate(x).astype(np.float32), np.concatenate(y)
+
+
+def load_images(dataset) -> tuple[object, object]:
+    """(query images, searchable images) of a dataset (the same list for a sequence)."""
+    if dataset.kind == "query_ref":
+        return dataset.queries, dataset.refs
+    return dataset.frames, dataset.frames
