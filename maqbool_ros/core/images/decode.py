@@ -109,7 +109,7 @@ def decode_compressed(data: bytes, fmt: str = "", max_pixels: int = DEFAULT_MAX_
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: the decoder's array is ours
 
 
 def encode_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:
