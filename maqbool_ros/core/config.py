@@ -36,6 +36,13 @@ class MaqboolConfig:
     image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
     resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"), read_only=True)
     descriptor_dim: int = _f(512, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised).", choices=(512, 4096), read_only=True)
+    max_image_pixels: int = _f(
+        4096 * 2160,
+        "Refuse input images with more pixels than this (width*height, read from the header before decoding, so a "
+        "small compressed file cannot decode to gigabytes). Default 8847360 = 4096x2160, a DCI 4K frame (UHD "
+        "3840x2160 fits); the network sees image_width x image_height anyway. Live: it only gates the next image. "
+        "The CLI reads image files with the same check at this default.",
+        range=(1024, 1 << 30, 1))
 
     # --- keyframe database -------------------------------------------------------
     database_path: str = _f("", "Directory of the keyframe database. Empty: in memory only.", read_only=True)

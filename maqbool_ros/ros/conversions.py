@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed, decode_raw
+from maqbool_ros.core.images.decode import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageDecodeError,
+    check_pixels,
+    decode_compressed,
+    decode_raw,
+)
 from maqbool_ros.core.pipeline import QueryResult
 from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 
@@ -25,17 +31,22 @@ def seconds_to_stamp(seconds: float) -> Time:
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
-def image_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/Image or CompressedImage -> RGB uint8 (raises ImageDecodeError)."""
+def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> RGB uint8 (raises ImageDecodeError).
+
+    Images over max_pixels (the node's max_image_pixels) are refused before their data is
+    copied or decoded: raw ones by width*height, compressed ones by the size in their header.
+    """
     if hasattr(msg, "format"):  # CompressedImage
-        return decode_compressed(bytes(msg.data), msg.format)
+        return decode_compressed(bytes(msg.data), msg.format, max_pixels)
+    check_pixels(int(msg.width), int(msg.height), max_pixels, "width/height:")
     if _BRIDGE is not None and msg.encoding.lower() in ("rgb8", "bgr8", "mono8"):
         try:
             return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         except Exception as exc:  # noqa: BLE001 - cv_bridge raises its own types
             raise ImageDecodeError(f"cv_bridge: {exc}") from exc
     return decode_raw(bytes(msg.data), int(msg.width), int(msg.height), msg.encoding, int(msg.step),
-                      bool(msg.is_bigendian))
+                      bool(msg.is_bigendian), max_pixels)
 
 
 def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosureCandidate:

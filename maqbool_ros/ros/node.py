@@ -128,7 +128,7 @@ class LoopClosureNode(Node):
             except Closed:
                 return
             try:
-                rgb = image_to_rgb(msg)
+                rgb = image_to_rgb(msg, self.config.max_image_pixels)
                 kf = self.pipeline.describe(rgb, kf_id, self.robot_id, stamp_to_seconds(msg.header.stamp),
                                             received=received)
             except ImageDecodeError as exc:

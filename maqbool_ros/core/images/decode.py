@@ -2,11 +2,23 @@
 
 Works on the raw fields (bytes, width, height, encoding, step) so it is testable without
 ROS. Every failure raises ImageDecodeError naming the offending field.
+
+Memory is bounded before decoding: raw images check width*height, compressed ones the size in
+their header (headers.py), against ``max_image_pixels``; 16-bit images are brought to 8 bits
+without a float copy of the full image.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from maqbool_ros.core.config import FIELDS
+from maqbool_ros.core.images.headers import ImageDecodeError, image_size
+
+__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "ImageDecodeError", "SUPPORTED_ENCODINGS", "check_pixels",
+           "decode_compressed", "decode_raw", "encode_raw"]
+
+DEFAULT_MAX_IMAGE_PIXELS: int = FIELDS["max_image_pixels"].default
 
 # encoding -> (channels, dtype, conversion to RGB)
 _RAW = {
@@ -22,21 +34,38 @@ _RAW = {
 SUPPORTED_ENCODINGS = tuple(_RAW)
 
 
-class ImageDecodeError(ValueError):
-    """The image message cannot be turned into an RGB array; the text names the field."""
+def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Raise ImageDecodeError if width*height exceeds max_pixels; ``what`` starts the message
+    with the field and format, e.g. ``"data: PNG"`` or ``"width/height:"``."""
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"{what} {width}x{height} = {width * height / 1e6:.1f} MP exceeds max_image_pixels "
+            f"{max_pixels / 1e6:.1f} MP ({max_pixels} pixels); refused before decoding")
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """16-bit -> 8-bit, scaled by the image's own maximum (keeps low-bit-depth sensors visible).
+
+    cv2.convertScaleAbs rounds and saturates row by row, so the only new full-size array is
+    the uint8 result: no float32 copy (4 bytes per sample, twice) as numpy arithmetic makes.
+    """
+    peak = max(int(img.max()), 1)
+    return cv2.convertScaleAbs(img, alpha=255.0 / peak)
 
 
 def decode_raw(data: bytes, width: int, height: int, encoding: str, step: int,
-               is_bigendian: bool = False) -> np.ndarray:
+               is_bigendian: bool = False, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/Image payload to an (height, width, 3) uint8 RGB array.
 
-    mono16 is scaled to 8 bits by the image's own maximum (keeps low-bit-depth sensors visible).
+    width*height is checked against max_pixels before the data is looked at. mono16 is scaled
+    to 8 bits by the image's own maximum (keeps low-bit-depth sensors visible).
     """
     enc = encoding.lower()
     if enc not in _RAW:
         raise ImageDecodeError(f"encoding: {encoding!r} is not supported (use one of {list(SUPPORTED_ENCODINGS)})")
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"width/height: image is empty ({width}x{height})")
+    check_pixels(width, height, max_pixels, "width/height:")
     channels, dtype, conversion = _RAW[enc]
     itemsize = np.dtype(dtype).itemsize
     row_bytes = width * channels * itemsize
@@ -46,29 +75,41 @@ def decode_raw(data: bytes, width: int, height: int, encoding: str, step: int,
         raise ImageDecodeError(f"data: {len(data)} bytes, expected step*height = {step * height}")
     buf = np.frombuffer(data, dtype=np.uint8, count=step * height).reshape(height, step)[:, :row_bytes]
     arr = np.ascontiguousarray(buf).view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
-    arr = arr.reshape(height, width, channels)
     if dtype == np.uint16:
-        peak = max(int(arr.max()), 1)
-        arr = (arr.astype(np.float32) * (255.0 / peak)).round().astype(np.uint8)
+        if is_bigendian:  # OpenCV takes native byte order only: one uint16 copy
+            arr = arr.astype(np.uint16)
+        arr = _to_uint8(arr.reshape(height, width))  # mono16 is the only 16-bit encoding
+    else:
+        arr = arr.reshape(height, width, channels)
     if conversion is None:
         return np.ascontiguousarray(arr)
     return cv2.cvtColor(np.ascontiguousarray(arr), conversion)
 
 
-def decode_compressed(data: bytes, fmt: str = "") -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage payload (JPEG/PNG) to RGB uint8."""
+def decode_compressed(data: bytes, fmt: str = "", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage payload or an image file's bytes to RGB uint8.
+
+    The size in the header is checked against max_pixels first; formats whose header is not
+    understood (headers.SUPPORTED_FORMATS) are refused. 16-bit images are scaled to 8 bits by
+    their own maximum.
+    """
     if not data:
         raise ImageDecodeError("data: compressed image is empty")
+    kind, width, height = image_size(data)
+    check_pixels(width, height, max_pixels, f"data: {kind}")
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        raise ImageDecodeError(f"data: cannot decode compressed image (format {fmt!r}, {len(data)} bytes; truncated or not JPEG/PNG)")
+        raise ImageDecodeError(f"data: cannot decode {kind} image (format {fmt!r}, {len(data)} bytes; "
+                               "truncated or corrupt)")
     if img.dtype == np.uint16:
-        img = (img.astype(np.float32) * (255.0 / max(int(img.max()), 1))).round().astype(np.uint8)
+        img = _to_uint8(img)
+    elif img.dtype != np.uint8:
+        raise ImageDecodeError(f"data: {kind} image has {img.dtype} pixels; only 8- and 16-bit images are supported")
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: the decoder's array is ours
 
 
 def encode_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:

@@ -19,21 +19,34 @@ def list_images(directory: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """An image file as an (H, W, 3) uint8 RGB array (grayscale is replicated, alpha dropped).
 
     Decoded by the node's CompressedImage decoder, so a file read offline and the same
-    bytes received as a CompressedImage give identical pixels.
+    bytes received as a CompressedImage give identical pixels, and the same size limit
+    (max_pixels, default: the config schema's max_image_pixels) applies. The header is read
+    first: an oversized image is refused without reading the rest of the file.
     """
-    from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed
+    from maqbool_ros.core.images.decode import DEFAULT_MAX_IMAGE_PIXELS, check_pixels, decode_compressed
+    from maqbool_ros.core.images.headers import HEADER_SCAN_BYTES, HeaderTruncated, ImageDecodeError, image_size
 
     path = Path(path)
+    limit = DEFAULT_MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     try:
-        return decode_compressed(path.read_bytes(), path.suffix.lstrip("."))
+        with path.open("rb") as f:
+            head = f.read(HEADER_SCAN_BYTES)
+            try:
+                kind, width, height = image_size(head)
+                check_pixels(width, height, limit, f"data: {kind}")
+            except HeaderTruncated:
+                pass  # size field beyond the first bytes (TIFF IFD at the end): checked on the whole file
+            f.seek(0)
+            data = f.read()  # one read: no second full-size copy from joining head and rest
+        return decode_compressed(data, path.suffix.lstrip("."), limit)
     except ImageDecodeError as exc:
-        raise ValueError(f"image file {path} cannot be decoded (corrupt or not an image): {exc}") from exc
+        raise ImageDecodeError(f"image file {path} cannot be decoded: {exc}") from exc
 
 
 def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -82,7 +95,8 @@ def resize_for_network(image: np.ndarray, image_size: tuple[int, int], policy: s
         scale = min(tw / w, th / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     if min(nw, nh) < min_side:
-        raise ValueError(f"image: {nw}x{nh} after resizing ({policy}) is smaller than the network minimum {min_side} px")
+        raise ValueError(f"image: {nw}x{nh} after resizing ({policy}) is smaller than the network minimum "
+                         f"{min_side} px")
     if (nw, nh) == (w, h):
         return image
     interp = cv2.INTER_AREA if nw * nh < w * h else cv2.INTER_LINEAR
