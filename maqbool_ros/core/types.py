@@ -7,6 +7,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+NANOSECONDS = 1_000_000_000
+
+
+def stamp_to_seconds(stamp) -> float:
+    """A builtin_interfaces/Time (rclpy or rosbags: anything with sec and nanosec) -> seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def seconds_to_sec_nanosec(seconds: float) -> tuple[int, int]:
+    """Seconds -> (sec, nanosec) of a builtin_interfaces/Time, 0 <= nanosec < 1e9; a fraction
+    that rounds up to a whole second carries into sec."""
+    sec = int(np.floor(seconds))
+    nanosec = int(round((seconds - sec) * NANOSECONDS))
+    if nanosec >= NANOSECONDS:
+        sec, nanosec = sec + 1, nanosec - NANOSECONDS
+    return sec, nanosec
+
 
 @dataclass
 class EngineOutput:
