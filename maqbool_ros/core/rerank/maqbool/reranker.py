@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
-from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
-                                                 padding_box, propose_boxes)
+                                                        padding_box, propose_boxes)
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 
