@@ -1,6 +1,8 @@
 """The data handed between the pipeline's stages: engine output, database candidates and
-a re-ranker's result. Plain dataclasses, so every stage can depend on them without
-depending on each other."""
+a re-ranker's result (with the score scales it may use), and the one conversion between
+ROS time stamps and the float seconds the stages carry. Plain dataclasses and functions,
+so every stage (and the node, and bag tools) can depend on them without depending on
+each other."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
