@@ -85,7 +85,7 @@ def test_deadline_and_empty_candidates():
     db = stack_db([rr.keyframe_extras(o)[1] for o in outs])
     res = rr.rerank(query, candidates([0.3, 0.1, 0.2, 0.5, 0.4]), db, time.perf_counter() - 1)
     assert not res.complete and res.num_reranked == 0
-    assert res.order.tolist() == [1, 2, 0, 4, 3] and np.all(np.isnan(res.scores))
+    assert res.order.tolist() == [1, 2, 0, 4, 3] and np.all(res.scores == 0)  # unscored: 0, never NaN
     empty = rr.rerank(query, candidates([]), {}, time.perf_counter() + 1)
     assert empty.complete and len(empty.order) == 0
     other = LandmarkReranker(MaqboolConfig(method="landmarks", landmarks_max_regions=20))
@@ -109,8 +109,10 @@ def test_vocabulary_weights_flow_into_scores(tmp_path):
     np.testing.assert_array_equal(query["weights"], vocab.idf[query["words"]])
     np.testing.assert_array_equal(db["lm_weights"][: len(query["words"])], query["weights"])
     res = rr.rerank(query, candidates([0.1]), stack_db([db]), time.perf_counter() + 10)
+    # self-match: Q_mean is sum of w_i^2 / m at most; the score divides it by max(idf)^2
     upper = float(np.sum(query["weights"].astype(np.float64) ** 2)) / len(query["weights"])
-    assert 0.8 * upper < res.scores[0] <= upper * 1.001  # self-match: sum of w_i^2 / m at most
+    assert rr.score_scale == pytest.approx(float(vocab.idf.max()) ** 2)
+    assert 0.8 * upper < res.scores[0] * rr.score_scale <= upper * 1.001
 
 
 def test_support_comes_from_config():

@@ -16,7 +16,7 @@ def unit(rng, *shape):
 
 
 def loop_features(Fq, aq, Fc, ac, d, beta=10.0):
-    """Spec §5 written out with plain loops, one candidate at a time."""
+    """M5 (docs/method-reference.md) written out with plain loops, one candidate at a time."""
     K, rows = len(d), len(Fq)
     d_max, d_min = max(d), d[0]
     denom = sum(math.exp(-dk) for dk in d)

@@ -74,7 +74,7 @@ class MaqboolConfig:
     keyframe_id_topic: str = _f("keyframes/id", "Keyframe id topic when keyframe_id_source is topic.", read_only=True)
     robot_id: str = _f("", "Robot / agent id stamped on keyframes. Empty: the node namespace, or robot0.", read_only=True)
     candidates_topic: str = _f("loop_closure/candidates", "Output topic of LoopClosureCandidate messages.", read_only=True)
-    publish_min_score: float = _f(-1.0, "Publish only when the best candidate's score reaches this; negative: publish for every keyframe.", range=(-1.0, 1e9, 0.0))
+    publish_min_score: float = _f(-1.0, "Publish only when the top candidate's score reaches this; negative: publish for every keyframe. Scores are in [0, 1] per method: netvlad 1 - d/4, maqbool 1 - d_new/4, landmarks Q_mean / max(IDF)^2; 0 when the deadline cut re-ranking off before a candidate (docs/method-reference.md).", range=(-1.0, 1.0, 0.0))
     queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
     overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
     stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)

@@ -51,12 +51,15 @@ class QueryResult:
     num_reranked: int
     complete: bool
     timings_ms: dict[str, float]
+    score_kind: str = ""  # the scale of ``scores`` (types.SCORE_KINDS)
 
     def __len__(self) -> int:
         return int(len(self.keyframe_ids))
 
     @property
     def best_score(self) -> float:
+        """The top-ranked candidate's score, which publish_min_score thresholds. Scores are in
+        [0, 1] and non-increasing along the list, so this is also the largest; -inf when empty."""
         return float(self.scores[0]) if len(self.scores) else float("-inf")
 
 
@@ -189,7 +192,7 @@ class LoopClosurePipeline:
             method=cfg.method,
             region_source=cfg.region_source if cfg.method == "maqbool" else "",
             region_budget=int(rr.region_budget), num_reranked=int(rr.num_reranked),
-            complete=bool(rr.complete), timings_ms={})
+            complete=bool(rr.complete), timings_ms={}, score_kind=rr.score_kind)
 
     # --- database management -----------------------------------------------------
     def save_database(self, path: str | None = None) -> str:

@@ -12,7 +12,11 @@ from maqbool_ros.core.images.decode import (
     decode_raw,
 )
 from maqbool_ros.core.pipeline import QueryResult
+from maqbool_ros.core.types import seconds_to_sec_nanosec, stamp_to_seconds
 from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
+
+# stamp_to_seconds is re-exported for the node (one implementation, in core.types).
+__all__ = ["image_to_rgb", "result_to_msg", "seconds_to_stamp", "stamp_to_seconds"]
 
 try:  # cv_bridge is optional: used when a real ROS install provides it
     from cv_bridge import CvBridge  # type: ignore
@@ -22,13 +26,10 @@ except Exception:  # noqa: BLE001 - any import problem means "not available"
     _BRIDGE = None
 
 
-def stamp_to_seconds(stamp: Time) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
 def seconds_to_stamp(seconds: float) -> Time:
-    sec = int(np.floor(seconds))
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    """Seconds -> builtin_interfaces/Time (core.types.seconds_to_sec_nanosec)."""
+    sec, nanosec = seconds_to_sec_nanosec(seconds)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import threading
 
-import numpy as np
+from maqbool_ros.core.evaluation.metrics import latency_percentiles
 
 
 class LatencyStats:
@@ -21,12 +21,8 @@ class LatencyStats:
                 self._samples.setdefault(name, collections.deque(maxlen=self._window)).append(float(value))
 
     def summary(self, percentiles: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
-        """stage -> {"p50": ..., "p95": ..., "p99": ..., "count": n}."""
+        """stage -> {"p50": ..., "p95": ..., "p99": ..., "mean", "max", "count": n} (the
+        offline reports' summary, maqbool_ros.core.evaluation.metrics.latency_percentiles)."""
         with self._lock:
-            snapshot = {k: np.asarray(v) for k, v in self._samples.items() if v}
-        out = {}
-        for name, values in sorted(snapshot.items()):
-            row = {f"p{p}": float(np.percentile(values, p)) for p in percentiles}
-            row["count"] = int(values.size)
-            out[name] = row
-        return out
+            snapshot = {k: list(v) for k, v in sorted(self._samples.items()) if v}
+        return latency_percentiles(snapshot, percentiles)

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train-pdl", help="train MAQBOOL's decision layer (bagged trees) from a dataset",
         description="Describe every image of one or more datasets with the descriptor model, take "
                     "each query's NetVLAD top-K candidates, build MAQBOOL's 112-D pair features "
-                    "(spec eqs 1-10) labelled 1 + isPos, fit a bagged regression forest "
+                    "(eqs 1-10, docs/method-reference.md M5) labelled 1 + isPos, fit a bagged regression forest "
                     "(RandomForestRegressor, TreeBagger defaults) and save it without pickle: "
                     ".npz (numpy tree format) or .onnx (onnxruntime). Datasets: query/ + ref/ + "
                     "ground_truth.csv, or a sequence (frames/ + loop_pairs.csv). Train on data "

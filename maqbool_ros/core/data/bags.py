@@ -19,6 +19,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from maqbool_ros.core.types import seconds_to_sec_nanosec
+
 GROUND_TRUTH_TOPIC = "/maqbool/ground_truth"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -53,16 +55,9 @@ def typestore():
 
 def _header(stamp_s: float, frame_id: str):
     ts = typestore()
-    sec = int(np.floor(stamp_s))
-    nanosec = int(round((stamp_s - sec) * 1e9))
-    if nanosec >= 1_000_000_000:
-        sec, nanosec = sec + 1, nanosec - 1_000_000_000
+    sec, nanosec = seconds_to_sec_nanosec(stamp_s)
     time = ts.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
     return ts.types["std_msgs/msg/Header"](stamp=time, frame_id=str(frame_id))
-
-
-def stamp_seconds(header) -> float:
-    return float(header.stamp.sec) + float(header.stamp.nanosec) * 1e-9
 
 
 def rgb_to_image_msg(rgb: np.ndarray, stamp_s: float, frame_id: str):

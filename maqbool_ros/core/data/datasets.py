@@ -26,6 +26,7 @@ import numpy as np
 
 from maqbool_ros.core.data import bags
 from maqbool_ros.core.images.io import list_images, read_image
+from maqbool_ros.core.types import stamp_to_seconds
 
 DEFAULT_RADIUS_M = 3.0
 DEFAULT_MIN_GAP_S = 30.0
@@ -191,11 +192,11 @@ def load_bag_dataset(path: str | Path, *, image_topic: str | None = None, pose_t
         if topic == img_topic:
             images.append((msg, msgtype))
             names.append(msg.header.frame_id)
-            stamps.append(bags.stamp_seconds(msg.header))
+            stamps.append(stamp_to_seconds(msg.header.stamp))
         elif topic == bags.GROUND_TRUTH_TOPIC:
             gt = json.loads(msg.data)
         else:
-            poses.append((bags.stamp_seconds(msg.header), _pose_xyz(msg, msgtype)))
+            poses.append((stamp_to_seconds(msg.header.stamp), _pose_xyz(msg, msgtype)))
     if not images:
         raise ValueError(f"{path}: topic {img_topic} has no messages")
     frames = ImageList(names, lambda i: bags.image_msg_to_rgb(*images[i]))

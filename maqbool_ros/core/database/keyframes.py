@@ -71,10 +71,6 @@ class KeyframeDatabase(PersistenceMixin):
         """Robot ids seen so far, in order of first appearance."""
         return list(self._robots)
 
-    def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Per extras key: (row shape, dtype)."""
-        return {k: (c.row_shape, c.dtype) for k, c in self._extras.items()}
-
     def bytes_per_keyframe(self) -> int:
         """Bytes one keyframe takes: fp32 descriptor, ids/stamp/robot/sequence/alive, the
         search structure (fp16 scan copy, or HNSW's vector copy + level-0 links) and the

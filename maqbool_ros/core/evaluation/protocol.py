@@ -53,11 +53,13 @@ def num_queries(dataset: Dataset) -> int:
     return len(dataset.queries) if dataset.kind == "query_ref" else len(dataset.frames)
 
 
-def _record(index: int, result: Any, id_to_index: Callable[[np.ndarray], np.ndarray]) -> QueryRecord:
+def _record(index: int, result: Any) -> QueryRecord:
+    """A QueryRecord from a QueryResult. The protocol numbers keyframes by dataset index (ref
+    r or frame i gets keyframe id r or i), so candidate keyframe ids ARE the ranked indices."""
     if result is None or len(result) == 0:
         return QueryRecord(index, np.zeros(0, dtype=np.int64), float("-inf"),
                            dict(getattr(result, "timings_ms", {}) or {}))
-    return QueryRecord(index, id_to_index(np.asarray(result.keyframe_ids, dtype=np.int64)),
+    return QueryRecord(index, np.asarray(result.keyframe_ids, dtype=np.int64),
                        float(result.scores[0]), dict(result.timings_ms), bool(result.complete),
                        int(result.region_budget), np.asarray(result.scores, dtype=float))
 
@@ -78,14 +80,14 @@ def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
         for q in tqdm(range(len(dataset.queries)), desc="queries", unit="img", disable=not progress):
             res = pipeline.process(dataset.queries[q], keyframe_id=base + q, robot_id=QUERY_ROBOT,
                                    stamp=float(base + q), add_to_database=False, query=True)
-            records.append(_record(q, res, lambda ids: ids))
+            records.append(_record(q, res))
             if on_result is not None:
                 on_result(q, res)
     else:
         for i in tqdm(range(len(dataset.frames)), desc="frames", unit="img", disable=not progress):
             res = pipeline.process(dataset.frames[i], keyframe_id=i, robot_id=SEQUENCE_ROBOT,
                                    stamp=float(dataset.stamps[i]), add_to_database=True, query=True)
-            records.append(_record(i, res, lambda ids: ids))
+            records.append(_record(i, res))
             if on_result is not None:
                 on_result(i, res)
     return records

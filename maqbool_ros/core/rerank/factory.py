@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
+from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 
 
 class NetvladReranker:
-    """method=netvlad: keep the database's order; scores 1 - d/4."""
+    """method=netvlad: keep the database's order; scores 1 - d/4 (netvlad_similarity)."""
 
     name = "netvlad"
 
@@ -21,7 +21,7 @@ class NetvladReranker:
                candidate_extras: dict[str, np.ndarray], deadline: float) -> RerankResult:
         d = np.asarray(candidates.distances, np.float32)
         return RerankResult(order=np.arange(len(d), dtype=np.int64), reranked_distances=d.copy(),
-                            scores=(1.0 - d / 4.0).astype(np.float32), num_reranked=len(d),
+                            scores=distance_scores(d), score_kind="netvlad_similarity", num_reranked=len(d),
                             complete=True, region_budget=0)
 
 
@@ -36,10 +36,7 @@ def make_reranker(config, engine):
 
         return MaqboolReranker(config, engine.head, load_configured_pdl(config, engine.head, engine))
     if method == "landmarks":
-        try:
-            from maqbool_ros.core.rerank.landmarks.reranker import LandmarkReranker
-        except ImportError as exc:
-            raise NotImplementedError("method: landmarks needs maqbool_ros.core.rerank.landmarks.reranker, "
-                                      f"which failed to import ({exc})") from exc
+        from maqbool_ros.core.rerank.landmarks.reranker import LandmarkReranker
+
         return LandmarkReranker(config, engine)
     raise ValueError(f"method: unknown re-ranking method {method!r}")

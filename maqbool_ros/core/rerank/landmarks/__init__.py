@@ -1,6 +1,6 @@
 """ConvNet landmarks (Chen et al., IROS 2017): region mining, vocabulary, mutual matching.
 
-See docs/landmarks.md and ../shared/notes/landmarks-method.md.
+See docs/landmarks.md and docs/method-reference.md (L1-L7).
 """
 from maqbool_ros.core.rerank.landmarks.matching import MatchScores, match_batch
 from maqbool_ros.core.rerank.landmarks.mining import Regions, landmark_boxes, mine_regions, pool_regions, pooling_weights

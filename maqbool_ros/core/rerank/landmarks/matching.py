@@ -1,4 +1,4 @@
-"""Mutual nearest-neighbour region matching and image scores Q / Q_mean (spec §3.6).
+"""Mutual nearest-neighbour region matching and image scores Q / Q_mean (docs/method-reference.md, L3.6).
 
 s_ij = <P^B_i, P^A_j> (unit vectors: cosine). A pair is kept when j is i's best match
 and i is j's best match (first index on ties, as np.argmax), and s_ij != 0.

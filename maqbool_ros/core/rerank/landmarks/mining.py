@@ -1,4 +1,4 @@
-"""ConvNet-landmark region mining (Chen et al. 2017, spec §3.2-3.4 and §7B).
+"""ConvNet-landmark region mining (Chen et al. 2017, docs/method-reference.md, L3.2-L3.4 and L7B).
 
 Regions are 8-connected clusters of non-zero activations inside one channel of the
 guidance maps A (C, H, W). All channels are labelled in ONE ``scipy.ndimage.label`` call
@@ -53,7 +53,7 @@ def _check_map(name: str, a: np.ndarray) -> np.ndarray:
 
 
 def mine_regions(guidance: np.ndarray, max_regions: int = 200, *, keep_ties: bool = True) -> Regions:
-    """Top-M clusters of a (C, H, W) non-negative guidance map (spec §3.2-3.3).
+    """Top-M clusters of a (C, H, W) non-negative guidance map (L3.2-L3.3).
 
     Each channel is binarised at its minimum (A_c > min A_c; for ReLU maps with zeros this
     is A_c > 0). Every cluster whose energy is >= the M-th largest is kept (ties can give
@@ -132,7 +132,7 @@ def pool_regions(regions: Regions, guidance: np.ndarray, features: np.ndarray,
 def landmark_boxes(guidance: np.ndarray, stride: int, max_boxes: int = 50, *,
                    max_regions: int = 200, min_cells: int = 2, pad: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Region boxes for MAQBOOL from a guidance map (spec §7B), highest energy first.
+    """Region boxes for MAQBOOL from a guidance map (L7B), highest energy first.
 
     Mines clusters, removes duplicate rectangles (many channels fire on the same blob;
     the highest-energy copy stays), drops boxes narrower or shorter than min_cells and

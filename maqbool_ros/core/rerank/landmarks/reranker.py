@@ -1,4 +1,5 @@
-"""`landmarks` re-ranker: ConvNet-landmark matching of the FAISS top-K (spec §7A).
+"""`landmarks` re-ranker: ConvNet-landmark matching of the FAISS top-K
+(docs/method-reference.md, L7A).
 
 Per keyframe (once): guidance A = ReLU(feature_map), local descriptors X =
 landmark_features (the preceding conv layer; feature_map itself when the model does not
@@ -6,6 +7,12 @@ export it), top-M regions, pooled unit vectors, visual words and IDF weights. Pe
 mutual-NN matching against every candidate's stored regions, in chunks so that the
 deadline is honoured; candidates are ordered by Q_mean, highest first, ties broken by
 descriptor distance.
+
+Scores (score_kind "landmarks_match"): Q_mean / w_max^2 clipped to [0, 1], where w_max is
+the largest word weight (the vocabulary's largest IDF, 1 without vocabulary). A mutual
+pair adds at most s_ij w_i w_j <= w_max^2 and Q_mean averages over the query's regions,
+so Q_mean <= w_max^2: the division keeps the order and bounds the score by 1. Candidates
+not reached before the deadline score 0.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ class LandmarkReranker:
 
     config: a MaqboolConfig (landmarks_max_regions, vocab_path) or None for defaults.
     vocabulary: overrides config.vocab_path; with neither, every region weighs 1.
-    support: "rect" (authors' code) or "component" (pooling support, spec §3.4); None:
+    support: "rect" (authors' code) or "component" (pooling support, L3.4); None:
         config.landmarks_support.
     chunk_size: candidates matched per batch between deadline checks.
     """
@@ -97,12 +104,20 @@ class LandmarkReranker:
                     "lm_count": np.array([m], dtype=np.int32)}
         return query, database
 
+    @property
+    def score_scale(self) -> float:
+        """w_max^2, the largest score a region pair can add (1 without vocabulary)."""
+        if self.vocabulary is None or not len(self.vocabulary.idf):
+            return 1.0
+        w_max = float(np.max(self.vocabulary.idf))
+        return w_max * w_max if w_max > 0 else 1.0
+
     # --- per query ---------------------------------------------------------------
     def rerank(self, query: dict[str, np.ndarray], candidates: Candidates,
                candidate_extras: dict[str, np.ndarray], deadline: float) -> RerankResult:
         """Order candidates by Q_mean (highest first; ties: smaller descriptor distance).
 
-        scores: Q_mean per candidate (NaN when the deadline stopped before it).
+        scores: Q_mean / w_max^2 clipped to [0, 1] (0 when the deadline stopped before it).
         reranked_distances: the ascending descriptor distances re-dealt in the new order
         (the candidate at rank r gets the r-th smallest distance), so they are monotone in
         rank and on the netvlad scale. Unscored candidates follow the scored ones in
@@ -112,7 +127,7 @@ class LandmarkReranker:
         k = len(candidates)
         dist = np.asarray(candidates.distances, dtype=np.float32).reshape(k)
         m = int(len(query["vectors"]))
-        q_mean = np.full(k, np.nan, dtype=np.float32)
+        q_mean = np.zeros(k, dtype=np.float32)
         done = 0
         if k:
             missing = {"lm_vectors", "lm_weights", "lm_count"} - set(candidate_extras)
@@ -129,13 +144,15 @@ class LandmarkReranker:
                 stop = min(k, done + self.chunk_size)
                 scores = match_batch(query["vectors"], query["weights"], vectors[done:stop],
                                      weights[done:stop], counts[done:stop])
-                q_mean[done:stop] = scores.q_mean
+                q_mean[done:stop] = np.nan_to_num(scores.q_mean, nan=0.0)
                 done = stop
-        scored = ~np.isnan(q_mean)
+        scored = np.arange(k) < done  # candidates are matched in index (= descriptor) order
         # lexsort: last key is primary -> scored first, then -Q_mean, then distance.
-        order = np.lexsort((dist, -np.where(scored, q_mean, 0.0), ~scored)).astype(np.int64)
+        order = np.lexsort((dist, -q_mean, ~scored)).astype(np.int64)
         reranked = np.empty(k, dtype=np.float32)
         reranked[order] = np.sort(dist)
-        return RerankResult(order=order, reranked_distances=reranked, scores=q_mean,
-                            num_reranked=int(done), complete=done == k, region_budget=m,
-                            timings_ms={"match": (time.perf_counter() - t0) * 1e3})
+        # Clipping also covers weights above w_max in a database built with another vocabulary.
+        scores = np.clip(q_mean / self.score_scale, 0.0, 1.0).astype(np.float32)
+        return RerankResult(order=order, reranked_distances=reranked, scores=scores,
+                            score_kind="landmarks_match", num_reranked=int(done), complete=done == k,
+                            region_budget=m, timings_ms={"match": (time.perf_counter() - t0) * 1e3})

@@ -1,4 +1,4 @@
-"""Visual-word vocabulary of landmark region vectors with IDF weights (spec §3.5).
+"""Visual-word vocabulary of landmark region vectors with IDF weights (docs/method-reference.md, L3.5).
 
 Words are k-means centroids (faiss.Kmeans, Euclidean); a region's word is its nearest
 centroid. W_c = ln(K / max(n_c, 1)) where K is the number of training images and n_c the

@@ -1,6 +1,6 @@
-"""MAQBOOL pairwise features, equations 1-10 of the spec (§5), vectorised over candidates.
+"""MAQBOOL pairwise features, equations 1-10 (docs/method-reference.md, M5), vectorised over candidates.
 
-Notation (spec): F_q (1+n, P) query rows, row 0 = whole image, rows 1..n = boxes;
+Notation (M5): F_q (1+n, P) query rows, row 0 = whole image, rows 1..n = boxes;
 F_c (K, 10, P) each candidate's whole image + first 9 boxes; a_q, a_c box area
 fractions; d_c (K,) ascending squared distances of the whole candidate list. The list
 statistics (d_max, d_min, softmax) always use the full list, so a candidate's feature
@@ -57,7 +57,7 @@ def pairwise_features(C: np.ndarray, area_q: np.ndarray, area_c: np.ndarray, d_a
     pb_c = np.exp(-(1.0 - np.asarray(area_c, np.float64)))
     s = (beta * np.exp(-r0)[:, None, None] * np.exp(-(d_min + c_filt))
          * pb_q[None, :, None] * pb_c[:, None, :])  # eq. 5
-    pf = s * c_f  # eq. 7 (unfiltered C - d_max, spec ambiguity 5)
+    pf = s * c_f  # eq. 7 (the unfiltered C - d_max, as the authors' code)
     order = np.argsort(C[:, 1:, :], axis=1, kind="stable")[:, :TOP, :]  # ranks among query boxes
     p_sc = np.take_along_axis(pf[:, 1:, :], order, axis=1)
     cs = np.take_along_axis(c_filt[:, 1:, :], order, axis=1)

@@ -1,4 +1,4 @@
-"""MAQBOOL probabilistic decision layer (PDL, spec §6): a bagged regression forest.
+"""MAQBOOL probabilistic decision layer (PDL, docs/method-reference.md, M6): a bagged regression forest.
 
 Trained with scikit-learn (RandomForestRegressor with TreeBagger's defaults) on the
 112-D pair features with labels 1 + isPos; P_j is the mean tree output, in [1, 2].
@@ -147,7 +147,7 @@ def _check_rows(x: np.ndarray) -> np.ndarray:
 
 
 def train_forest(x: np.ndarray, y: np.ndarray, trees: int = 50, seed: int = 0, n_jobs: int = 1):
-    """Fit scikit-learn's RandomForestRegressor with MATLAB TreeBagger's defaults (spec §6)."""
+    """Fit scikit-learn's RandomForestRegressor with MATLAB TreeBagger's defaults (M6)."""
     from sklearn.ensemble import RandomForestRegressor
 
     if trees < 1:

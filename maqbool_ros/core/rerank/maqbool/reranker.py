@@ -1,7 +1,8 @@
-"""MAQBOOL re-ranker (spec §2, §5, §6): region evidence + decision layer -> new order.
+"""MAQBOOL re-ranker (docs/method-reference.md, M2, M5, M6): region evidence + decision
+layer -> new order.
 
-Per keyframe (once, :meth:`MaqboolReranker.keyframe_extras`): proposals, spec filter /
-quantise / pad to 50 boxes, region NetVLAD descriptors (full whitened dim P).
+Per keyframe (once, :meth:`MaqboolReranker.keyframe_extras`): proposals, area filter /
+quantise / pad to 50 boxes (M4), region NetVLAD descriptors (full whitened dim P).
 Per query (:meth:`MaqboolReranker.rerank`): eqs 1-10 for the top-K candidates, the PDL's
 P_j, d_new = |d - alpha ln P|, stable ascending sort.
 
@@ -11,22 +12,24 @@ has passed, scoring stops: the first ``num_reranked`` candidates (all scored) ar
 sorted by d_new and come first, the unscored rest follow in descriptor order with
 their descriptor distance; ``complete`` is False. A deadline already past returns the
 descriptor order untouched. Nothing waits, so the next keyframe is never blocked.
+
+Scores (score_kind "maqbool_similarity"): 1 - d_new/4 clipped to [0, 1], so they follow
+the order; candidates not reached before the deadline score 0 (no MAQBOOL evidence).
 """
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
-from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
-                                                 padding_box, propose_boxes)
+                                                        padding_box, propose_boxes)
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
-from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
+from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 
-DB_ROWS = TOP  # whole image + first 9 boxes per candidate (spec §9)
+DB_ROWS = TOP  # whole image + first 9 boxes per candidate (docs/method-reference.md, M9)
 _BLAS = None
 
 
@@ -44,11 +47,6 @@ def single_thread_blas():
 
         _BLAS = ThreadpoolController()  # created lazily: numpy's BLAS must be loaded first
     return _BLAS.limit(limits=1, user_api="blas")
-
-
-def netvlad_scores(distances: np.ndarray) -> np.ndarray:
-    """Scores shared by all methods: 1 - d/4 (unit vectors: d in [0, 4], score in [0, 1])."""
-    return (1.0 - np.asarray(distances, np.float64) / 4.0).astype(np.float32)
 
 
 class MaqboolReranker:
@@ -70,12 +68,6 @@ class MaqboolReranker:
         self.proposal_max_side = int(proposal_max_side)
         self.chunk_size = max(1, int(chunk_size))
         self.last_extras_timings_ms: dict[str, float] = {}
-        if config.region_source == "conv_landmarks":
-            try:
-                from maqbool_ros.core.rerank.landmarks.mining import landmark_boxes  # noqa: F401
-            except ImportError as exc:
-                raise NotImplementedError("region_source: conv_landmarks needs "
-                                          "maqbool_ros.core.rerank.landmarks.mining.landmark_boxes") from exc
 
     @property
     def alpha(self) -> float:
@@ -86,7 +78,7 @@ class MaqboolReranker:
 
     # --- per keyframe ------------------------------------------------------------
     def boxes(self, out: EngineOutput) -> np.ndarray:
-        """(50, 4) int64 boxes in map cells, 1-based (x, y, w, h), spec §4.2 order."""
+        """(50, 4) int64 boxes in map cells, 1-based (x, y, w, h), in M4's order."""
         img_h, img_w = out.image.shape[:2]
         if self.config.region_source == "conv_landmarks":
             from maqbool_ros.core.rerank.landmarks.mining import landmark_boxes
@@ -156,7 +148,8 @@ class MaqboolReranker:
                 t1 = time.perf_counter()
                 x = pairwise_features(C, q_areas, c_areas[idx], d_all, idx)
                 t2 = time.perf_counter()
-                p = np.clip(self.pdl.predict(x), 1e-6, None)
+                # A non-finite P (a broken decision layer) counts as "no evidence" (P = 1).
+                p = np.clip(np.nan_to_num(self.pdl.predict(x), nan=1.0, posinf=1.0, neginf=1.0), 1e-6, None)
                 t3 = time.perf_counter()
                 new_d[idx] = np.abs(d_all[idx] - alpha * np.log(p))  # eq. 12
                 timings["correlation"] += (t1 - t0) * 1e3
@@ -164,6 +157,8 @@ class MaqboolReranker:
                 timings["pdl"] += (t3 - t2) * 1e3
                 done = int(idx[-1]) + 1
         order = np.concatenate([np.argsort(new_d[:done], kind="stable"), np.arange(done, k)]).astype(np.int64)
-        return RerankResult(order=order, reranked_distances=new_d.astype(np.float32),
-                            scores=netvlad_scores(new_d), num_reranked=done, complete=done == k,
+        scores = np.zeros(k, np.float32)  # unscored candidates: 0, below or equal to any scored one
+        scores[:done] = distance_scores(new_d[:done])
+        return RerankResult(order=order, reranked_distances=new_d.astype(np.float32), scores=scores,
+                            score_kind="maqbool_similarity", num_reranked=done, complete=done == k,
                             region_budget=n, timings_ms=timings)

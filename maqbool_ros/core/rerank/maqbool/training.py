@@ -84,7 +84,7 @@ def pair_features(reranker, queries: DescribedImages, refs: DescribedImages, pai
 
 def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
                  region_budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked features and labels Y = 1 + isPos (spec §6)."""
+    """Stacked features and labels Y = 1 + isPos (docs/method-reference.md, M6)."""
     x = [pair_features(reranker, queries, refs, p, region_budget) for p in pairs]
     y = [1.0 + p.positive.astype(np.float64) for p in pairs]
     return np.concatenate(x).astype(np.float32), np.concatenate(y)

@@ -11,7 +11,7 @@ downscaled image (``proposal_max_side``, a few pixels per cell is still sub-cell
 (2) set Edge Boxes' ``minBoxArea`` just under that 35 % bound, which removes the scan of
 every box size the filter would discard anyway.
 
-:func:`filter_quantise_pad` is the spec's step 4.2, kept separate so any region source
+:func:`filter_quantise_pad` is step M4.2 of docs/method-reference.md, kept separate so any region source
 (pixels boxes) can be turned into map cells the same way.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Spec §4.2: boxes must cover more than this fraction of the image.
+#: M4.2 (docs/method-reference.md): boxes must cover more than this fraction of the image.
 MIN_AREA_FRACTION = 0.35
-#: Spec §8: query boxes per image (+ the whole image as row 0).
+#: M8: query boxes per image (+ the whole image as row 0).
 NUM_BOXES = 50
 
 
@@ -54,7 +54,7 @@ def propose_boxes(image_rgb: np.ndarray, proposal_max_side: int = 320, alpha: fl
     them. proposal_max_side: the longer side of the image Edge Boxes runs on (0: full
     size). min_area_fraction: boxes smaller than this fraction of the image are not
     searched (None: Edge Boxes' default minBoxArea of 1000 px at full scale).
-    Other settings are Edge Boxes' defaults (spec §4.1).
+    Other settings are Edge Boxes' defaults (M4.1).
     """
     h, w = image_rgb.shape[:2]
     scale = 1.0
@@ -81,7 +81,7 @@ def propose_boxes(image_rgb: np.ndarray, proposal_max_side: int = 320, alpha: fl
 
 
 def quantise(v: np.ndarray | float, stride: int) -> np.ndarray:
-    """Spec §4.2: q(v) = floor(v / stride + 0.5)."""
+    """M4.2: q(v) = floor(v / stride + 0.5)."""
     return np.floor(np.asarray(v, np.float64) / stride + 0.5).astype(np.int64)
 
 
@@ -93,7 +93,7 @@ def padding_box(image_w: int, image_h: int, stride: int) -> np.ndarray:
 def filter_quantise_pad(boxes_px: np.ndarray, image_w: int, image_h: int, stride: int,
                         num_boxes: int = NUM_BOXES,
                         min_area_fraction: float = MIN_AREA_FRACTION) -> np.ndarray:
-    """Spec §4.2: score-ordered 0-based (x, y, w, h) pixel boxes -> (num_boxes, 4) int64 cells.
+    """M4.2: score-ordered 0-based (x, y, w, h) pixel boxes -> (num_boxes, 4) int64 cells.
 
     Keeps boxes with w*h/(W*H) > min_area_fraction in order, converts to 1-based x, y
     (MATLAB convention the crop rule expects), quantises every value with q(), pads
@@ -111,6 +111,6 @@ def filter_quantise_pad(boxes_px: np.ndarray, image_w: int, image_h: int, stride
 
 
 def box_area_fractions(cells: np.ndarray, image_w: int, image_h: int, stride: int) -> np.ndarray:
-    """Spec §4.5: a = (s*qw)(s*qh)/(W*H) per box (float32)."""
+    """M4.5: a = (s*qw)(s*qh)/(W*H) per box (float32)."""
     cells = np.asarray(cells, np.float64).reshape(-1, 4)
     return ((stride * cells[:, 2]) * (stride * cells[:, 3]) / float(image_w * image_h)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Region NetVLAD descriptors from one feature map (spec §4.3-4.4).
+"""Region NetVLAD descriptors from one feature map (docs/method-reference.md, M4.3-M4.4).
 
 A region descriptor is the NetVLAD head (preL2 -> soft assignment -> residuals ->
 intra-norm -> L2 -> WPCA -> L2) applied to a crop of the feature map. preL2 and the
@@ -19,7 +19,7 @@ from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead, l2_normalize
 def crop_ranges(cells: np.ndarray, map_h: int, map_w: int) -> np.ndarray:
     """(n, 4) (qx, qy, qw, qh) cells -> (n, 4) int64 (r0, r1, c0, c1) half-open ranges.
 
-    Spec §4.3 in 0-based Python: rows max(qy,1)-1 : min(qy+qh, H'), cols likewise.
+    M4.3 in 0-based Python: rows max(qy,1)-1 : min(qy+qh, H'), cols likewise.
     Ranges are clamped to at least one cell inside the map, so degenerate boxes from
     other region sources still get a descriptor.
     """
