@@ -9,12 +9,12 @@ from maqbool_ros.core.verification.matching import match_features
 from maqbool_ros.core.verification.params import VerificationParams
 from maqbool_ros.core.verification.temporal import TemporalConsistency, id_neighbours
 from maqbool_ros.core.verification.verify import (
-           POSE_METRIC,
-           POSE_NONE,
-           POSE_UNIT_TRANSLATION,
-           Verification,
-           verify,
-           verify_candidates,
+    POSE_METRIC,
+    POSE_NONE,
+    POSE_UNIT_TRANSLATION,
+    Verification,
+    verify,
+    verify_candidates,
 )
 
 __all__ = ["POSE_METRIC", "POSE_NONE", "POSE_UNIT_TRANSLATION", "Camera", "LocalFeatureExtractor", "LocalFeatures",
