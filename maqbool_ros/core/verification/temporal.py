@@ -12,6 +12,8 @@ def id_neighbours(window: int) -> Callable[[Hashable, Hashable], bool]:
     def near(a: Hashable, b: Hashable) -> bool:
         if isinstance(a, tuple) and isinstance(b, tuple):
             return a[0] == b[0] and abs(int(a[1]) - int(b[1])) <= window
+        if isinstance(a, tuple) or isinstance(b, tuple):
+            return False  # a robot-qualified id is never a neighbour of a bare one
         return abs(int(a) - int(b)) <= window
     return near
 
