@@ -19,6 +19,7 @@ from maqbool_ros.core.verification import (
     depth_to_metres,
     match_features,
     sample_depth,
+    verify,
     verify_candidates,
 )
 
@@ -119,9 +120,8 @@ def test_camera_from_camera_info_and_size_check():
     cam = Camera.from_camera_info(types.SimpleNamespace(k=K9, d=[0.0] * 5, width=640, height=480,
                                                         distortion_model="plumb_bob"))
     assert not cam.has_distortion and cam.K[0, 2] == 320
+    f = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), None, (320, 240), "orb")
     with pytest.raises(ValueError, match="query features is 320x240 but the camera"):
-        from maqbool_ros.core.verification import verify
-        f = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), None, (320, 240), "orb")
         verify(f, f, cam)
 
 

@@ -34,8 +34,9 @@ class Verification:
     num_matches: tentative matches fed to the estimator; num_inliers: its inliers;
     inlier_ratio = num_inliers / num_matches.
     R (3, 3), t (3,): T_query_candidate (see module doc); t has unit norm for rotation_unit_translation.
-    covariance: (6, 6) of [x, y, z, rx, ry, rz] (perturbation in the query frame), inf on the
-        diagonal when pose_type is none.
+    covariance: (6, 6) of [x, y, z, rx, ry, rz] (perturbation in the query frame); inf on the
+        diagonal when no pose was estimated. A rejected pair has pose_type none but keeps the
+        estimate it was rejected with (diagnostics only).
     frame: "camera" or "base" (camera_to_base was given). sigma_px: residual standard deviation.
     """
 
