@@ -181,13 +181,14 @@ def _pnp_cov(n, noise, seed):
 
 
 def test_pnp_covariance_positive_definite_shrinks_with_inliers_grows_with_noise():
-    base = _pnp_cov(100, 1.0, 11)
+    # noise well below the 2 px RANSAC threshold, so the inlier set is not truncated
+    base = _pnp_cov(100, 0.2, 11)
     assert np.all(np.linalg.eigvalsh(base) > 0)
-    more = _pnp_cov(400, 1.0, 11)
-    noisier = _pnp_cov(100, 3.0, 11)
-    assert np.trace(more[:3, :3]) < 0.5 * np.trace(base[:3, :3])
-    assert np.trace(noisier[:3, :3]) > 4 * np.trace(base[:3, :3])
-    assert np.trace(noisier[3:, 3:]) > 4 * np.trace(base[3:, 3:])
+    more = _pnp_cov(400, 0.2, 11)
+    noisier = _pnp_cov(100, 0.6, 11)
+    assert np.trace(more[:3, :3]) < 0.5 * np.trace(base[:3, :3])   # ~1/4 expected
+    assert np.trace(noisier[:3, :3]) > 5 * np.trace(base[:3, :3])  # ~9 expected
+    assert np.trace(noisier[3:, 3:]) > 5 * np.trace(base[3:, 3:])
 
 
 def test_pnp_covariance_matches_the_spread_of_repeated_estimates():
@@ -233,10 +234,10 @@ def test_covariance_transforms_match_sampled_perturbations(which):
 
 
 def test_essential_covariance_positive_semidefinite_and_grows_with_noise():
-    q, c = scene(T_W_Q, T_W_C, noise_px=0.5, outliers=0.0, seed=14)
+    q, c = scene(T_W_Q, T_W_C, noise_px=0.2, outliers=0.0, seed=14)
     low = verify(q, c, CAM).covariance
-    q, c = scene(T_W_Q, T_W_C, noise_px=1.5, outliers=0.0, seed=14)
+    q, c = scene(T_W_Q, T_W_C, noise_px=0.6, outliers=0.0, seed=14)
     high = verify(q, c, CAM).covariance
     assert np.all(np.linalg.eigvalsh(low[3:, 3:]) > 0)          # rotation: full rank
     assert np.all(np.linalg.eigvalsh(low) > -1e-12)             # translation: direction only (rank 2)
-    assert np.trace(high[3:, 3:]) > 3 * np.trace(low[3:, 3:])
+    assert np.trace(high[3:, 3:]) > 5 * np.trace(low[3:, 3:])  # ~9 expected
