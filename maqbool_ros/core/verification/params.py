@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-FEATURE_KINDS = ("orb", "sift")
+FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue, GPU machines (learned.py)
 
 # Where each default comes from (docs/verification.md has the table):
 #   max_features 1000        RTAB-Map Vis/MaxFeatures = 1000; ORB-SLAM2 1000 ORB per 640x480 frame
@@ -19,11 +19,12 @@ FEATURE_KINDS = ("orb", "sift")
 class VerificationParams:
     """Settings of local-feature extraction, matching, estimation and the decision."""
 
-    features: str = "orb"            # orb | sift
+    features: str = "orb"            # orb | sift | aliked
     max_features: int = 1000         # per keyframe; also the fixed row count of the stored extras
     max_image_side: int = 640        # extraction downscales the long side to this (0: full size)
     ratio: float = 0.8               # nearest / second-nearest descriptor distance must be below this
-    mutual: bool = True              # keep only mutual nearest neighbours
+    mutual: bool = True              # keep only mutual nearest neighbours (ratio/mutual: not for aliked)
+    device: str = "auto"             # torch device of the aliked backend (auto: cuda when available)
     ransac_threshold_px: float = 2.0
     ransac_confidence: float = 0.999
     ransac_max_iters: int = 1000
