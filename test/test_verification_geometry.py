@@ -154,6 +154,19 @@ def test_camera_to_base_expresses_the_pose_between_bases():
     np.testing.assert_allclose(cv2.Rodrigues(v.R)[0].ravel() / np.deg2rad(10.0), [0, 0, -1], atol=0.05)
 
 
+def test_pure_rotation_verifies_with_zero_parallax():
+    """A revisit from the same spot (rotation only): verified, rotation right, and the parallax
+    says the (arbitrary) translation direction must not be used."""
+    T_w_c = make_T(rot([0, 1, 0], 5.0), np.zeros(3))
+    q, c = scene(T_W_Q, T_w_c, seed=15)
+    v = verify(q, c, CAM)
+    assert v.verified and v.pose_type == POSE_UNIT_TRANSLATION
+    assert angle_deg(v.R.T @ T_w_c[:3, :3]) < 0.1
+    assert v.parallax_deg < 0.3  # only the pixel noise (0.5 px at f = 500 px) is left
+    moved = verify(*scene(T_W_Q, T_W_C, seed=15), CAM)
+    assert moved.parallax_deg > 2.0
+
+
 def test_unrelated_views_are_rejected():
     q, _ = scene(T_W_Q, T_W_C, seed=7)
     _, c = scene(T_W_Q, T_W_C, seed=8)  # other points, other descriptors

@@ -38,6 +38,10 @@ class Verification:
         diagonal when no pose was estimated. A rejected pair has pose_type none but keeps the
         estimate it was rejected with (diagnostics only).
     frame: "camera" or "base" (camera_to_base was given). sigma_px: residual standard deviation.
+    parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
+        (camera frame). Below ~1 deg (ORB-SLAM's initialisation threshold) a monocular
+        translation direction is meaningless (near pure rotation) and its covariance does not
+        show it; the rotation and the decision are still valid.
     """
 
     verified: bool
@@ -50,6 +54,7 @@ class Verification:
     covariance: np.ndarray = field(default_factory=lambda: np.diag(np.full(6, np.inf)))
     frame: str = "camera"
     sigma_px: float = float("nan")
+    parallax_deg: float = float("nan")
     inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -69,6 +74,15 @@ def _backproject(uv: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
     x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return np.stack([x * z, y * z, z], axis=1)
+
+
+def _parallax_deg(R: np.ndarray, uv_q: np.ndarray, uv_c: np.ndarray, K: np.ndarray) -> float:
+    """Median angle between query rays and candidate rays rotated into the query frame."""
+    Kinv = np.linalg.inv(K)
+    bq = np.column_stack([uv_q, np.ones(len(uv_q))]) @ Kinv.T
+    bc = np.column_stack([uv_c, np.ones(len(uv_c))]) @ Kinv.T @ R.T
+    cos = np.sum(bq * bc, axis=1) / (np.linalg.norm(bq, axis=1) * np.linalg.norm(bc, axis=1))
+    return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0))))) if len(cos) else float("nan")
 
 
 def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
@@ -154,6 +168,8 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
         T = geo.make_T(R, t)
         pose_type = POSE_UNIT_TRANSLATION
     timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
+    sel = used[inl]
+    parallax = _parallax_deg(T[:3, :3], uv_q[sel], uv_c[sel], K)
     frame = "camera"
     if camera_to_base is not None:
         A = np.asarray(camera_to_base, dtype=np.float64)
@@ -171,7 +187,8 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
                         R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
-                        sigma_px=float(np.sqrt(sigma2)), inliers=pairs[used][inl], timings_ms=timings)
+                        sigma_px=float(np.sqrt(sigma2)), parallax_deg=parallax, inliers=pairs[used][inl],
+                        timings_ms=timings)
 
 
 def verify_candidates(query: LocalFeatures, candidates: Sequence[LocalFeatures | None], camera: Camera | None,
