@@ -15,6 +15,7 @@ from maqbool_ros.core.verification import (
     VerificationParams,
     invert_T,
     make_T,
+    transform_from_xyz_quat,
     verify,
 )
 from maqbool_ros.core.verification import geometry as geo
@@ -165,6 +166,21 @@ def test_pure_rotation_verifies_with_zero_parallax():
     assert v.parallax_deg < 0.3  # only the pixel noise (0.5 px at f = 500 px) is left
     moved = verify(*scene(T_W_Q, T_W_C, seed=15), CAM)
     assert moved.parallax_deg > 2.0
+
+
+def test_camera_to_base_and_quaternion_validation():
+    q, c = scene(T_W_Q, T_W_C, seed=16)
+    with pytest.raises(ValueError, match="camera_to_base must be a finite 4x4"):
+        verify(q, c, CAM, camera_to_base=np.eye(3))
+    bad = np.eye(4)
+    bad[0, 0] = 2.0
+    with pytest.raises(ValueError, match="camera_to_base is not a rigid transform"):
+        verify(q, c, CAM, camera_to_base=bad)
+    with pytest.raises(ValueError, match="quaternion"):
+        transform_from_xyz_quat([0, 0, 0], [0, 0, 0, 0])
+    T = transform_from_xyz_quat([1, 2, 3], [0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)])  # 90 deg about z
+    np.testing.assert_allclose(T[:3, :3] @ [1, 0, 0], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(T[:3, 3], [1, 2, 3])
 
 
 def test_unrelated_views_are_rejected():

@@ -30,9 +30,23 @@ def invert_T(T: np.ndarray) -> np.ndarray:
     return make_T(R.T, -R.T @ t)
 
 
+def check_transform(T, name: str) -> np.ndarray:
+    """T as a float64 4x4 rigid transform; ValueError naming `name` otherwise."""
+    A = np.asarray(T, dtype=np.float64)
+    if A.shape != (4, 4) or not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} must be a finite 4x4 transform, got shape {A.shape}")
+    R = A[:3, :3]
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0 or not np.allclose(A[3], [0, 0, 0, 1]):
+        raise ValueError(f"{name} is not a rigid transform (rotation block not orthonormal, or last row not 0 0 0 1)")
+    return A
+
+
 def transform_from_xyz_quat(xyz, quat_xyzw) -> np.ndarray:
     """4x4 transform from a translation and a unit quaternion (x, y, z, w), as in tf2."""
-    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
+    q = np.asarray(quat_xyzw, dtype=np.float64).ravel()
+    if q.shape != (4,) or not np.all(np.isfinite(q)) or np.linalg.norm(q) < 1e-9:
+        raise ValueError(f"quaternion (x, y, z, w) must be 4 finite numbers, not all zero, got {quat_xyzw}")
+    x, y, z, w = q / np.linalg.norm(q)
     R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
                   [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
                   [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])

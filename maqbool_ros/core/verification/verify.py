@@ -100,6 +100,7 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
     p = params or VerificationParams()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    A = geo.check_transform(camera_to_base, "camera_to_base") if camera_to_base is not None else None
     if camera is not None:
         for f, what in ((query, "query features"), (cand, "candidate features")):
             camera.check_image_size(*f.image_size, what=what)
@@ -171,8 +172,7 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
     sel = used[inl]
     parallax = _parallax_deg(T[:3, :3], uv_q[sel], uv_c[sel], K)
     frame = "camera"
-    if camera_to_base is not None:
-        A = np.asarray(camera_to_base, dtype=np.float64)
+    if A is not None:
         if pose_type == POSE_METRIC:
             T, cov = geo.conjugate(A, T, cov)
         else:  # scale unknown: only the rotation transfers exactly; t is the direction in base axes
