@@ -79,6 +79,10 @@ def test_extras_round_trip_and_fit_the_keyframe_database(tmp_path):
     assert np.all(g.depths[f.keypoints[:, 0] < 99] == 0)
     h = LocalFeatures.from_extras({k: v[1] for k, v in rows.items()}, "orb")
     assert h.depths is None and len(h) == len(none)
+    with pytest.raises(ValueError, match="lf_desc is .* but sift descriptors"):
+        LocalFeatures.from_extras({k: v[0] for k, v in rows.items()}, "sift")
+    with pytest.raises(ValueError, match="extras lack lf_kp"):
+        LocalFeatures.from_extras({"lf_desc": extras["lf_desc"]}, "orb")
 
 
 def test_depth_formats_and_invalid_values():

@@ -57,9 +57,18 @@ class LocalFeatures:
     @classmethod
     def from_extras(cls, extras: dict[str, np.ndarray], kind: str, prefix: str = "lf") -> LocalFeatures:
         """Inverse of to_extras for one row (a row of KeyframeDatabase.get_extras)."""
+        if kind not in DESCRIPTOR_SHAPES:
+            raise ValueError(f"local feature kind {kind!r} is not one of {sorted(DESCRIPTOR_SHAPES)}")
+        missing = [k for k in ("kp", "desc", "depth", "info") if f"{prefix}_{k}" not in extras]
+        if missing:
+            raise ValueError(f"extras lack {', '.join(f'{prefix}_{k}' for k in missing)} (no stored local features)")
+        dim, dtype = DESCRIPTOR_SHAPES[kind]
+        stored = np.asarray(extras[f"{prefix}_desc"])
+        if stored.ndim != 2 or stored.shape[1] != dim or stored.dtype != dtype:
+            raise ValueError(f"extras {prefix}_desc is {stored.shape} {stored.dtype}, but {kind} descriptors are "
+                             f"(N, {dim}) {np.dtype(dtype)}: the database was built with other features")
         info = np.asarray(extras[f"{prefix}_info"]).ravel()
         n = int(info[0])
-        dtype = DESCRIPTOR_SHAPES[kind][1]
         depth_mm = np.asarray(extras[f"{prefix}_depth"])[:n]
         depths = depth_mm.astype(np.float32) * np.float32(1e-3) if np.any(depth_mm) else None
         return cls(keypoints=np.asarray(extras[f"{prefix}_kp"], np.float32)[:n].copy(),
