@@ -1,0 +1,73 @@
+"""Verification settings, with defaults taken from published systems (not tuned to our data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue, GPU machines (learned.py)
+
+# Where each default comes from (docs/verification.md has the table):
+#   max_features 1000        RTAB-Map Vis/MaxFeatures = 1000; ORB-SLAM2 1000 ORB per 640x480 frame
+#   ratio 0.8                Lowe 2004 (SIFT); RTAB-Map Vis/CorNNDR = 0.8
+#   ransac_threshold_px 2.0  RTAB-Map Vis/PnPReprojError = 2 px (also used for the essential matrix)
+#   min_inliers 20           RTAB-Map Vis/MinInliers = 20; ORB-SLAM2 loop Sim3 RANSAC needs 20 inliers
+#   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
+#   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
+#                            1 = off (each verified candidate is accepted on its own)
+
+
+@dataclass
+class VerificationParams:
+    """Settings of local-feature extraction, matching, estimation and the decision."""
+
+    features: str = "orb"            # orb | sift | aliked
+    max_features: int = 1000         # per keyframe; also the fixed row count of the stored extras
+    max_image_side: int = 640        # extraction downscales the long side to this (0: full size)
+    ratio: float = 0.8               # nearest / second-nearest descriptor distance must be below this
+    mutual: bool = True              # keep only mutual nearest neighbours (ratio/mutual: not for aliked)
+    device: str = "auto"             # torch device of the aliked backend (auto: cuda when available)
+    ransac_threshold_px: float = 2.0
+    ransac_confidence: float = 0.999
+    ransac_max_iters: int = 1000
+    min_inliers: int = 20
+    min_inlier_ratio: float = 0.25   # inliers / tentative matches used by the estimator
+    max_depth_m: float = 0.0         # depth beyond this is ignored (0: no limit)
+    pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
+    temporal_k: int = 1              # consecutive query keyframes that must agree (1: off)
+    temporal_window: int = 3         # candidates whose keyframe ids differ by <= this are neighbours
+    top_n: int = 3                   # candidates verified per query, best re-ranked first
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        if self.features not in FEATURE_KINDS:
+            raise ValueError(f"verification features {self.features!r} is not one of {FEATURE_KINDS}")
+        checks = {
+            "max_features": 8 <= self.max_features <= 20000,
+            "max_image_side": self.max_image_side == 0 or 64 <= self.max_image_side <= 8192,
+            "ratio": 0.0 < self.ratio <= 1.0,
+            "ransac_threshold_px": 0.0 < self.ransac_threshold_px <= 50.0,
+            "ransac_confidence": 0.0 < self.ransac_confidence < 1.0,
+            "ransac_max_iters": 1 <= self.ransac_max_iters <= 1_000_000,
+            "min_inliers": 6 <= self.min_inliers <= 10000,  # PnP and the 5-point solver need 4-6 points
+            "min_inlier_ratio": 0.0 <= self.min_inlier_ratio <= 1.0,
+            "max_depth_m": self.max_depth_m >= 0.0,
+            "temporal_k": 1 <= self.temporal_k <= 100,
+            "temporal_window": 0 <= self.temporal_window <= 100000,
+            "top_n": 0 <= self.top_n <= 1000,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"verification {name} = {getattr(self, name)!r} is out of range")
+
+    @classmethod
+    def from_config(cls, cfg=None, prefix: str = "verification_", **overrides) -> VerificationParams:
+        """From any object with attributes named prefix + field (e.g. MaqboolConfig's
+        verification_min_inliers); missing attributes keep their defaults."""
+        values = {}
+        for f in fields(cls):
+            if cfg is not None and hasattr(cfg, prefix + f.name):
+                values[f.name] = getattr(cfg, prefix + f.name)
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,208 @@
+"""Geometric verification of one query keyframe against candidate keyframes: matches, robust
+relative pose and the accept/reject decision.
+
+relative pose (R, t) = T_query_candidate: X_query = R X_candidate + t, i.e. the pose of the
+candidate camera expressed in the query camera frame (t = candidate camera centre in query
+coordinates; OpenCV optical frame: x right, y down, z forward). With camera_to_base
+(T_base_camera) both ends are the robot base instead: T_qbase_cbase = T_bc T_qc T_bc^-1.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from maqbool_ros.core.verification import geometry as geo
+from maqbool_ros.core.verification.camera import Camera, sample_depth
+from maqbool_ros.core.verification.features import LocalFeatures
+from maqbool_ros.core.verification.matching import match_features
+from maqbool_ros.core.verification.params import VerificationParams
+
+POSE_NONE = "none"                                  # no pose (rejected, or no camera: fundamental matrix only)
+POSE_UNIT_TRANSLATION = "rotation_unit_translation"  # monocular: rotation + translation direction, scale unknown
+POSE_METRIC = "metric"                               # depth + PnP: metric 6-DoF
+
+
+@dataclass
+class Verification:
+    """Result of verifying one (query, candidate) pair.
+
+    verified: passed the decision (num_inliers >= min_inliers and inlier_ratio >= min_inlier_ratio).
+    num_matches: tentative matches fed to the estimator; num_inliers: its inliers;
+    inlier_ratio = num_inliers / num_matches.
+    R (3, 3), t (3,): T_query_candidate (see module doc); t has unit norm for rotation_unit_translation.
+    covariance: (6, 6) of [x, y, z, rx, ry, rz] (perturbation in the query frame); inf on the
+        diagonal when no pose was estimated. A rejected pair has pose_type none but keeps the
+        estimate it was rejected with (diagnostics only).
+    frame: "camera" or "base" (camera_to_base was given). sigma_px: residual standard deviation.
+    parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
+        (camera frame). Below ~1 deg (ORB-SLAM's initialisation threshold) a monocular
+        translation direction is meaningless (near pure rotation) and its covariance does not
+        show it; the rotation and the decision are still valid.
+    """
+
+    verified: bool
+    num_matches: int
+    num_inliers: int
+    inlier_ratio: float
+    pose_type: str
+    R: np.ndarray = field(default_factory=lambda: np.eye(3))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    covariance: np.ndarray = field(default_factory=lambda: np.diag(np.full(6, np.inf)))
+    frame: str = "camera"
+    sigma_px: float = float("nan")
+    parallax_deg: float = float("nan")
+    inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def T(self) -> np.ndarray:
+        """4x4 T_query_candidate."""
+        return geo.make_T(self.R, self.t)
+
+
+def _depths(feats: LocalFeatures, depth_image: np.ndarray | None, max_depth_m: float) -> np.ndarray | None:
+    if depth_image is not None:
+        return sample_depth(depth_image, feats.keypoints, feats.image_size, max_depth_m=max_depth_m)
+    return feats.depths
+
+
+def _backproject(uv: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
+    y = (uv[:, 1] - K[1, 2]) / K[1, 1]
+    return np.stack([x * z, y * z, z], axis=1)
+
+
+def _parallax_deg(R: np.ndarray, uv_q: np.ndarray, uv_c: np.ndarray, K: np.ndarray) -> float:
+    """Median angle between query rays and candidate rays rotated into the query frame."""
+    Kinv = np.linalg.inv(K)
+    bq = np.column_stack([uv_q, np.ones(len(uv_q))]) @ Kinv.T
+    bc = np.column_stack([uv_c, np.ones(len(uv_c))]) @ Kinv.T @ R.T
+    cos = np.sum(bq * bc, axis=1) / (np.linalg.norm(bq, axis=1) * np.linalg.norm(bc, axis=1))
+    return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0))))) if len(cos) else float("nan")
+
+
+def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
+           depth_q: np.ndarray | None = None, depth_c: np.ndarray | None = None,
+           params: VerificationParams | None = None, camera_to_base: np.ndarray | None = None) -> Verification:
+    """Match, estimate and decide.
+
+    camera: intrinsics of both keyframes (None: uncalibrated, fundamental matrix, no pose).
+    depth_q / depth_c: optional registered depth images (uint16 mm or float32 m); when absent the
+        features' own per-keypoint depths (sampled at extraction) are used. Candidate depth gives
+        PnP (candidate 3-D points, query pixels) -> T_qc directly; else query depth gives T_cq,
+        inverted; else (or when fewer than min_inliers matches have depth) the essential matrix.
+    camera_to_base: optional 4x4 T_base_camera; the pose is then base-to-base.
+    """
+    p = params or VerificationParams()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    A = geo.check_transform(camera_to_base, "camera_to_base") if camera_to_base is not None else None
+    if camera is not None:
+        for f, what in ((query, "query features"), (cand, "candidate features")):
+            camera.check_image_size(*f.image_size, what=what)
+    pairs = match_features(query, cand, ratio=p.ratio, mutual=p.mutual, device=p.device)
+    timings["match_ms"] = (time.perf_counter() - t0) * 1e3
+
+    def reject(n: int, n_inl: int = 0) -> Verification:
+        timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+        return Verification(False, n, n_inl, n_inl / n if n else 0.0, POSE_NONE, timings_ms=timings)
+
+    if len(pairs) < p.min_inliers:  # cannot pass the decision: skip the estimator
+        return reject(len(pairs))
+    uv_q_raw = query.keypoints[pairs[:, 0]].astype(np.float64)
+    uv_c_raw = cand.keypoints[pairs[:, 1]].astype(np.float64)
+    t1 = time.perf_counter()
+    if camera is None:
+        _, mask = cv2.findFundamentalMat(uv_c_raw, uv_q_raw, cv2.USAC_MAGSAC, p.ransac_threshold_px,
+                                         p.ransac_confidence, p.ransac_max_iters)
+        inl = mask.ravel().astype(bool) if mask is not None else np.zeros(len(pairs), bool)
+        n_inl = int(inl.sum())
+        timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
+        ok = n_inl >= p.min_inliers and n_inl / len(pairs) >= p.min_inlier_ratio
+        timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+        return Verification(ok, len(pairs), n_inl, n_inl / len(pairs), POSE_NONE, inliers=pairs[inl],
+                            timings_ms=timings)
+
+    K = camera.K
+    uv_q = camera.undistort_pixels(uv_q_raw)
+    uv_c = camera.undistort_pixels(uv_c_raw)
+    zc, zq = _depths(cand, depth_c, p.max_depth_m), _depths(query, depth_q, p.max_depth_m)
+    zc = zc[pairs[:, 1]] if zc is not None else np.zeros(len(pairs))
+    zq = zq[pairs[:, 0]] if zq is not None else np.zeros(len(pairs))
+    use_c, use_q = zc > 0, zq > 0
+    used = np.arange(len(pairs))
+    if use_c.sum() >= p.min_inliers or use_q.sum() >= p.min_inliers:
+        from_cand = use_c.sum() >= use_q.sum()
+        used = np.flatnonzero(use_c if from_cand else use_q)
+        if from_cand:  # candidate points seen by the query camera: T_qc
+            est = geo.estimate_pnp(_backproject(uv_c[used], zc[used], K), uv_q[used], K, p.ransac_threshold_px,
+                                   p.ransac_confidence, p.ransac_max_iters, p.pnp_refine)
+        else:  # query points seen by the candidate camera: T_cq
+            est = geo.estimate_pnp(_backproject(uv_q[used], zq[used], K), uv_c[used], K, p.ransac_threshold_px,
+                                   p.ransac_confidence, p.ransac_max_iters, p.pnp_refine)
+        if est is None:
+            return reject(len(used))
+        R, t, inl = est
+        if inl.sum() < 6:
+            return reject(len(used), int(inl.sum()))
+        if from_cand:
+            X, uv = _backproject(uv_c[used][inl], zc[used][inl], K), uv_q[used][inl]
+        else:
+            X, uv = _backproject(uv_q[used][inl], zq[used][inl], K), uv_c[used][inl]
+        cov, sigma2 = geo.pnp_covariance(R, t, X, uv, K)
+        T = geo.make_T(R, t)
+        if not from_cand:
+            cov = geo.inverse_covariance(T, cov)
+            T = geo.invert_T(T)
+        pose_type = POSE_METRIC
+    else:
+        est = geo.estimate_essential(uv_c, uv_q, K, p.ransac_threshold_px, p.ransac_confidence,
+                                     p.ransac_max_iters)
+        if est is None:
+            return reject(len(pairs))
+        R, t, inl = est
+        cov, sigma2 = geo.essential_covariance(R, t, uv_c[inl], uv_q[inl], K)
+        T = geo.make_T(R, t)
+        pose_type = POSE_UNIT_TRANSLATION
+    timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
+    sel = used[inl]
+    parallax = _parallax_deg(T[:3, :3], uv_q[sel], uv_c[sel], K)
+    frame = "camera"
+    if A is not None:
+        if pose_type == POSE_METRIC:
+            T, cov = geo.conjugate(A, T, cov)
+        else:  # scale unknown: only the rotation transfers exactly; t is the direction in base axes
+            rot = np.zeros((6, 6))
+            rot[:3, :3] = rot[3:, 3:] = A[:3, :3]
+            T = geo.make_T(A[:3, :3] @ T[:3, :3] @ A[:3, :3].T, A[:3, :3] @ T[:3, 3])
+            cov = rot @ cov @ rot.T
+        frame = "base"
+    n_inl = int(inl.sum())
+    ratio = n_inl / len(used)
+    verified = n_inl >= p.min_inliers and ratio >= p.min_inlier_ratio
+    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+    return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
+                        R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
+                        sigma_px=float(np.sqrt(sigma2)), parallax_deg=parallax, inliers=pairs[used][inl],
+                        timings_ms=timings)
+
+
+def verify_candidates(query: LocalFeatures, candidates: Sequence[LocalFeatures | None], camera: Camera | None,
+                      params: VerificationParams | None = None, deadline: float | None = None,
+                      depth_q: np.ndarray | None = None, camera_to_base: np.ndarray | None = None,
+                      ) -> list[Verification | None]:
+    """Verify candidates in the given (re-ranked) order: at most params.top_n, and none started
+    after `deadline` (a time.monotonic() value). Candidates not reached, or without stored
+    features (None), stay None (unverified)."""
+    p = params or VerificationParams()
+    out: list[Verification | None] = [None] * len(candidates)
+    for i, cand in enumerate(candidates[: p.top_n]):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if cand is not None:
+            out[i] = verify(query, cand, camera, depth_q=depth_q, params=p, camera_to_base=camera_to_base)
+    return out
