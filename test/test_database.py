@@ -270,7 +270,7 @@ def test_save_load_roundtrip_and_log_replay(tmp_path, index_type):
         db.add(i, robots[i], float(stamps[i]), desc[i], maqbool_extras(i))
     db.remove([300, 8])  # removes after the snapshot go through the log too
     rows, kf_ids, _ = db.keyframes()  # region cache now: memory-mapped snapshot + in-RAM tail
-    assert isinstance(db._extras["maqbool_regions"].base, np.memmap)
+    assert isinstance(db._rows.extras_base("maqbool_regions"), np.memmap)
     np.testing.assert_array_equal(db.get_extras(rows)["maqbool_regions"],
                                   np.stack([maqbool_extras(int(k))["maqbool_regions"] for k in kf_ids]))
     db.close()
@@ -461,11 +461,11 @@ def test_flush_interval_fsyncs_a_pending_tail_without_further_adds(tmp_path):
     db = KeyframeDatabase.open(tmp_path / "db", dim=8, flush_interval_s=0.3)
     db.add(0, "r", 0.0, np.ones(8))  # first add after open: interval not yet elapsed
     db.add(1, "r", 1.0, np.ones(8))
-    assert db._log.dirty  # written to the OS, not yet fsynced
+    assert db._files.log.dirty  # written to the OS, not yet fsynced
     deadline = time.monotonic() + 5.0
-    while db._log.dirty and time.monotonic() < deadline:
+    while db._files.log.dirty and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not db._log.dirty
+    assert not db._files.log.dirty
     db.close()
     assert len(KeyframeDatabase.load(tmp_path / "db")) == 2
 
