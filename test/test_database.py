@@ -118,7 +118,7 @@ def test_parallel_fp16_scan_and_fp32_path_equal_brute_force(synthetic, monkeypat
     assert db.scan_fallbacks == fallbacks  # clustered data: the fp16 bound settles every query
     plain = KeyframeDatabase(32)
     fill(plain, desc, robots, stamps, extras=False)
-    plain._scan = None  # the fp32 full pass used for near-ties
+    plain._search.scan = None  # the fp32 full pass used for near-ties
     check_against_brute_force(plain, desc, robots, stamps, np.ones(len(desc), bool), np.random.default_rng(8), 15)
 
 
@@ -429,7 +429,7 @@ def test_sigkill_writer_keeps_every_flushed_keyframe(tmp_path, flush_interval_s,
 def test_gpu_flat_equals_cpu(synthetic):
     _, desc, robots, stamps = synthetic
     gpu = KeyframeDatabase(32, device="auto")
-    assert gpu._index.on_gpu
+    assert gpu._search.index.on_gpu
     fill(gpu, desc, robots, stamps, extras=False)
     check_against_brute_force(gpu, desc, robots, stamps, np.ones(len(desc), bool), np.random.default_rng(7))
 
@@ -447,14 +447,14 @@ def test_gpu_code_path_with_a_cpu_stand_in(synthetic, monkeypatch):
     monkeypatch.setattr(faiss, "GpuIndexFlatIP", lambda res, dim: faiss.IndexFlatIP(dim), raising=False)
     _, desc, robots, stamps = synthetic
     db = KeyframeDatabase(32, device="auto")
-    assert db._index.on_gpu and db._scan is None
+    assert db._search.index.on_gpu and db._search.scan is None
     fill(db, desc, robots, stamps, extras=False)
     check_against_brute_force(db, desc, robots, stamps, np.ones(len(desc), bool), np.random.default_rng(11), 20)
 
 
 def test_cpu_device_never_uses_gpu():
     assert not gpu_available("cpu")
-    assert not KeyframeDatabase(8, device="cpu")._index.uses_faiss
+    assert not KeyframeDatabase(8, device="cpu")._search.index.uses_faiss
 
 
 def test_flush_interval_fsyncs_a_pending_tail_without_further_adds(tmp_path):

@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from maqbool_ros.core.database import persistence as pers
-from maqbool_ros.core.database import storage as st
 from maqbool_ros.core.database import validate
-from maqbool_ros.core.database.index import HalfScan, VectorIndex, exact_top_k
 from maqbool_ros.core.database.recovery import RecoveryReport
-from maqbool_ros.core.database.rows import ROBOT_FILTERS, RowStore
+from maqbool_ros.core.database.rows import RowStore
+from maqbool_ros.core.database.search import SearchIndex
 from maqbool_ros.core.types import Candidates
-
-__all__ = ["KeyframeDatabase", "ROBOT_FILTERS"]
 
 
 def _locked(method):
@@ -39,22 +36,30 @@ def _locked(method):
 class KeyframeDatabase:
     """In-memory keyframe database; `open()` makes it persistent (append log + snapshots)."""
 
-    def __init__(self, dim: int, index_type: str = "flat", device: str = "auto"):
+    def __init__(self, dim: int, index_type: str = "flat", device: str = "auto", *,
+                 _restored: pers.Restored | None = None):
         if int(dim) <= 0:
             raise ValueError(f"dim: must be positive, got {dim}")
         self.dim = int(dim)
         self.index_type = index_type
         self.device = device
         self._lock = threading.RLock()
-        self._index = VectorIndex(self.dim, index_type, device)
-        # CPU flat: fp16 scan copy (half the bytes to stream per query; see index.py).
-        self._scan = HalfScan(self.dim) if not self._index.uses_faiss else None
-        self.scan_fallbacks = 0
+        self._search = SearchIndex(self.dim, index_type, device)
         self._rows = RowStore(self.dim)
         self._files: pers.DatabaseFiles | None = None
         self._flush_interval_s = 0.0
         #: What reading the log had to give up (torn tail, skipped records); empty when clean.
         self.recovery_report = RecoveryReport()
+        if _restored is not None:  # from open()/load(): adopt what persistence read
+            self._rows, self.recovery_report = _restored.rows, _restored.report
+            self._search.build(self._rows.descriptors, _restored.hnsw_blob, _restored.blob_rows)
+            self._adopt(_restored.files)
+
+    def _adopt(self, files: pers.DatabaseFiles | None) -> None:
+        self._files = files
+        if files is not None:
+            self._flush_interval_s = files.flush_interval_s
+            files.flush_later = weakref.WeakMethod(self.flush)  # deferred fsyncs take our lock
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
@@ -71,56 +76,26 @@ class KeyframeDatabase:
         applied and a torn log tail are skipped, kept beside the log and counted in
         `recovery_report`.
         """
-        root = Path(path)
-        if flush_interval_s < 0:
-            raise ValueError("flush_interval_s: must be >= 0")
-        if not (root / st.MANIFEST).exists():
-            if not create:
-                raise FileNotFoundError(f"{root}: no keyframe database (and create=False)")
-            if dim is None:
-                raise ValueError("dim: needed to create a new database")
-            db = cls(dim, index_type, device)
-            db._files = pers.DatabaseFiles.create(root, db._rows, index_type, db._hnsw_blob(),
-                                                  flush_interval_s, weakref.WeakMethod(db.flush))
-        elif not load:
-            pers.move_aside(root)
-            return cls.open(root, dim, index_type, device, create, True, flush_interval_s, verify)
-        else:
-            found = int(st.read_manifest(root)["dim"])
-            if dim is not None and int(dim) != found:
-                raise ValueError(f"{root / st.MANIFEST}: database is {found}-D, {dim}-D requested")
-            lock = st.lock_directory(root)
-            try:
-                db = cls._from_disk(root, device, index_type, verify, lock, flush_interval_s)
-            except BaseException:
-                lock.close()
-                raise
-        db._flush_interval_s = float(flush_interval_s)
-        return db
+        restored = pers.open_directory(Path(path), dim, index_type, create, load, flush_interval_s, verify)
+        try:
+            return cls(restored.dim, restored.index_type, device, _restored=restored)
+        except BaseException:
+            restored.files.close()
+            raise
 
     @classmethod
     def load(cls, path, device: str = "auto", index_type: str | None = None,
              verify: bool = True) -> "KeyframeDatabase":
         """Read snapshot + log into an in-memory database (files are not modified)."""
-        return cls._from_disk(Path(path), device, index_type, verify, None, 0.0)
-
-    @classmethod
-    def _from_disk(cls, root: Path, device: str, index_type: str | None, verify: bool, lock,
-                   flush_interval_s: float) -> "KeyframeDatabase":
-        state = pers.read_state(root, verify)
-        db = cls(int(state.manifest["dim"]), index_type or state.manifest["index_type"], device)
-        in_snapshot = state.rows.num_rows
-        skipped = pers.replay(state.rows, state.log, state.log_path)
-        db._rows = state.rows
-        db._build_index(state.hnsw_blob, in_snapshot)
-        if lock is None:
-            db.recovery_report = pers.recovery_report(state, skipped)
-        else:
-            db._files, db.recovery_report = pers.DatabaseFiles.attach(
-                state, skipped, lock, flush_interval_s, weakref.WeakMethod(db.flush))
-        return db
+        restored = pers.read_directory(Path(path), index_type, verify)
+        return cls(restored.dim, restored.index_type, device, _restored=restored)
 
     # --- queries about the content ------------------------------------------------------
+    @property
+    def scan_fallbacks(self) -> int:
+        """Exact queries the fp16 scan could not settle (near-ties; redone in fp32)."""
+        return self._search.scan_fallbacks
+
     @_locked
     def __len__(self) -> int:
         """Number of live keyframes."""
@@ -146,10 +121,7 @@ class KeyframeDatabase:
         """Bytes one keyframe takes: fp32 descriptor, ids/stamp/robot/sequence/alive, the
         search structure (fp16 scan copy, or HNSW's vector copy + level-0 links) and the
         region cache (memory-mapped from the snapshot after a load or save)."""
-        fixed = self.dim * 4 + 8 + 4 + 8 + 8 + 1
-        fixed += self.dim * 2 if self._scan is not None else 0
-        fixed += self.dim * 4 + 2 * self._index.hnsw_m * 4 if self.index_type == "hnsw" else 0
-        return fixed + self._rows.extras_bytes_per_row()
+        return self.dim * 4 + 8 + 4 + 8 + 8 + 1 + self._search.bytes_per_row() + self._rows.extras_bytes_per_row()
 
     @_locked
     def keyframes(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -192,9 +164,7 @@ class KeyframeDatabase:
             if record is not None:  # write-ahead: a failing disk leaves memory unchanged
                 size = self._files.append(record)
             at = self._rows.append(row)
-            self._index.add(row.descriptor[None])
-            if self._scan is not None:
-                self._scan.add(row.descriptor)
+            self._search.add(row.descriptor)
             if record is not None:
                 self._files.after_append()
             return at
@@ -206,10 +176,8 @@ class KeyframeDatabase:
         if self._files is not None:
             self._files.rollback(size)
         self._rows.rollback(mark)
-        searchable = self._rows.num_rows
-        if (self._index.uses_faiss and len(self._index) != searchable) or (
-                self._scan is not None and len(self._scan) != searchable):
-            self._build_index()
+        if not self._search.holds(self._rows.num_rows):
+            self._search.build(self._rows.descriptors)
 
     @_locked
     def remove(self, keyframe_ids, robot_id: str | None = None) -> int:
@@ -243,36 +211,18 @@ class KeyframeDatabase:
             self.save()
         elif len(self) != self.num_rows:
             self._rows = self._rows.compacted()
-            self._build_index()
+            self._search.build(self._rows.descriptors)
 
     @_locked
     def reset(self) -> None:
         """Forget every keyframe. A persistent database is moved aside to
         `<path>.prev-<UTC time>` (never deleted) and restarts empty at its path."""
-        old = self._files
-        if old is not None:
-            old.flush()
-            pers.move_aside(old.root, locked=old.holds_lock)  # raises with nothing changed
-            old.close()  # its log and lock now live in the moved directory
-            self._files = None
-        self._rows = RowStore(self.dim)
-        self._build_index()
+        fresh = RowStore(self.dim)
+        if self._files is not None:  # a failed move raises with nothing changed
+            self._adopt(self._files.restart(fresh, self.index_type, self._search.hnsw_blob(fresh.descriptors, False)))
+        self._rows = fresh
+        self._search.build(fresh.descriptors)
         self.recovery_report = RecoveryReport()
-        if old is not None:
-            self._files = pers.DatabaseFiles.create(old.root, self._rows, self.index_type, self._hnsw_blob(),
-                                                    self._flush_interval_s, weakref.WeakMethod(self.flush))
-
-    def _build_index(self, hnsw_blob: bytes | None = None, blob_rows: int = 0) -> None:
-        """Index every row: a stored HNSW graph of the first blob_rows rows is reused and
-        the rest added one by one (as they were live); else rebuilt from scratch."""
-        desc = self._rows.descriptors
-        if hnsw_blob is not None and self.index_type == "hnsw" and self._index.deserialize(hnsw_blob, blob_rows):
-            for v in desc[blob_rows:]:
-                self._index.add(v[None])
-        else:
-            self._index.rebuild(desc)
-        if self._scan is not None:
-            self._scan.rebuild(desc)
 
     # --- persistence --------------------------------------------------------------------
     @_locked
@@ -285,19 +235,12 @@ class KeyframeDatabase:
         if self._files is not None and root.resolve() == self._files.root.resolve():
             state = self._files.save(self._rows, self.index_type, self._hnsw_blob())
             self._rows = state.rows  # compacted, region cache memory-mapped from the new files
-            self._build_index(state.hnsw_blob, state.rows.num_rows)
+            self._search.build(self._rows.descriptors, state.hnsw_blob, state.rows.num_rows)
         else:
             pers.save_copy(root, self._rows, self.index_type, self._hnsw_blob())
 
     def _hnsw_blob(self) -> bytes | None:
-        """The HNSW graph of the live rows, as saved beside the snapshot (saves a rebuild on load)."""
-        if self.index_type != "hnsw":
-            return None
-        index = self._index
-        if len(self) != self.num_rows:
-            index = VectorIndex(self.dim, "hnsw", "cpu")
-            index.add(self._rows.descriptors[self._rows.live_rows()])
-        return index.serialize()
+        return self._search.hnsw_blob(self._rows.descriptors[self._rows.live_rows()], len(self) == self.num_rows)
 
     @property
     def flush_interval_s(self) -> float:
@@ -318,8 +261,7 @@ class KeyframeDatabase:
         """Size of the append log since the last snapshot (a node may save() when large:
         the log's region caches stay in RAM until then, and load replays it)."""
         with self._lock:
-            log = self._files.log if self._files is not None else None
-            return log.size if log is not None else 0
+            return self._files.log_bytes if self._files is not None else 0
 
     @_locked
     def flush(self) -> None:
@@ -366,24 +308,14 @@ class KeyframeDatabase:
         except ValueError as e:
             raise ValueError(f"query: {e}") from None
         ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter)
-        n_ok = int(ok.sum())
-        k = min(int(k), n_ok)
-        if k == 0:
-            return self._candidates(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        k_wide = k + (self.num_rows - n_ok)  # enough that k admissible rows survive the mask
-        if self._index.uses_faiss and k_wide <= self._index.max_k and 4 * k_wide <= self.num_rows:
-            rows, sims = self._index.search(q, k_wide)
-            good = rows >= 0
-            good[good] = ok[rows[good]]
-            rows, sims = rows[good][:k], sims[good][:k]
-        else:
-            rows, sims, settled = exact_top_k(self._rows.descriptors, q, k, ok, self._scan)
-            self.scan_fallbacks += int(not settled)
-        dist = np.clip(2.0 - 2.0 * sims.astype(np.float32), 0.0, 4.0)
-        order = np.lexsort((rows, dist))
-        rows, dist = rows[order], dist[order]
+        k = min(int(k), int(ok.sum()))
+        rows, dist = (np.zeros(0, np.int64), np.zeros(0, np.float32)) if k == 0 else \
+            self._search.nearest(self._rows.descriptors, q, k, ok)
         keep = dist <= max_distance
-        return self._candidates(rows[keep], dist[keep])
+        rows = rows[keep]
+        return Candidates(rows=rows, keyframe_ids=self._rows.column("keyframe_ids")[rows].copy(),
+                          robot_ids=self._rows.robot_names(rows), stamps=self._rows.column("stamps")[rows].copy(),
+                          distances=dist[keep].astype(np.float32))
 
     @_locked
     def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
@@ -391,9 +323,3 @@ class KeyframeDatabase:
         renumbers rows) can come between them."""
         cands = self.search(query, k, **rules)
         return cands, (self._rows.take_extras(cands.rows) if len(cands) else {})
-
-    def _candidates(self, rows: np.ndarray, dist: np.ndarray) -> Candidates:
-        rows = rows.astype(np.int64)
-        return Candidates(rows=rows, keyframe_ids=self._rows.column("keyframe_ids")[rows].copy(),
-                          robot_ids=self._rows.robot_names(rows),
-                          stamps=self._rows.column("stamps")[rows].copy(), distances=dist.astype(np.float32))

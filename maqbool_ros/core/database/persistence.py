@@ -20,8 +20,8 @@ import numpy as np
 
 from maqbool_ros.core.database import log as db_log
 from maqbool_ros.core.database import storage as st
-from maqbool_ros.core.database import validate
-from maqbool_ros.core.database.recovery import MAX_REASONS, RecoveryReport
+from maqbool_ros.core.database.index import INDEX_TYPES, VectorIndex
+from maqbool_ros.core.database.recovery import RecoveryReport, make_report, replay
 from maqbool_ros.core.database.rows import NewRow, RowStore
 
 HNSW_FILE = "hnsw.faissindex"
@@ -54,36 +54,63 @@ def read_state(root: Path, verify: bool = True) -> DiskState:
                      db_log.read_log(root / m["log"]), root / m["log"])
 
 
-def replay(rows: RowStore, contents: db_log.LogContents, source: Path) -> list[tuple[int, str]]:
-    """Apply the log's records to rows in order. A record that cannot be applied (a field
-    out of range, a duplicate add, an unknown operation...) is skipped, logged and
-    returned as (record index, reason); the others still apply."""
-    skipped = []
-    for i, (header, arrays) in enumerate(contents.records):
-        try:
-            apply_record(rows, header, arrays)
-        except (ValueError, KeyError, TypeError, OverflowError) as e:
-            reason = f"record {i} at byte {contents.spans[i][0]}: {type(e).__name__}: {e}"
-            log.warning("%s: skipped %s", source, reason)
-            skipped.append((i, reason))
-    return skipped
+@dataclass
+class Restored:
+    """A database read back (or created) for KeyframeDatabase to adopt: its rows, the
+    stored HNSW graph of the first blob_rows rows, the recovery report and, when opened
+    for writing, the open directory."""
+
+    dim: int
+    index_type: str
+    rows: RowStore
+    hnsw_blob: bytes | None
+    blob_rows: int
+    report: RecoveryReport
+    files: "DatabaseFiles | None" = None
 
 
-def apply_record(rows: RowStore, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Apply one log record (all-or-nothing, like a live add/remove)."""
-    op = header.get("op")
-    if op == "add":
-        if "descriptor" not in arrays:
-            raise ValueError("add record without a descriptor")
-        ex = {k[2:]: v for k, v in arrays.items() if k.startswith("x.")}
-        rows.append(rows.validate(header["kf"], header["robot"], header["stamp"], arrays["descriptor"], ex,
-                                  stored=True))
-    elif op == "remove":
-        robot = header["robot"]
-        robot = None if robot is None else validate.robot_id(robot)
-        rows.kill(rows.match_rows(validate.keyframe_ids(header["ids"]), robot))
-    else:
-        raise ValueError(f"unknown operation {op!r} {header.get('error', '')}".rstrip())
+def open_directory(root: Path, dim: int | None, index_type: str, create: bool, load: bool,
+                   flush_interval_s: float, verify: bool) -> Restored:
+    """KeyframeDatabase.open's work: create, move aside (load=False) or read + lock + replay."""
+    if flush_interval_s < 0:
+        raise ValueError("flush_interval_s: must be >= 0")
+    if index_type not in INDEX_TYPES:  # before anything is written
+        raise ValueError(f"index_type: {index_type!r} is not one of {list(INDEX_TYPES)}")
+    if not (root / st.MANIFEST).exists():
+        if not create:
+            raise FileNotFoundError(f"{root}: no keyframe database (and create=False)")
+        if dim is None:
+            raise ValueError("dim: needed to create a new database")
+        rows = RowStore(int(dim))
+        blob = VectorIndex(rows.dim, "hnsw", "cpu").serialize() if index_type == "hnsw" else None
+        files = DatabaseFiles.create(root, rows, index_type, blob, flush_interval_s)
+        return Restored(rows.dim, index_type, rows, None, 0, RecoveryReport(), files)
+    if not load:
+        move_aside(root)
+        return open_directory(root, dim, index_type, create, True, flush_interval_s, verify)
+    found = int(st.read_manifest(root)["dim"])
+    if dim is not None and int(dim) != found:
+        raise ValueError(f"{root / st.MANIFEST}: database is {found}-D, {dim}-D requested")
+    lock = st.lock_directory(root)
+    try:
+        return read_directory(root, index_type, verify, lock, flush_interval_s)
+    except BaseException:
+        lock.close()
+        raise
+
+
+def read_directory(root: Path, index_type: str | None, verify: bool, lock=None,
+                   flush_interval_s: float = 0.0) -> Restored:
+    """Snapshot + replayed log. With a held writer lock the directory is attached for
+    writing (torn tail and skipped records kept beside the log); without, nothing is written."""
+    state = read_state(root, verify)
+    in_snapshot = state.rows.num_rows
+    skipped = replay(state.rows, state.log, state.log_path)
+    restored = Restored(int(state.manifest["dim"]), index_type or state.manifest["index_type"], state.rows,
+                        state.hnsw_blob, in_snapshot, make_report(state.log, skipped))
+    if lock is not None:
+        restored.files, restored.report = DatabaseFiles.attach(state, skipped, lock, flush_interval_s)
+    return restored
 
 
 def add_record(row: NewRow) -> bytes:
@@ -94,13 +121,6 @@ def add_record(row: NewRow) -> bytes:
 
 def remove_record(ids: np.ndarray, robot_id: str | None) -> bytes:
     return db_log.encode_record({"op": "remove", "robot": robot_id, "ids": ids.tolist()}, {})
-
-
-def recovery_report(state: DiskState, skipped: list[tuple[int, str]], torn_copy: Path | None = None,
-                    skipped_copy: Path | None = None) -> RecoveryReport:
-    return RecoveryReport(torn_records=state.log.torn_records, torn_bytes=state.log.torn_bytes,
-                          torn_copy=torn_copy, skipped_records=len(skipped),
-                          skipped_reasons=tuple(r for _, r in skipped[:MAX_REASONS]), skipped_copy=skipped_copy)
 
 
 # --- writing ------------------------------------------------------------------------
@@ -148,18 +168,19 @@ def move_aside(root: Path, locked: bool = False) -> Path:
 class DatabaseFiles:
     """An open database directory: writer lock (flock), generation, log writer, fsync timing."""
 
-    def __init__(self, root: Path, generation: int, dir_lock, flush_interval_s: float,
-                 flush_later: Callable[[], Callable[[], None] | None]):
+    def __init__(self, root: Path, generation: int, dir_lock, flush_interval_s: float):
         self.root, self.generation, self.flush_interval_s = root, int(generation), float(flush_interval_s)
         self._dir_lock = dir_lock
         self.log: db_log.LogWriter | None = db_log.LogWriter(st.log_path(root, self.generation))
-        self._flush_later = flush_later  # a weak method: a pending timer must not keep the database alive
+        #: What the deferred-fsync timer calls: the owner sets a weak method (a pending timer
+        #: must not keep a dropped database alive) that flushes under the owner's lock.
+        self.flush_later: Callable[[], Callable[[], None] | None] = lambda: None
         self._last_flush = time.monotonic()
         self._timer: threading.Timer | None = None
 
     @classmethod
-    def create(cls, root: Path, rows: RowStore, index_type: str, hnsw_blob: bytes | None, flush_interval_s: float,
-               flush_later) -> "DatabaseFiles":
+    def create(cls, root: Path, rows: RowStore, index_type: str, hnsw_blob: bytes | None,
+               flush_interval_s: float) -> "DatabaseFiles":
         """A new database directory holding `rows` as generation 1."""
         st.check_empty(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -169,11 +190,11 @@ class DatabaseFiles:
         except BaseException:
             lock.close()
             raise
-        return cls(root, 1, lock, flush_interval_s, flush_later)
+        return cls(root, 1, lock, flush_interval_s)
 
     @classmethod
-    def attach(cls, state: DiskState, skipped: list[tuple[int, str]], dir_lock, flush_interval_s: float,
-               flush_later) -> tuple["DatabaseFiles", RecoveryReport]:
+    def attach(cls, state: DiskState, skipped: list[tuple[int, str]], dir_lock,
+               flush_interval_s: float) -> tuple["DatabaseFiles", RecoveryReport]:
         """Become the writer of a directory just read: keep the torn tail and the skipped
         records beside the log (never deleted by the database), cut the tail off."""
         path = state.log_path
@@ -184,8 +205,8 @@ class DatabaseFiles:
             skipped_copy = db_log.keep_copy(path, "skipped", st.LOG_MAGIC + b"".join(data[a:b] for a, b in spans))
             log.warning("%s: %d record(s) that could not be applied kept in %s", path, len(skipped), skipped_copy)
         torn_copy = db_log.cut_torn_tail(path, state.log.valid_bytes)
-        files = cls(path.parent, int(state.manifest["generation"]), dir_lock, flush_interval_s, flush_later)
-        return files, recovery_report(state, skipped, torn_copy, skipped_copy)
+        files = cls(path.parent, int(state.manifest["generation"]), dir_lock, flush_interval_s)
+        return files, make_report(state.log, skipped, torn_copy, skipped_copy)
 
     def append(self, record: bytes) -> int | None:
         """Append a record (None after close(): memory only); returns the log size before it."""
@@ -207,7 +228,7 @@ class DatabaseFiles:
             self.flush()
         elif self._timer is None or not self._timer.is_alive():
             # The last keyframes before a pause must not wait for the next add to be fsynced.
-            self._timer = threading.Timer(wait, _timed_flush, args=(self._flush_later,))
+            self._timer = threading.Timer(wait, _timed_flush, args=(self.flush_later,))
             self._timer.daemon = True
             self._timer.start()
 
@@ -230,6 +251,18 @@ class DatabaseFiles:
         state = read_state(self.root, verify=False)
         self._last_flush = time.monotonic()
         return state
+
+    def restart(self, rows: RowStore, index_type: str, hnsw_blob: bytes | None) -> "DatabaseFiles":
+        """Move this directory aside (never deleted; its log and lock go with it) and create
+        a new database of `rows` at the same path; this object is closed."""
+        self.flush()
+        move_aside(self.root, locked=self.holds_lock)
+        self.close()
+        return DatabaseFiles.create(self.root, rows, index_type, hnsw_blob, self.flush_interval_s)
+
+    @property
+    def log_bytes(self) -> int:
+        return self.log.size if self.log is not None else 0
 
     def close_log(self) -> None:
         """Flush and close the log; the writer lock stays held."""

@@ -1,4 +1,4 @@
-"""What opening a persistent database had to give up: the recovery report.
+"""Reading the append log back: replay with skip-and-report, and the recovery report.
 
 A node publishes `KeyframeDatabase.recovery_report.as_dict()` in its stats and
 diagnostics; `lost_records` > 0 means keyframes (or removals) written before the
@@ -8,11 +8,19 @@ records are kept beside the log (`log-<g>.bin.torn`, `log-<g>.bin.skipped`, then
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from maqbool_ros.core.database import validate
+from maqbool_ros.core.database.log import LogContents
+from maqbool_ros.core.database.rows import RowStore
+
 MAX_REASONS = 20  # reasons kept in the report (all are logged)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,3 +53,42 @@ class RecoveryReport:
                 "skipped_records": self.skipped_records, "skipped_reasons": list(self.skipped_reasons),
                 "skipped_copy": None if self.skipped_copy is None else str(self.skipped_copy),
                 "lost_records": self.lost_records}
+
+
+def make_report(contents: LogContents, skipped: list[tuple[int, str]], torn_copy: Path | None = None,
+                skipped_copy: Path | None = None) -> RecoveryReport:
+    """The report of one log read: its torn tail and the records replay skipped."""
+    return RecoveryReport(torn_records=contents.torn_records, torn_bytes=contents.torn_bytes,
+                          torn_copy=torn_copy, skipped_records=len(skipped),
+                          skipped_reasons=tuple(r for _, r in skipped[:MAX_REASONS]), skipped_copy=skipped_copy)
+
+
+def replay(rows: RowStore, contents: LogContents, source: Path) -> list[tuple[int, str]]:
+    """Apply the log's records to rows in order. A record that cannot be applied (a field
+    out of range, a duplicate add, an unknown operation...) is skipped, logged and
+    returned as (record index, reason); the others still apply."""
+    skipped = []
+    for i, (header, arrays) in enumerate(contents.records):
+        try:
+            apply_record(rows, header, arrays)
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
+            reason = f"record {i} at byte {contents.spans[i][0]}: {type(e).__name__}: {e}"
+            log.warning("%s: skipped %s", source, reason)
+            skipped.append((i, reason))
+    return skipped
+
+
+def apply_record(rows: RowStore, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Apply one log record (validated and all-or-nothing, like a live add/remove)."""
+    op = header.get("op")
+    if op == "add":
+        if "descriptor" not in arrays:
+            raise ValueError("add record without a descriptor")
+        ex = {k[2:]: v for k, v in arrays.items() if k.startswith("x.")}
+        rows.append(rows.validate(header["kf"], header["robot"], header["stamp"], arrays["descriptor"], ex,
+                                  stored=True))
+    elif op == "remove":
+        robot = None if header["robot"] is None else str(header["robot"])
+        rows.kill(rows.match_rows(validate.keyframe_ids(header["ids"]), robot))
+    else:
+        raise ValueError(f"unknown operation {op!r} {header.get('error', '')}".rstrip())

@@ -9,6 +9,7 @@ rows dead. The database and its persistence both go through this class's methods
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,13 +30,12 @@ class NewRow:
     extras: dict[str, np.ndarray]
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     """Where the store stood before an append (see `RowStore.rollback`)."""
 
     rows: int
     robots: int
-    extras: frozenset[str]
+    extras: tuple[str, ...]
     next_seq: tuple[int, ...]
 
 
@@ -77,7 +77,7 @@ class RowStore:
         codes = store._robot.data
         if len(codes) and (codes.min() < 0 or codes.max() >= len(robots)):
             raise ValueError(f"robot codes outside [0, {len(robots)})")
-        store._rows = {(int(c), int(k)): i for i, (c, k) in enumerate(zip(codes, store._kf.data))}
+        store._rows = {(int(c), int(k)): i for i, (c, k) in enumerate(zip(codes, store._kf.data, strict=True))}
         if len(store._rows) != len(codes):
             raise ValueError("a (robot, keyframe id) pair appears twice")
         return store
@@ -184,13 +184,14 @@ class RowStore:
             code = self._robot_code.get(robot)
             if code is not None and (code, kf) in self._rows:
                 raise ValueError("already in the database (remove it first)")
-            return NewRow(kf, robot, validate.stamp(stamp), validate.unit_descriptor(descriptor, self.dim, stored=stored),
+            return NewRow(kf, robot, validate.stamp(stamp),
+                          validate.unit_descriptor(descriptor, self.dim, stored=stored),
                           validate.extras(extras, self._extras))
         except ValueError as e:
             raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
 
     def mark(self) -> Mark:
-        return Mark(self.num_rows, len(self._robots), frozenset(self._extras), tuple(self._next_seq))
+        return Mark(self.num_rows, len(self._robots), tuple(self._extras), tuple(self._next_seq))
 
     def append(self, row: NewRow) -> int:
         """Append a validated keyframe; returns its row. On any failure the store is as before."""

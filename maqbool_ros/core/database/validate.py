@@ -72,18 +72,17 @@ def unit_descriptor(value, dim: int, field: str = "descriptor", stored: bool = F
     if arr.shape not in ((dim,), (1, dim)):
         raise ValueError(f"{field}: shape {arr.shape} ({arr.size} values), the database is {dim}-D")
     v = arr.astype(np.float64).reshape(-1)
-    if not np.all(np.isfinite(v)):
+    peak = float(np.abs(v).max())  # NaN or inf anywhere makes it NaN or inf
+    if not math.isfinite(peak):
         raise ValueError(f"{field}: contains NaN or inf")
-    if stored and arr.dtype == np.float32 and abs(np.linalg.norm(v) - 1.0) < 1e-4:
-        return arr.reshape(-1).copy()
-    scale = np.abs(v).max()
-    if scale == 0:
+    if peak == 0:
         raise ValueError(f"{field}: is all zeros")
-    v = v / scale  # first scale to max 1: a norm of huge values would overflow
-    out = (v / np.linalg.norm(v)).astype(np.float32)
-    if not np.all(np.isfinite(out)) or not np.any(out):
-        raise ValueError(f"{field}: cannot be normalised in float32")
-    return out
+    if not 1e-150 < peak < 1e150:  # the squared norm would over/underflow: rescale first
+        v = v / peak
+    norm = math.sqrt(float(v @ v))  # what np.linalg.norm computes, without its overhead
+    if stored and arr.dtype == np.float32 and abs(norm - 1.0) < 1e-4:
+        return arr.reshape(-1).copy()
+    return (v / norm).astype(np.float32)
 
 
 def extras(values, columns: dict, field: str = "extras") -> dict[str, np.ndarray]:
@@ -109,7 +108,7 @@ def extras(values, columns: dict, field: str = "extras") -> dict[str, np.ndarray
             if arr.shape != col.row_shape or arr.dtype != col.dtype:
                 raise ValueError(f"{name}: is {arr.shape} {arr.dtype}, the database stores "
                                  f"{col.row_shape} {col.dtype} for this key")
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise ValueError(f"{name}: contains NaN or inf")
         out[key] = arr
     return out
