@@ -66,15 +66,12 @@ class KeyframeDatabase:
     def open(cls, path, dim: int | None = None, index_type: str = "flat", device: str = "auto",
              create: bool = True, load: bool = True, flush_interval_s: float = 0.0,
              verify: bool = True) -> "KeyframeDatabase":
-        """Open-or-create a persistent database in directory `path`.
+        """Open-or-create a persistent database in directory `path` (docs/keyframe-database.md).
 
-        Every add/remove is appended to the log (one write: a killed process loses
-        nothing already added) and fsynced at most `flush_interval_s` apart (0: on every
-        add), so an OS crash loses at most the keyframes since the last flush.
-        load=False starts empty and moves an existing database aside to
-        `<path>.prev-<UTC time>` instead of overwriting it. Log records that cannot be
-        applied and a torn log tail are skipped, kept beside the log and counted in
-        `recovery_report`.
+        Every add/remove is appended to the log (a killed process loses nothing added) and
+        fsynced at most `flush_interval_s` apart (0: every add). load=False moves an existing
+        database aside to `<path>.prev-<UTC time>`. Log records that cannot be applied and a
+        torn log tail are skipped, kept beside the log and counted in `recovery_report`.
         """
         restored = pers.open_directory(Path(path), dim, index_type, create, load, flush_interval_s, verify)
         try:
@@ -102,11 +99,13 @@ class KeyframeDatabase:
         return len(self._rows)
 
     @property
+    @_locked
     def num_rows(self) -> int:
         """Rows including removed ones not yet compacted away."""
         return self._rows.num_rows
 
     @property
+    @_locked
     def robots(self) -> list[str]:
         """Robot ids seen so far, in order of first appearance."""
         return self._rows.robots
@@ -150,11 +149,9 @@ class KeyframeDatabase:
             extras: dict[str, np.ndarray] | None = None) -> int:
         """Insert one keyframe (descriptor is L2-normalised here); returns its row.
 
-        Every field is checked before anything is written (validate.py): a duplicate
-        (robot_id, keyframe_id), an id outside int64, a non-finite stamp, an empty or
-        over-long robot id, a descriptor of the wrong shape or with NaN/inf, or extras
-        whose shape/dtype differ from the stored key's raise ValueError naming the field.
-        The insert is all-or-nothing in memory and in the log.
+        Every field is checked before anything is written (validate.py; duplicates, ids
+        outside int64, bad stamps, robot ids, descriptors, extras): ValueError naming the
+        field. The insert is all-or-nothing in memory and in the log.
         """
         row = self._rows.validate(keyframe_id, robot_id, stamp, descriptor, extras)
         logged = self._files is not None and self._files.log is not None
