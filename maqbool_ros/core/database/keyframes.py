@@ -93,13 +93,12 @@ class KeyframeDatabase:
         """Exact queries the fp16 scan could not settle (near-ties; redone in fp32)."""
         return self._search.scan_fallbacks
 
-    @_locked
     def __len__(self) -> int:
-        """Number of live keyframes."""
+        """Number of live keyframes. Lock-free (one atomic read), so a node's stats never
+        wait for a snapshot being written."""
         return len(self._rows)
 
     @property
-    @_locked
     def num_rows(self) -> int:
         """Rows including removed ones not yet compacted away."""
         return self._rows.num_rows
