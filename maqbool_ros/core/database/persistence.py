@@ -264,17 +264,13 @@ class DatabaseFiles:
     def log_bytes(self) -> int:
         return self.log.size if self.log is not None else 0
 
-    def close_log(self) -> None:
-        """Flush and close the log; the writer lock stays held."""
+    def close(self) -> None:
+        """Flush and close the log and release the writer lock."""
         if self._timer is not None:
             self._timer.cancel()
         if self.log is not None:
             self.log.close()
             self.log = None
-
-    def close(self) -> None:
-        """Flush and close the log and release the writer lock."""
-        self.close_log()
         if self._dir_lock is not None:
             self._dir_lock.close()  # releases the flock
             self._dir_lock = None
