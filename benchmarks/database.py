@@ -99,7 +99,7 @@ def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: i
         print(f"  {dim}-D {n:>8} {index_type:5}: add {rows[-1]['add_us']:.1f} us, search {search_ms:.2f} ms",
               file=sys.stderr)
         if index_type == "hnsw":  # the recall/latency trade-off of a wider search, same graph
-            db._index.ef_search = 512
+            db._search.index.ef_search = 512
             ms, ids = time_search(db, queries, 0.5 * n, warmup)
             rec = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)])
             rows.append(dict(rows[-1], index="hnsw ef=512", search_ms=ms, recall=rec, add_us=float("nan"),
@@ -124,7 +124,7 @@ def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float,
     qs = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, 512))
     qs = (qs / np.linalg.norm(qs, axis=1, keepdims=True)).astype(np.float32)
     ok = db.admissible(ROBOTS[1], 0.5 * n, 20, 10.0, "all")
-    desc, excluded = db._desc.data, int((~ok).sum())
+    desc, excluded = db._rows.descriptors, int((~ok).sum())
     flat = faiss.IndexFlatIP(512)
     flat.add(desc)
 
@@ -136,7 +136,7 @@ def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float,
     def scan(min_bytes):
         def run(q):
             HalfScan.PARALLEL_MIN_BYTES = min_bytes
-            return exact_top_k(desc, q, K, ok, db._scan)
+            return exact_top_k(desc, q, K, ok, db._search.scan)
         return run
 
     methods = {"numpy fp32 sgemv + mask": numpy_sgemv,

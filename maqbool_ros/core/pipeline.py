@@ -6,7 +6,6 @@ Nothing here imports rclpy.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -69,7 +68,6 @@ class LoopClosurePipeline:
     def __init__(self, config: MaqboolConfig | None = None, engine=None, database=None, reranker=None):
         self._config = config or MaqboolConfig()
         self._config.validate()
-        self._lock = threading.Lock()  # guards database access between the node's workers
         if engine is None:
             from maqbool_ros.core.descriptor.engine import DescriptorEngine
             from maqbool_ros.core.descriptor.default_model import default_model_path
@@ -104,22 +102,21 @@ class LoopClosurePipeline:
             raise ValueError(f"cannot change {', '.join(frozen)} while running (restart the node)")
         new = self._config.replace(**changes)
         self._config = new
-        if "save_interval_s" in changes and hasattr(self.database, "flush_interval_s"):
+        if "save_interval_s" in changes:
             self.database.flush_interval_s = float(new.save_interval_s)
         if hasattr(self.reranker, "config"):
             self.reranker.config = new
         return new
 
-    def _make_database(self, load: bool | None = None):
+    def _make_database(self):
         from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
         cfg = self._config
-        load = cfg.load_database_on_start if load is None else load
         dim = int(self.engine.metadata["descriptor_dim"])
         if cfg.database_path:
             return KeyframeDatabase.open(cfg.database_path, dim=dim, index_type=cfg.index_type,
                                          device=cfg.device, create=True,
-                                         load=load,
+                                         load=cfg.load_database_on_start,
                                          flush_interval_s=cfg.save_interval_s)
         return KeyframeDatabase(dim, index_type=cfg.index_type, device=cfg.device)
 
@@ -150,13 +147,12 @@ class LoopClosurePipeline:
         result = None
         if query:
             t1 = time.perf_counter()
-            with self._lock:
-                cands = self.database.search(
-                    kf.output.descriptor, cfg.top_k, robot_id=kf.robot_id, stamp=kf.stamp,
-                    exclude_recent_keyframes=cfg.exclude_recent_keyframes,
-                    exclude_recent_seconds=cfg.exclude_recent_seconds,
-                    robot_filter=cfg.robot_filter, max_distance=cfg.max_descriptor_distance)
-                cand_extras = self.database.get_extras(cands.rows) if len(cands) else {}
+            # One call: the database's own lock keeps a compaction from renumbering the rows in between.
+            cands, cand_extras = self.database.search_with_extras(
+                kf.output.descriptor, cfg.top_k, robot_id=kf.robot_id, stamp=kf.stamp,
+                exclude_recent_keyframes=cfg.exclude_recent_keyframes,
+                exclude_recent_seconds=cfg.exclude_recent_seconds,
+                robot_filter=cfg.robot_filter, max_distance=cfg.max_descriptor_distance)
             kf.timings_ms["search"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()
             rr = self.reranker.rerank(query_extras, cands, cand_extras, deadline)
@@ -164,8 +160,7 @@ class LoopClosurePipeline:
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
             result = self._result(kf, cands, rr)
         if add_to_database:
-            with self._lock:
-                self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
+            self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
         kf.timings_ms["total"] = (time.perf_counter() - kf.received) * 1e3
         if result is not None:
             result.timings_ms = dict(kf.timings_ms)
@@ -200,22 +195,14 @@ class LoopClosurePipeline:
         target = path or self._config.database_path
         if not target:
             raise ValueError("database_path: no path configured and none given")
-        with self._lock:
-            self.database.save(target)
+        self.database.save(target)
         return target
 
     def close(self) -> None:
         """Flush and release a persistent database (its file lock)."""
-        with self._lock:
-            if hasattr(self.database, "close"):
-                self.database.close()
+        self.database.close()
 
     def reset_database(self) -> None:
-        """Start an empty database. A persistent one is closed first and its files are moved
-        aside to ``<database_path>.prev-<time>`` (never deleted)."""
-        cfg = self._config
-        with self._lock:
-            old = self.database
-            if cfg.database_path and hasattr(old, "close"):
-                old.close()
-            self.database = self._make_database(load=False)
+        """Empty the database in place (same object, under its own lock). A persistent one
+        has its files moved aside to ``<database_path>.prev-<time>`` (never deleted)."""
+        self.database.reset()

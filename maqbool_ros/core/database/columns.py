@@ -6,11 +6,7 @@ region cache is paged from disk instead of held in RAM) followed by an in-memory
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
-
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # extras keys become file names
 
 
 class Column:
@@ -40,9 +36,14 @@ class Column:
             grown = np.zeros((max(16, 2 * len(self._tail)), *self.row_shape), self.dtype)
             grown[:self._tail_n] = self._tail[:self._tail_n]
             self._tail = grown
-        if row is not None:
-            self._tail[self._tail_n] = row
+        self._tail[self._tail_n] = 0 if row is None else row  # 0: a truncated row may have left data
         self._tail_n += 1
+
+    def truncate(self, n: int) -> None:
+        """Drop rows appended after the first n (an insert being rolled back; never into the base)."""
+        if n < len(self.base):
+            raise ValueError(f"cannot truncate below the read-only base ({len(self.base)} rows)")
+        self._tail_n = min(self._tail_n, n - len(self.base))
 
     def pad_to(self, n: int) -> None:
         """Append zero rows until the column has n rows."""
@@ -102,22 +103,7 @@ class Growable:
         self._buf[self._n] = value
         self._n += 1
 
+    def truncate(self, n: int) -> None:
+        """Drop rows after the first n (an insert being rolled back)."""
+        self._n = min(self._n, int(n))
 
-def check_extras(extras, columns: dict[str, Column], what: str) -> dict[str, np.ndarray]:
-    """Validate a keyframe's extras against the stored columns (key names, shape, dtype, finite)."""
-    out = {}
-    for key, value in (extras or {}).items():
-        if not isinstance(key, str) or not KEY_PATTERN.match(key):
-            raise ValueError(f"{what}: extras key {key!r} must match {KEY_PATTERN.pattern}")
-        arr = np.asarray(value)
-        if arr.dtype == object or arr.dtype.hasobject:
-            raise ValueError(f"{what}: extras[{key!r}] is not a numeric array")
-        if key in columns:
-            col = columns[key]
-            if arr.shape != col.row_shape or arr.dtype != col.dtype:
-                raise ValueError(f"{what}: extras[{key!r}] is {arr.shape} {arr.dtype}, the database "
-                                 f"stores {col.row_shape} {col.dtype} for this key")
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"{what}: extras[{key!r}] contains NaN or inf")
-        out[key] = arr
-    return out

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 GPU_MAX_K = 2048  # faiss GPU k-selection limit
+INDEX_TYPES = ("flat", "hnsw")
 
 
 def gpu_available(device: str) -> bool:
@@ -40,8 +41,8 @@ class VectorIndex:
 
     def __init__(self, dim: int, index_type: str = "flat", device: str = "auto",
                  hnsw_m: int = 32, ef_construction: int = 40, ef_search: int = 128):
-        if index_type not in ("flat", "hnsw"):
-            raise ValueError(f"index_type: {index_type!r} is not one of ['flat', 'hnsw']")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type: {index_type!r} is not one of {list(INDEX_TYPES)}")
         self.dim, self.index_type, self.device = int(dim), index_type, device
         self.hnsw_m, self.ef_construction, self.ef_search = hnsw_m, ef_construction, ef_search
         self.on_gpu = index_type == "flat" and gpu_available(device)

@@ -1,229 +1,285 @@
 """Keyframe database: global descriptors + ids + per-keyframe region cache, searched
-with per-query exclusion rules, optionally persisted crash-safely (db_storage.py).
+with per-query exclusion rules, optionally persisted crash-safely.
 
-A keyframe is identified by (robot_id, keyframe_id). Each has a row; rows are
-append-only until a compaction (remove() only marks rows dead). Distances are squared
-L2 between unit vectors (2 - 2 cos), ascending.
+A keyframe is identified by (robot_id, keyframe_id). KeyframeDatabase composes a
+RowStore (rows.py: the columns, all-or-nothing appends), a search index (index.py) and,
+when persistent, a DatabaseFiles (persistence.py: snapshot + append log). It owns one
+re-entrant lock taken by every public method, the deferred log fsync included, so
+callers (the node's two workers, its services) need no lock of their own.
+Distances are squared L2 between unit vectors (2 - 2 cos), ascending.
 """
 from __future__ import annotations
 
-import time
+import functools
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 
-from maqbool_ros.core.database import log as db_log
-from maqbool_ros.core.database.columns import Column, Growable, check_extras
-from maqbool_ros.core.database.index import HalfScan, VectorIndex, exact_top_k
-from maqbool_ros.core.database.persistence import PersistenceMixin
+from maqbool_ros.core.database import persistence as pers
+from maqbool_ros.core.database import validate
+from maqbool_ros.core.database.recovery import RecoveryReport
+from maqbool_ros.core.database.rows import RowStore
+from maqbool_ros.core.database.search import SearchIndex
 from maqbool_ros.core.types import Candidates
 
-ROBOT_FILTERS = ("all", "inter_robot", "intra_robot")
+
+def _locked(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
 
 
-class KeyframeDatabase(PersistenceMixin):
+class KeyframeDatabase:
     """In-memory keyframe database; `open()` makes it persistent (append log + snapshots)."""
 
-    def __init__(self, dim: int, index_type: str = "flat", device: str = "auto"):
+    def __init__(self, dim: int, index_type: str = "flat", device: str = "auto", *,
+                 _restored: pers.Restored | None = None):
         if int(dim) <= 0:
             raise ValueError(f"dim: must be positive, got {dim}")
         self.dim = int(dim)
         self.index_type = index_type
         self.device = device
-        self._index = VectorIndex(self.dim, index_type, device)
-        # CPU flat: fp16 scan copy (half the bytes to stream per query; see db_index).
-        self._scan = HalfScan(self.dim) if not self._index.uses_faiss else None
-        self.scan_fallbacks = 0
-        self._reset_rows()
-        self._path: Path | None = None
-        self._log: db_log.LogWriter | None = None
-        self._generation = 0
-        self.flush_interval_s = 0.0
-        self._last_flush = time.monotonic()
-        self._flush_timer = None  # fsyncs a pending log tail when no further add comes
-        self._dir_lock = None  # flock on <path>/.lock while open() for writing
+        self._lock = threading.RLock()
+        self._search = SearchIndex(self.dim, index_type, device)
+        self._rows = RowStore(self.dim)
+        self._files: pers.DatabaseFiles | None = None
+        self._flush_interval_s = 0.0
+        #: What reading the log had to give up (torn tail, skipped records); empty when clean.
+        self.recovery_report = RecoveryReport()
+        if _restored is not None:  # from open()/load(): adopt what persistence read
+            self._rows, self.recovery_report = _restored.rows, _restored.report
+            self._search.build(self._rows.descriptors, _restored.hnsw_blob, _restored.blob_rows)
+            self._adopt(_restored.files)
 
-    def _reset_rows(self) -> None:
-        self._desc = Growable((self.dim,), np.float32)
-        self._kf = Growable((), np.int64)
-        self._robot = Growable((), np.int32)
-        self._stamp = Growable((), np.float64)
-        self._seq = Growable((), np.int64)  # per-robot insertion counter ("last N keyframes")
-        self._alive = Growable((), np.bool_)
-        self._extras: dict[str, Column] = {}
-        self._robots: list[str] = []
-        self._robot_code: dict[str, int] = {}
-        self._next_seq: list[int] = []
-        self._rows: dict[tuple[int, int], int] = {}  # (robot code, keyframe id) -> row
+    def _adopt(self, files: pers.DatabaseFiles | None) -> None:
+        self._files = files
+        if files is not None:
+            self._flush_interval_s = files.flush_interval_s
+            files.flush_later = weakref.WeakMethod(self.flush)  # deferred fsyncs take our lock
 
-    # --- queries about the content ------------------------------------------------
+    # --- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path, dim: int | None = None, index_type: str = "flat", device: str = "auto",
+             create: bool = True, load: bool = True, flush_interval_s: float = 0.0,
+             verify: bool = True) -> "KeyframeDatabase":
+        """Open-or-create a persistent database in directory `path` (docs/keyframe-database.md).
+
+        Every add/remove is appended to the log (a killed process loses nothing added) and
+        fsynced at most `flush_interval_s` apart (0: every add). load=False moves an existing
+        database aside to `<path>.prev-<UTC time>`. Log records that cannot be applied and a
+        torn log tail are skipped, kept beside the log and counted in `recovery_report`.
+        """
+        restored = pers.open_directory(Path(path), dim, index_type, create, load, flush_interval_s, verify)
+        try:
+            return cls(restored.dim, restored.index_type, device, _restored=restored)
+        except BaseException:
+            restored.files.close()
+            raise
+
+    @classmethod
+    def load(cls, path, device: str = "auto", index_type: str | None = None,
+             verify: bool = True) -> "KeyframeDatabase":
+        """Read snapshot + log into an in-memory database (files are not modified)."""
+        restored = pers.read_directory(Path(path), index_type, verify)
+        return cls(restored.dim, restored.index_type, device, _restored=restored)
+
+    # --- queries about the content ------------------------------------------------------
+    @property
+    def scan_fallbacks(self) -> int:
+        """Exact queries the fp16 scan could not settle (near-ties; redone in fp32)."""
+        return self._search.scan_fallbacks
+
     def __len__(self) -> int:
-        """Number of live keyframes."""
+        """Number of live keyframes. Lock-free (one atomic read), so a node's stats never
+        wait for a snapshot being written."""
         return len(self._rows)
 
     @property
     def num_rows(self) -> int:
         """Rows including removed ones not yet compacted away."""
-        return len(self._kf)
+        return self._rows.num_rows
 
     @property
+    @_locked
     def robots(self) -> list[str]:
         """Robot ids seen so far, in order of first appearance."""
-        return list(self._robots)
+        return self._rows.robots
 
+    @_locked
+    def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Per extras key: (row shape, dtype)."""
+        return self._rows.extras_spec()
+
+    @_locked
     def bytes_per_keyframe(self) -> int:
         """Bytes one keyframe takes: fp32 descriptor, ids/stamp/robot/sequence/alive, the
         search structure (fp16 scan copy, or HNSW's vector copy + level-0 links) and the
         region cache (memory-mapped from the snapshot after a load or save)."""
-        fixed = self.dim * 4 + 8 + 4 + 8 + 8 + 1
-        fixed += self.dim * 2 if self._scan is not None else 0
-        fixed += self.dim * 4 + 2 * self._index.hnsw_m * 4 if self.index_type == "hnsw" else 0
-        return fixed + sum(c.nbytes_per_row for c in self._extras.values())
+        return self.dim * 4 + 8 + 4 + 8 + 8 + 1 + self._search.bytes_per_row() + self._rows.extras_bytes_per_row()
 
+    @_locked
     def keyframes(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(rows, keyframe_ids, robot_ids) of all live keyframes, in row order."""
-        rows = np.flatnonzero(self._alive.data)
-        return rows, self._kf.data[rows].copy(), [self._robots[c] for c in self._robot.data[rows]]
+        rows = self._rows.live_rows()
+        return rows, self._rows.column("keyframe_ids")[rows].copy(), self._rows.robot_names(rows)
 
+    @_locked
     def row_of(self, keyframe_id: int, robot_id: str) -> int | None:
         """Row of a live keyframe, or None."""
-        code = self._robot_code.get(str(robot_id))
-        return None if code is None else self._rows.get((code, int(keyframe_id)))
+        return self._rows.row_of(keyframe_id, robot_id)
 
+    @_locked
     def descriptors(self, rows: np.ndarray) -> np.ndarray:
         """Stored (unit, fp32) descriptors of rows."""
-        return self._desc.data[np.asarray(rows, dtype=np.int64)]
+        return self._rows.descriptors[np.asarray(rows, dtype=np.int64)]
 
+    @_locked
     def get_extras(self, rows) -> dict[str, np.ndarray]:
         """Region-cache arrays stacked over rows (zeros for keyframes stored without a key)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= self.num_rows):
-            raise IndexError(f"rows out of range [0, {self.num_rows})")
-        return {k: c.take(rows) for k, c in self._extras.items()}
+        return self._rows.take_extras(rows)
 
-    # --- add / remove -------------------------------------------------------------
-    def _unit(self, vec, what: str) -> np.ndarray:
-        v = np.asarray(vec, dtype=np.float64).reshape(-1)
-        if v.shape != (self.dim,):
-            raise ValueError(f"{what}: descriptor has {v.size} values, the database is {self.dim}-D")
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{what}: descriptor contains NaN or inf")
-        norm = np.linalg.norm(v)
-        if norm == 0:
-            raise ValueError(f"{what}: descriptor is all zeros")
-        return (v / norm).astype(np.float32)
-
+    # --- add / remove -------------------------------------------------------------------
+    @_locked
     def add(self, keyframe_id: int, robot_id: str, stamp: float, descriptor,
             extras: dict[str, np.ndarray] | None = None) -> int:
         """Insert one keyframe (descriptor is L2-normalised here); returns its row.
 
-        Raises ValueError for a duplicate (robot_id, keyframe_id), a descriptor of the
-        wrong size or with NaN/inf, or extras whose shape/dtype differ from the stored key's.
+        Every field is checked before anything is written (validate.py; duplicates, ids
+        outside int64, bad stamps, robot ids, descriptors, extras): ValueError naming the
+        field. The insert is all-or-nothing in memory and in the log.
         """
-        if isinstance(keyframe_id, bool) or not isinstance(keyframe_id, (int, np.integer)):
-            raise ValueError(f"keyframe_id: expected an integer, got {keyframe_id!r}")
-        robot, kf, stamp = str(robot_id), int(keyframe_id), float(stamp)
-        what = f"keyframe {robot}/{kf}"
-        if not np.isfinite(stamp):
-            raise ValueError(f"{what}: stamp {stamp} is not finite")
-        code = self._robot_code.get(robot)
-        if code is not None and (code, kf) in self._rows:
-            raise ValueError(f"{what}: already in the database (remove it first)")
-        vec = self._unit(descriptor, what)
-        ex = check_extras(extras, self._extras, what)
-        if self._log is not None:  # write-ahead: a failing disk leaves memory unchanged
-            self._log.append(db_log.encode_record({"op": "add", "kf": kf, "robot": robot, "stamp": stamp},
-                                              {"descriptor": vec, **{f"x.{k}": v for k, v in ex.items()}}))
-            self._maybe_flush()
-        return self._insert(kf, robot, stamp, vec, ex)
+        row = self._rows.validate(keyframe_id, robot_id, stamp, descriptor, extras)
+        logged = self._files is not None and self._files.log is not None
+        record = pers.add_record(row) if logged else None
+        mark, size = self._rows.mark(), None
+        try:
+            if record is not None:  # write-ahead: a failing disk leaves memory unchanged
+                size = self._files.append(record)
+            at = self._rows.append(row)
+            self._search.add(row.descriptor)
+            if record is not None:
+                self._files.after_append()
+            return at
+        except BaseException:
+            self._undo(mark, size)
+            raise
 
-    def _insert(self, kf: int, robot: str, stamp: float, vec: np.ndarray, ex: dict[str, np.ndarray]) -> int:
-        code = self._robot_code.get(robot)
-        if code is None:
-            code = self._robot_code[robot] = len(self._robots)
-            self._robots.append(robot)
-            self._next_seq.append(0)
-        row = self.num_rows
-        for key, arr in ex.items():
-            if key not in self._extras:
-                self._extras[key] = Column(arr.shape, arr.dtype)
-                self._extras[key].pad_to(row)
-        for key, col in self._extras.items():
-            col.append(ex.get(key))
-        self._desc.append(vec)
-        self._kf.append(kf)
-        self._robot.append(code)
-        self._stamp.append(stamp)
-        self._seq.append(self._next_seq[code])
-        self._next_seq[code] += 1
-        self._alive.append(True)
-        self._rows[(code, kf)] = row
-        self._index.add(vec[None])
-        if self._scan is not None:
-            self._scan.add(vec)
-        return row
+    def _undo(self, mark, size: int | None) -> None:
+        if self._files is not None:
+            self._files.rollback(size)
+        self._rows.rollback(mark)
+        if not self._search.holds(self._rows.num_rows):
+            self._search.build(self._rows.descriptors)
 
+    @_locked
     def remove(self, keyframe_ids, robot_id: str | None = None) -> int:
         """Forget keyframes (of robot_id, or of any robot when None); returns how many.
 
-        Unknown ids are ignored (a SLAM back end may prune keyframes never sent here).
+        Unknown ids are ignored (a SLAM back end may prune keyframes never sent here);
+        ids outside int64 raise ValueError.
         """
-        ids = np.atleast_1d(np.asarray(keyframe_ids, dtype=np.int64))
-        rows = self._match_rows(ids, robot_id)
+        ids = validate.keyframe_ids(keyframe_ids)
+        robot = None if robot_id is None else str(robot_id)
+        rows = self._rows.match_rows(ids, robot)
         if len(rows) == 0:
             return 0
-        if self._log is not None:
-            self._log.append(db_log.encode_record({"op": "remove", "robot": robot_id, "ids": ids.tolist()}, {}))
-            self._maybe_flush()
-        self._kill(rows)
-        if self._path is None and self.num_rows - len(self) > max(1024, len(self)):
+        if self._files is not None and self._files.log is not None:
+            size = self._files.append(pers.remove_record(ids, robot))
+            try:
+                self._files.after_append()
+            except BaseException:
+                self._files.rollback(size)
+                raise
+        self._rows.kill(rows)
+        if self._files is None and self.num_rows - len(self) > max(1024, len(self)):
             self.compact()  # in memory only: persistent databases compact on save()
         return len(rows)
 
-    def _match_rows(self, ids: np.ndarray, robot_id: str | None) -> np.ndarray:
-        if robot_id is None:
-            return np.flatnonzero(self._alive.data & np.isin(self._kf.data, ids))
-        code = self._robot_code.get(str(robot_id))
-        found = [self._rows.get((code, int(i))) for i in ids] if code is not None else []
-        return np.array(sorted({r for r in found if r is not None}), dtype=np.int64)
-
-    def _kill(self, rows: np.ndarray) -> None:
-        self._alive.data[rows] = False
-        for r in rows:
-            self._rows.pop((int(self._robot.data[r]), int(self._kf.data[r])), None)
-
+    @_locked
     def compact(self) -> None:
         """Drop removed rows (rows are renumbered; extras stay aligned). A persistent
         database compacts by writing a snapshot, which streams the region cache."""
-        if self._path is not None:
+        if self._files is not None:
             self.save()
-            return
-        keep = np.flatnonzero(self._alive.data)
-        if len(keep) == self.num_rows:
-            return
-        self._rebuild_rows(keep)
+        elif len(self) != self.num_rows:
+            self._rows = self._rows.compacted()
+            self._search.build(self._rows.descriptors)
 
-    def _rebuild_rows(self, keep: np.ndarray) -> None:
-        old = (self._desc.data, self._kf.data, self._robot.data, self._stamp.data, self._seq.data)
-        extras = {k: c.keep(keep) for k, c in self._extras.items()}
-        robots, next_seq = self._robots, self._next_seq
-        self._reset_rows()
-        self._robots, self._next_seq = robots, next_seq
-        self._robot_code = {r: i for i, r in enumerate(robots)}
-        self._desc, self._kf, self._robot, self._stamp, self._seq = (
-            Growable(a.shape[1:], a.dtype, a[keep]) for a in old)
-        self._alive = Growable((), np.bool_, np.ones(len(keep), np.bool_))
-        self._extras = extras
-        self._rows = {(int(c), int(k)): i for i, (c, k) in enumerate(zip(self._robot.data, self._kf.data))}
-        self._rebuild_index()
+    @_locked
+    def reset(self) -> None:
+        """Forget every keyframe. A persistent database is moved aside to
+        `<path>.prev-<UTC time>` (never deleted) and restarts empty at its path."""
+        fresh = RowStore(self.dim)
+        if self._files is not None:  # a failed move raises with nothing changed
+            self._adopt(self._files.restart(fresh, self.index_type, self._search.hnsw_blob(fresh.descriptors, False)))
+        self._rows = fresh
+        self._search.build(fresh.descriptors)
+        self.recovery_report = RecoveryReport()
 
-    def _rebuild_index(self, hnsw_ready: bool = False) -> None:
-        if not hnsw_ready:
-            self._index.rebuild(self._desc.data)
-        if self._scan is not None:
-            self._scan.rebuild(self._desc.data)
+    # --- persistence --------------------------------------------------------------------
+    @_locked
+    def save(self, path=None) -> None:
+        """Write a compacted snapshot atomically; on the database's own path it also
+        starts a new, empty log (the old generation is deleted only after the commit)."""
+        root = Path(path) if path is not None else (self._files.root if self._files is not None else None)
+        if root is None:
+            raise ValueError("path: this database has no directory; pass one to save()")
+        if self._files is not None and root.resolve() == self._files.root.resolve():
+            state = self._files.save(self._rows, self.index_type, self._hnsw_blob())
+            self._rows = state.rows  # compacted, region cache memory-mapped from the new files
+            self._search.build(self._rows.descriptors, state.hnsw_blob, state.rows.num_rows)
+        else:
+            pers.save_copy(root, self._rows, self.index_type, self._hnsw_blob())
 
-    # --- search -------------------------------------------------------------------
+    def _hnsw_blob(self) -> bytes | None:
+        return self._search.hnsw_blob(self._rows.descriptors[self._rows.live_rows()], len(self) == self.num_rows)
+
+    @property
+    def flush_interval_s(self) -> float:
+        """Longest time between log fsyncs (0: every add)."""
+        return self._flush_interval_s
+
+    @flush_interval_s.setter
+    def flush_interval_s(self, value: float) -> None:
+        if float(value) < 0:
+            raise ValueError("flush_interval_s: must be >= 0")
+        with self._lock:
+            self._flush_interval_s = float(value)
+            if self._files is not None:
+                self._files.flush_interval_s = float(value)
+
+    @property
+    def log_bytes(self) -> int:
+        """Size of the append log since the last snapshot (a node may save() when large:
+        the log's region caches stay in RAM until then, and load replays it)."""
+        with self._lock:
+            return self._files.log_bytes if self._files is not None else 0
+
+    @_locked
+    def flush(self) -> None:
+        """fsync the log: keyframes added so far survive an OS crash or power loss."""
+        if self._files is not None:
+            self._files.flush()
+
+    @_locked
+    def close(self) -> None:
+        """Flush and close the log and release the directory (the database stays usable
+        in memory; a later save() to its path makes it the writer again)."""
+        if self._files is not None:
+            self._files.close()
+
+    def __enter__(self) -> "KeyframeDatabase":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- search -------------------------------------------------------------------------
+    @_locked
     def admissible(self, robot_id: str | None = None, stamp: float | None = None,
                    exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
                    robot_filter: str = "all") -> np.ndarray:
@@ -233,60 +289,33 @@ class KeyframeDatabase(PersistenceMixin):
         stamp| < T, are excluded (the robot is still there, not back); robot_filter
         inter_robot keeps other robots only, intra_robot the same robot only.
         """
-        if robot_filter not in ROBOT_FILTERS:
-            raise ValueError(f"robot_filter: {robot_filter!r} is not one of {list(ROBOT_FILTERS)}")
-        if exclude_recent_keyframes < 0 or exclude_recent_seconds < 0:
-            raise ValueError("exclude_recent_keyframes / exclude_recent_seconds: must be >= 0")
-        ok = self._alive.data.copy()
-        if robot_id is None:
-            if robot_filter != "all":
-                raise ValueError(f"robot_filter {robot_filter!r} needs the query's robot_id")
-            return ok
-        code = self._robot_code.get(str(robot_id), -1)
-        same = self._robot.data == code
-        if robot_filter == "inter_robot":
-            ok &= ~same
-        elif robot_filter == "intra_robot":
-            ok &= same
-        if code >= 0 and exclude_recent_keyframes > 0:
-            ok &= ~(same & (self._seq.data >= self._next_seq[code] - exclude_recent_keyframes))
-        if code >= 0 and exclude_recent_seconds > 0 and stamp is not None:
-            ok &= ~(same & (np.abs(self._stamp.data - float(stamp)) < exclude_recent_seconds))
-        return ok
+        return self._rows.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
+                                     robot_filter)
 
+    @_locked
     def search(self, query, k: int, *, robot_id: str | None = None, stamp: float | None = None,
                exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
                robot_filter: str = "all", max_distance: float = 4.0) -> Candidates:
         """The k nearest admissible keyframes (fewer if fewer exist or pass max_distance)."""
         if int(k) < 1:
             raise ValueError(f"k: must be >= 1, got {k}")
-        q = self._unit(query, "query")
+        try:
+            q = validate.unit_descriptor(query, self.dim)
+        except ValueError as e:
+            raise ValueError(f"query: {e}") from None
         ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter)
-        n_ok = int(ok.sum())
-        k = min(int(k), n_ok)
-        if k == 0:
-            return self._candidates(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        k_wide = k + (self.num_rows - n_ok)  # enough that k admissible rows survive the mask
-        if self._index.uses_faiss and k_wide <= self._index.max_k and 4 * k_wide <= self.num_rows:
-            rows, sims = self._index.search(q, k_wide)
-            good = rows >= 0
-            good[good] = ok[rows[good]]
-            rows, sims = rows[good][:k], sims[good][:k]
-        else:
-            rows, sims = self._exact_top_k(q, k, ok)
-        dist = np.clip(2.0 - 2.0 * sims.astype(np.float32), 0.0, 4.0)
-        order = np.lexsort((rows, dist))
-        rows, dist = rows[order], dist[order]
+        k = min(int(k), int(ok.sum()))
+        rows, dist = (np.zeros(0, np.int64), np.zeros(0, np.float32)) if k == 0 else \
+            self._search.nearest(self._rows.descriptors, q, k, ok)
         keep = dist <= max_distance
-        return self._candidates(rows[keep], dist[keep])
+        rows = rows[keep]
+        return Candidates(rows=rows, keyframe_ids=self._rows.column("keyframe_ids")[rows].copy(),
+                          robot_ids=self._rows.robot_names(rows), stamps=self._rows.column("stamps")[rows].copy(),
+                          distances=dist[keep].astype(np.float32))
 
-    def _exact_top_k(self, q: np.ndarray, k: int, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows, sims, settled = exact_top_k(self._desc.data, q, k, ok, self._scan)
-        self.scan_fallbacks += int(not settled)
-        return rows, sims
-
-    def _candidates(self, rows: np.ndarray, dist: np.ndarray) -> Candidates:
-        rows = rows.astype(np.int64)
-        return Candidates(rows=rows, keyframe_ids=self._kf.data[rows].copy(),
-                          robot_ids=[self._robots[c] for c in self._robot.data[rows]],
-                          stamps=self._stamp.data[rows].copy(), distances=dist.astype(np.float32))
+    @_locked
+    def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
+        """search() and the candidates' region cache in one step: no compaction (which
+        renumbers rows) can come between them."""
+        cands = self.search(query, k, **rules)
+        return cands, (self._rows.take_extras(cands.rows) if len(cands) else {})

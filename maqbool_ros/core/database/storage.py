@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COLUMNS = ("descriptors", "keyframe_ids", "robot_codes", "stamps", "sequence")
 LOG_MAGIC = b"MQKFLOG1"  # file header of an append log
+_GENERATION_FILE = re.compile(r"^(snapshot-\d+|log-\d+\.bin|\.tmp-snapshot-.*)$")
 
 
 class DatabaseFormatError(ValueError):
@@ -153,8 +155,9 @@ def write_snapshot(root: Path, generation: int, manifest: dict[str, Any],
                     snapshot=final.name, log=new_log.name, files=files)
     write_atomic(root / MANIFEST, json.dumps(manifest, indent=1).encode())
     # Committed: everything not referenced by the new manifest is an old generation.
+    # Only generation files go: kept copies (log-<g>.bin.torn, .skipped) stay until the user removes them.
     for p in root.iterdir():
-        if p.name.startswith(("snapshot-", "log-", ".tmp-snapshot-")) and p.name not in (final.name, new_log.name):
+        if _GENERATION_FILE.match(p.name) and p.name not in (final.name, new_log.name):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
