@@ -93,10 +93,10 @@ def main() -> int:
         if any(Path(e).resolve() == Path(t).resolve() for t in args.train):
             raise SystemExit(f"{e} is both a training and an evaluation set")
 
-    from maqbool_ros.tools.train_pdl import make_engine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     cfg = MaqboolConfig(method="maqbool")
-    engine = make_engine(cfg, args.model)
+    engine = DescriptorEngine.from_config(cfg.replace(model_path=args.model or ""))
     reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
     model_file = args.model or "default"
     tag = cache_tag(args.model, cfg)
