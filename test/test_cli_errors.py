@@ -63,7 +63,7 @@ def test_bad_sources_give_one_line(bad_inputs, tmp_path, capsys, command, bad):
     out_dir.mkdir()
     source = bad_inputs[bad]
     code = main(COMMANDS[command](source, out_dir))
-    _assert_one_line_error(code, capsys.readouterr().err, out_dir, f"maqbool {command.split()[0]}: error",
+    _assert_one_line_error(code, capsys.readouterr().err, out_dir, f"maqbool {command}: error",
                            source.name)
 
 
