@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, help="bag directory to create (must not exist)")
     f.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="bag storage (default sqlite3)")
     f.add_argument("--compressed", action="store_true", help="write sensor_msgs/CompressedImage instead of Image")
-    f.add_argument("--format", choices=("jpeg", "png"), default="jpeg", help="--compressed: jpeg (default) or lossless png")
+    f.add_argument("--format", choices=("jpeg", "png"), default="jpeg",
+                   help="--compressed: jpeg (default) or lossless png")
     f.add_argument("--topic", default=None, help="image topic (default: the config's image_topic, /keyframes/image)")
     f.add_argument("--rate", type=float, default=10.0, help="keyframes per second of log time (default 10)")
     add_dataset_args(f)
@@ -39,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "unless --topic-remap names it.")
     pl.add_argument("bag", help="bag to play")
     pl.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast; 0 = as fast as possible)")
-    pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW", help="publish topic OLD as NEW (repeatable)")
+    pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW",
+                    help="publish topic OLD as NEW (repeatable)")
     pl.add_argument("--topics", nargs="+", default=None, help="play only these topics")
     pl.add_argument("--wait-subscribers", type=float, default=5.0,
                     help="seconds to wait for a subscriber on each image topic before starting (default 5)")

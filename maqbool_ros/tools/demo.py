@@ -17,7 +17,9 @@ DEMO_IMAGE_SIZE = (320, 240)  # the synthetic frames' own size: no upscaling, fa
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the full pipeline on the embedded demo sequence (or --dataset) and print candidates and recall",
+        "demo",
+                 help="run the full pipeline on the embedded demo sequence (or --dataset) and print candidates and "
+                      "recall",
         description="Run loop closure end to end and print each keyframe's best candidates and the "
                     "recall. With no --dataset it uses the embedded default sequence: SYNTHETIC frames "
                     "of a camera flying over a map composed from matplotlib's sample images, out, "

@@ -15,8 +15,10 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """Options shared by eval, bag from-images and demo for opening a dataset."""
     from maqbool_ros.core.data.datasets import DEFAULT_MIN_GAP_S, DEFAULT_RADIUS_M
 
-    p.add_argument("--image-topic", default=None, help="bags: the image topic (default: the only Image/CompressedImage topic)")
-    p.add_argument("--pose-topic", default=None, help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
+    p.add_argument("--image-topic", default=None,
+                   help="bags: the image topic (default: the only Image/CompressedImage topic)")
+    p.add_argument("--pose-topic", default=None,
+                   help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
     p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M,
                    help="pose ground truth: same place within this many metres (default %(default)s)")
     p.add_argument("--min-gap", type=float, default=DEFAULT_MIN_GAP_S,
@@ -51,14 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", default=None, help="write recall_at_n.png, pr_curve.png, latency.png into this folder")
     add_dataset_args(p)
     mode = p.add_argument_group("online evaluation")
-    mode.add_argument("--online", action="store_true", help="play the bag to a running maqbool-node and score its answers")
-    mode.add_argument("--candidates", default=None, help="score LoopClosureCandidate messages recorded in this bag instead of running anything")
+    mode.add_argument("--online", action="store_true",
+                      help="play the bag to a running maqbool-node and score its answers")
+    mode.add_argument("--candidates", default=None,
+                      help="score LoopClosureCandidate messages recorded in this bag instead of running anything")
     mode.add_argument("--candidates-topic", default=None,
                       help="node output topic (default: the config's candidates_topic)")
-    mode.add_argument("--node-image-topic", default=None, help="--online: publish images on this topic instead of the bag's")
+    mode.add_argument("--node-image-topic", default=None,
+                      help="--online: publish images on this topic instead of the bag's")
     mode.add_argument("--node-name", default=NODE_NAME,
                       help="--online, query/ref bags: node whose insert_keyframes is switched off for the queries")
-    mode.add_argument("--rate", type=float, default=0.0, help="--online: playback rate factor; 0 (default) = lock-step, one keyframe per answer")
+    mode.add_argument("--rate", type=float, default=0.0,
+                      help="--online: playback rate factor; 0 (default) = lock-step, one keyframe per answer")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "their whitening PCA; a Nanne pytorch-NetVLAD checkpoint may be given a separate --pca file. "
                     "Without --checkpoint, the embedded default model is exported.")
     p.add_argument("--checkpoint", default=None, help="Patch-NetVLAD or Nanne pytorch-NetVLAD checkpoint (.pth.tar)")
-    p.add_argument("--pca", default=None, help="separate whitening PCA for a Nanne checkpoint (.npz weight/bias or torch file)")
+    p.add_argument("--pca", default=None,
+                   help="separate whitening PCA for a Nanne checkpoint (.npz weight/bias or torch file)")
     p.add_argument("--out", required=True, help="output ONNX path")
     add_common_options(p, dim=True, dim_help="Here: 0 keeps the checkpoint PCA's dimension (the embedded "
                                              "default model: 512).")

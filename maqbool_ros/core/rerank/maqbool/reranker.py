@@ -51,6 +51,12 @@ def netvlad_scores(distances: np.ndarray) -> np.ndarray:
     return (1.0 - np.asarray(distances, np.float64) / 4.0).astype(np.float32)
 
 
+
+def paper_alpha(descriptor_dim: int) -> float:
+    """The paper's alpha for a descriptor dimension: 1.15 up to 512-D, 0.31 above (the one
+    "auto alpha" rule; config.alpha < 0 selects it)."""
+    return 1.15 if int(descriptor_dim) <= 512 else 0.31
+
 class MaqboolReranker:
     """Implements the Reranker protocol for method=maqbool.
 
@@ -82,7 +88,7 @@ class MaqboolReranker:
         """config.alpha, or the paper's value for the head's descriptor dim when negative."""
         if self.config.alpha >= 0:
             return float(self.config.alpha)
-        return 1.15 if self.head.descriptor_dim <= 512 else 0.31
+        return paper_alpha(self.head.descriptor_dim)
 
     # --- per keyframe ------------------------------------------------------------
     def boxes(self, out: EngineOutput) -> np.ndarray:
