@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "maqbool-node; --candidates scores a bag recorded with `maqbool bag record-candidates`. "
                     "See docs/evaluation.md for the protocol and the JSON schema.")
     p.add_argument("--dataset", required=True, help="dataset folder or bag")
-    add_common_options(p, model=True, dim=True)
     add_config_options(p, "method", "region_source", "region_budget", "top_k")
+    add_common_options(p, model=True, dim=True)
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
                         "the map is known, queries are never used)")
