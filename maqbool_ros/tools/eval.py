@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
             messages = collect_candidates(args.dataset, image_topic=args.image_topic,
                                           node_image_topic=args.node_image_topic,
-                                          candidates_topic=args.candidates_topic or "/" + cfg.candidates_topic,
+                                          candidates_topic=args.candidates_topic or "/" + cfg.candidates_topic.lstrip("/"),
                                           rate=args.rate,
                                           num_refs=len(dataset.refs) if dataset.kind == "query_ref" else 0,
                                           node_name=args.node_name, progress=not args.quiet)
