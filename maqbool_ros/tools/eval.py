@@ -112,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             from maqbool_ros.ros.online_eval import collect_candidates
 
+            topic = args.candidates_topic or "/" + cfg.candidates_topic.lstrip("/")
             messages = collect_candidates(args.dataset, image_topic=args.image_topic,
                                           node_image_topic=args.node_image_topic,
-                                          candidates_topic=args.candidates_topic or "/" + cfg.candidates_topic.lstrip("/"),
+                                          candidates_topic=topic,
                                           rate=args.rate,
                                           num_refs=len(dataset.refs) if dataset.kind == "query_ref" else 0,
                                           node_name=args.node_name, progress=not args.quiet)
