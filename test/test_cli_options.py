@@ -115,3 +115,12 @@ def test_bad_config_file_is_one_line(tmp_path, capsys, text, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "--config" in err[0]
     assert main(["dump-config", "--config", str(tmp_path / "absent.yaml"), "--stdout"]) == 2
+
+
+def test_bag_play_config_feeds_the_configured_image_topic():
+    from maqbool_ros.tools.bag import config_remaps
+
+    topics = {"/cam/image": "sensor_msgs/msg/Image", "/odom": "nav_msgs/msg/Odometry"}
+    assert config_remaps(topics, {}, "robot1/keyframes") == {"/cam/image": "/robot1/keyframes"}
+    assert config_remaps(topics, {"/cam/image": "/x"}, "k") == {"/cam/image": "/x"}  # explicit remap wins
+    assert config_remaps({"/k": "sensor_msgs/msg/CompressedImage"}, {}, "k") == {}

@@ -102,6 +102,16 @@ def _spin_in_background(node) -> _BackgroundSpin:
     return _BackgroundSpin(node)
 
 
+def config_remaps(topics: dict[str, str], remaps: dict[str, str], image_topic: str) -> dict[str, str]:
+    """``remaps`` plus: each image topic of the bag not remapped explicitly -> the node's image_topic."""
+    from maqbool_ros.core.data.bags import COMPRESSED_TYPE, IMAGE_TYPE
+
+    node_topic = _absolute(image_topic)
+    extra = {t: node_topic for t, ty in topics.items()
+             if ty in (IMAGE_TYPE, COMPRESSED_TYPE) and t not in remaps and t != node_topic}
+    return {**remaps, **extra}
+
+
 def run_play(args: argparse.Namespace) -> int:
     import rclpy
 
@@ -111,10 +121,7 @@ def run_play(args: argparse.Namespace) -> int:
     remaps = parse_remaps(args.topic_remap)
     topics = bag_topics(args.bag)
     if args.config:  # feed the node that this config describes
-        node_topic = _absolute(config_from_args(args).image_topic)
-        for topic, msgtype in topics.items():
-            if msgtype in (IMAGE_TYPE, COMPRESSED_TYPE) and topic not in remaps and topic != node_topic:
-                remaps[topic] = node_topic
+        remaps = config_remaps(topics, remaps, config_from_args(args).image_topic)
     rclpy.init()
     node = rclpy.create_node("maqbool_bag_player")
     executor = _spin_in_background(node)
