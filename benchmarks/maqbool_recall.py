@@ -24,7 +24,7 @@ from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_dataset  # noqa: E402
 from maqbool_ros.core.rerank.maqbool import training  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, UntrainedPdl, train_forest  # noqa: E402
-from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker, paper_alpha  # noqa: E402
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize  # noqa: E402
 
 KEYS = ("regions", "areas", "pad_region", "pad_area")
@@ -93,10 +93,10 @@ def main() -> int:
         if any(Path(e).resolve() == Path(t).resolve() for t in args.train):
             raise SystemExit(f"{e} is both a training and an evaluation set")
 
-    from maqbool_ros.tools.train_pdl import make_engine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     cfg = MaqboolConfig(method="maqbool")
-    engine = make_engine(cfg, args.model)
+    engine = DescriptorEngine.from_config(cfg.replace(model_path=args.model or ""))
     reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
     model_file = args.model or "default"
     tag = cache_tag(args.model, cfg)
@@ -119,7 +119,7 @@ def main() -> int:
     print("| eval set | D | method | n | R@1 | R@5 | R@10 | R@100 |")
     print("|---|---|---|---|---|---|---|---|")
     for dim in dims:
-        alpha = 1.15 if dim <= 512 else 0.31
+        alpha = paper_alpha(dim)
         xs, ys = [], []
         for ds, (qw, qs), (rw, rs) in train_sets:
             q, r = at_dim(qw, qs, dim), at_dim(rw, rs, dim)

@@ -73,12 +73,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--model", default="", help="ONNX model (default: embedded default)")
     args = ap.parse_args()
-    from maqbool_ros.tools.train_pdl import make_engine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     print(machine())
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     cfg = MaqboolConfig(method="maqbool")
-    engine = make_engine(cfg, args.model)
+    engine = DescriptorEngine.from_config(cfg.replace(model_path=args.model or ""))
     head = engine.head
     out = engine.compute(load_image(args.image))
     h, w = out.image.shape[:2]

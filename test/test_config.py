@@ -58,8 +58,6 @@ def test_yaml_round_trip_of_changed_values(tmp_path):
     (tmp_path / "b.yaml").write_text(ros_params_yaml(cfg))
     assert MaqboolConfig.from_yaml(tmp_path / "a.yaml") == cfg
     assert MaqboolConfig.from_yaml(tmp_path / "b.yaml") == cfg
-    assert cfg.effective_alpha() == 0.5 and MaqboolConfig().effective_alpha() == 1.15
-    assert MaqboolConfig(descriptor_dim=4096).effective_alpha() == 0.31
 
 
 def test_node_declares_exactly_the_schema():

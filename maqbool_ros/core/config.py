@@ -35,7 +35,7 @@ class MaqboolConfig:
     image_width: int = _f(640, "Network input width in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
     image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
     resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"), read_only=True)
-    descriptor_dim: int = _f(512, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised).", choices=(512, 4096), read_only=True)
+    descriptor_dim: int = _f(0, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised). 0: the model's own (its ONNX metadata); the embedded default model is then 512-D. Set 512 or 4096 to pick the default model's size or to check a given model against it.", choices=(0, 512, 4096), read_only=True)
     max_image_pixels: int = _f(
         4096 * 2160,
         "Refuse input images with more pixels than this (width*height, read from the header before decoding, so a "
@@ -60,7 +60,7 @@ class MaqboolConfig:
     method: str = _f("netvlad", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded ImageNet-initialised model MAQBOOL lowers recall (docs/maqbool.md); use maqbool with trained NetVLAD weights and a PDL trained for them.", choices=("netvlad", "maqbool", "landmarks"), read_only=True)
     region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
-    alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: 1.15 at 512-D, 0.31 at 4096-D.", range=(-1.0, 10.0, 0.0))
+    alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: the paper's value for the model's descriptor dimension (1.15 up to 512-D, 0.31 above).", range=(-1.0, 10.0, 0.0))
     pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)
     rerank_deadline_ms: float = _f(1000.0, "Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, flagged partial.", range=(10.0, 60000.0, 0.0))
     vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
@@ -78,12 +78,6 @@ class MaqboolConfig:
     queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
     overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
     stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)
-
-    def effective_alpha(self) -> float:
-        """alpha, with the paper's values when left negative (auto)."""
-        if self.alpha >= 0:
-            return self.alpha
-        return 1.15 if self.descriptor_dim <= 512 else 0.31
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range or not a choice."""

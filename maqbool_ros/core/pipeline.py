@@ -68,19 +68,12 @@ class LoopClosurePipeline:
     def __init__(self, config: MaqboolConfig | None = None, engine=None, database=None, reranker=None):
         self._config = config or MaqboolConfig()
         self._config.validate()
-        if engine is None:
-            from maqbool_ros.core.descriptor.engine import DescriptorEngine
-            from maqbool_ros.core.descriptor.default_model import default_model_path
+        from maqbool_ros.core.descriptor.engine import DescriptorEngine, check_descriptor_dim
 
-            cfg = self._config
-            engine = DescriptorEngine(cfg.model_path or default_model_path(cfg.descriptor_dim), device=cfg.device,
-                                      fp16=cfg.fp16, image_size=(cfg.image_width, cfg.image_height),
-                                      resize_policy=cfg.resize_policy)
+        if engine is None:
+            engine = DescriptorEngine.from_config(self._config)
         self.engine = engine
-        model_dim = int(engine.metadata["descriptor_dim"])
-        if model_dim != self._config.descriptor_dim:
-            raise ValueError(f"descriptor_dim: config asks for {self._config.descriptor_dim}-D but the model "
-                             f"{getattr(engine, 'model_path', '')} produces {model_dim}-D descriptors")
+        check_descriptor_dim(self._config.descriptor_dim, engine)  # an injected engine too
         if reranker is None:
             from maqbool_ros.core.rerank.factory import make_reranker
 

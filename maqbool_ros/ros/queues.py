@@ -9,7 +9,9 @@ import collections
 import threading
 from typing import Any
 
-POLICIES = ("drop_oldest", "keep_latest")
+from maqbool_ros.core.config import FIELDS
+
+POLICIES = FIELDS["overload_policy"].metadata["choices"]  # the schema's, not restated
 
 
 class Closed(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from maqbool_ros.tools.eval import add_dataset_args
+from maqbool_ros.tools.options import add_common_options, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,29 +25,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, help="bag directory to create (must not exist)")
     f.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="bag storage (default sqlite3)")
     f.add_argument("--compressed", action="store_true", help="write sensor_msgs/CompressedImage instead of Image")
-    f.add_argument("--format", choices=("jpeg", "png"), default="jpeg", help="--compressed: jpeg (default) or lossless png")
-    f.add_argument("--topic", default="/keyframes/image", help="image topic (default /keyframes/image)")
+    f.add_argument("--format", choices=("jpeg", "png"), default="jpeg",
+                   help="--compressed: jpeg (default) or lossless png")
+    f.add_argument("--topic", default=None, help="image topic (default: the config's image_topic, /keyframes/image)")
     f.add_argument("--rate", type=float, default=10.0, help="keyframes per second of log time (default 10)")
     add_dataset_args(f)
+    add_common_options(f)
     f.set_defaults(func=run_from_images)
 
     pl = sub.add_parser("play", help="replay a bag onto live topics with rclpy",
                         description="Publish a bag's messages (raw CDR, nothing re-encoded) at their recorded "
-                                    "pace divided by --rate. ROS 1 bags are converted on the fly.")
+                                    "pace divided by --rate. ROS 1 bags are converted on the fly. With --config, the "
+                                    "bag's image topic is published as that config's image_topic (the node's input) "
+                                    "unless --topic-remap names it.")
     pl.add_argument("bag", help="bag to play")
     pl.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast; 0 = as fast as possible)")
-    pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW", help="publish topic OLD as NEW (repeatable)")
+    pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW",
+                    help="publish topic OLD as NEW (repeatable)")
     pl.add_argument("--topics", nargs="+", default=None, help="play only these topics")
     pl.add_argument("--wait-subscribers", type=float, default=5.0,
                     help="seconds to wait for a subscriber on each image topic before starting (default 5)")
+    add_common_options(pl)
     pl.set_defaults(func=run_play)
 
     r = sub.add_parser("record-candidates", help="record the node's LoopClosureCandidate output into a bag",
                        description="Subscribe to the candidates topic and store each message's bytes exactly as "
                                    "rclpy received them. Stops after --duration seconds, --count messages, or Ctrl-C.")
     r.add_argument("--out", required=True, help="bag directory to create (must not exist)")
-    r.add_argument("--topic", default="/loop_closure/candidates", help="candidates topic")
+    r.add_argument("--topic", default=None,
+                   help="candidates topic (default: the config's candidates_topic, /loop_closure/candidates)")
     r.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="bag storage")
+    add_common_options(r)
     stop = r.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     stop.add_argument("--count", type=int, default=None, help="stop after this many messages")
@@ -57,11 +66,16 @@ def run_from_images(args: argparse.Namespace) -> int:
     from maqbool_ros.core.data.bags import write_dataset_bag
     from maqbool_ros.tools.eval import open_dataset
 
+    topic = args.topic or _absolute(config_from_args(args).image_topic)
     dataset = open_dataset(args)
-    n = write_dataset_bag(dataset, args.out, storage=args.storage, topic=args.topic, compressed=args.compressed,
+    n = write_dataset_bag(dataset, args.out, storage=args.storage, topic=topic, compressed=args.compressed,
                           compressed_format=args.format, rate_hz=args.rate)
     kind = "CompressedImage/" + args.format if args.compressed else "Image"
-    print(f"wrote {n} {kind} keyframes of {dataset.name} ({dataset.kind}) on {args.topic} to {args.out} ({args.storage})")
+    print(f"wrote {n} {kind} keyframes of {dataset.name} ({dataset.kind}) on {topic} to {args.out} ({args.storage})")
+
+
+def _absolute(topic: str) -> str:
+    return topic if topic.startswith("/") else "/" + topic
     return 0
 
 
@@ -88,6 +102,16 @@ def _spin_in_background(node) -> _BackgroundSpin:
     return _BackgroundSpin(node)
 
 
+def config_remaps(topics: dict[str, str], remaps: dict[str, str], image_topic: str) -> dict[str, str]:
+    """``remaps`` plus: each image topic of the bag not remapped explicitly -> the node's image_topic."""
+    from maqbool_ros.core.data.bags import COMPRESSED_TYPE, IMAGE_TYPE
+
+    node_topic = _absolute(image_topic)
+    extra = {t: node_topic for t, ty in topics.items()
+             if ty in (IMAGE_TYPE, COMPRESSED_TYPE) and t not in remaps and t != node_topic}
+    return {**remaps, **extra}
+
+
 def run_play(args: argparse.Namespace) -> int:
     import rclpy
 
@@ -96,6 +120,8 @@ def run_play(args: argparse.Namespace) -> int:
 
     remaps = parse_remaps(args.topic_remap)
     topics = bag_topics(args.bag)
+    if args.config:  # feed the node that this config describes
+        remaps = config_remaps(topics, remaps, config_from_args(args).image_topic)
     rclpy.init()
     node = rclpy.create_node("maqbool_bag_player")
     executor = _spin_in_background(node)
@@ -110,7 +136,7 @@ def run_play(args: argparse.Namespace) -> int:
                 print(f"note: nothing subscribes to {remaps.get(topic, topic)} yet")
         from tqdm import tqdm
 
-        with tqdm(desc="playing", unit="msg") as bar:
+        with tqdm(desc="playing", unit="msg", disable=args.quiet) as bar:
             count = player.play(lambda _t, _i: bar.update())
         print(f"published {count} messages from {args.bag}")
     finally:
@@ -130,11 +156,12 @@ def run_record(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 1:
         raise ValueError(f"--count: must be >= 1, got {args.count}")
+    topic = _absolute(args.topic or config_from_args(args).candidates_topic)
     rclpy.init()
     node = rclpy.create_node("maqbool_candidate_recorder")
-    recorder = CandidateRecorder(node, args.topic)
+    recorder = CandidateRecorder(node, topic)
     executor = _spin_in_background(node)
-    print(f"recording {args.topic} ... (Ctrl-C to stop)", flush=True)
+    print(f"recording {topic} ... (Ctrl-C to stop)", flush=True)
     try:
         if args.count is not None:
             while not recorder.wait_for(args.count, 0.5):
@@ -153,6 +180,6 @@ def run_record(args: argparse.Namespace) -> int:
     messages = list(recorder.messages)
     with BagWriter(args.out, args.storage) as writer:
         for t_ns, data in messages:
-            writer.write_raw(args.topic if args.topic.startswith("/") else "/" + args.topic, CANDIDATE_TYPE, t_ns, data)
+            writer.write_raw(topic, CANDIDATE_TYPE, t_ns, data)
     print(f"wrote {len(messages)} LoopClosureCandidate messages to {args.out}")
     return 0

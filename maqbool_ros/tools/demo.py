@@ -10,13 +10,16 @@ import argparse
 import time
 
 from maqbool_ros.tools.eval import add_dataset_args
+from maqbool_ros.tools.options import add_common_options, add_config_options, config_from_args
 
 DEMO_IMAGE_SIZE = (320, 240)  # the synthetic frames' own size: no upscaling, fast on a CPU
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the full pipeline on the embedded demo sequence (or --dataset) and print candidates and recall",
+        "demo",
+                 help="run the full pipeline on the embedded demo sequence (or --dataset) and print candidates and "
+                      "recall",
         description="Run loop closure end to end and print each keyframe's best candidates and the "
                     "recall. With no --dataset it uses the embedded default sequence: SYNTHETIC frames "
                     "of a camera flying over a map composed from matplotlib's sample images, out, "
@@ -24,10 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "changes (known ground truth; no download). --dataset takes any dataset "
                     "`maqbool eval` takes, e.g. ../shared/data/corridor.")
     p.add_argument("--dataset", default=None, help="dataset folder or bag (default: the embedded synthetic sequence)")
-    p.add_argument("--method", choices=("netvlad", "maqbool", "landmarks"), default=None,
-                   help="re-ranking method (default: the config's)")
-    p.add_argument("--model", default=None, help="NetVLAD ONNX model (default: the embedded default model)")
-    p.add_argument("--config", default=None, help="YAML config; options here override it")
+    add_common_options(p, model=True, dim=True)
+    add_config_options(p, "method")
     p.add_argument("--runner", choices=("node", "pipeline"), default="node",
                    help="node (default): the real ROS 2 node, fed over ROS topics from a temporary bag "
                         "(all in this process); pipeline: the same pipeline called directly, no ROS")
@@ -37,13 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_config(args: argparse.Namespace, synthetic: bool):
-    """eval's config handling, plus the synthetic frames' own size when no config is given."""
-    from maqbool_ros.tools.eval import build_config
-
-    cfg = build_config(args)
+    """The config from --config and options, with the synthetic frames' own size when no config is given."""
+    fixed = {}
     if synthetic and not args.config:
-        cfg = cfg.replace(image_width=DEMO_IMAGE_SIZE[0], image_height=DEMO_IMAGE_SIZE[1])
-    return cfg
+        fixed = {"image_width": DEMO_IMAGE_SIZE[0], "image_height": DEMO_IMAGE_SIZE[1]}
+    return config_from_args(args, **fixed)
 
 
 def print_result(dataset, index: int, keyframe_ids, scores, show: int) -> None:
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.runner == "node":
         from maqbool_ros.ros.demo_runner import run_through_node
 
-        messages = run_through_node(dataset, cfg, progress=True)  # bars on stderr while the node works
+        messages = run_through_node(dataset, cfg, progress=not args.quiet)  # bars on stderr while the node works
         records = evaluation.records_from_candidates(dataset, messages)
         for r in records:
             print_result(dataset, r.query_index, r.ranked, r.scores, args.show)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maqbool_ros.core.config import MaqboolConfig, plain_yaml, ros_params_yaml
+from maqbool_ros.core.config import plain_yaml, ros_params_yaml
+from maqbool_ros.tools.options import add_common_options, config_from_args
 
 PLAIN_NAME = "maqbool.yaml"
 ROS_NAME = "maqbool_ros_params.yaml"
@@ -15,15 +16,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dump-config", help="write the default config (plain YAML and ROS params YAML)",
         description="Write the configuration schema's defaults to OUT_DIR as "
                     f"{PLAIN_NAME} (plain YAML, for the CLI) and {ROS_NAME} "
-                    "(a --params-file for the node). With --from, dump that config instead.")
+                    "(a --params-file for the node). With --config, dump that config (validated) instead, "
+                    "e.g. to turn a plain YAML into a params file.")
     p.add_argument("--out-dir", default="config", help="directory to write to (default: config)")
-    p.add_argument("--from", dest="source", default=None, help="start from this YAML instead of the defaults")
+    add_common_options(p)
+    p.add_argument("--from", dest="config", default=None, help="the same as --config (older spelling)")
     p.add_argument("--stdout", action="store_true", help="print the plain YAML instead of writing files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = MaqboolConfig.from_yaml(args.source) if args.source else MaqboolConfig()
+    cfg = config_from_args(args)
     if args.stdout:
         print(plain_yaml(cfg), end="")
         return 0

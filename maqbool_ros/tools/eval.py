@@ -5,15 +5,24 @@ import argparse
 import shlex
 from pathlib import Path
 
+from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
+from maqbool_ros.tools.options import add_common_options, add_config_options, config_from_args
+
 RECALL_NS = (1, 5, 10, 20)
 
 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """Options shared by eval, bag from-images and demo for opening a dataset."""
-    p.add_argument("--image-topic", default=None, help="bags: the image topic (default: the only Image/CompressedImage topic)")
-    p.add_argument("--pose-topic", default=None, help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
-    p.add_argument("--radius", type=float, default=3.0, help="pose ground truth: same place within this many metres (default 3)")
-    p.add_argument("--min-gap", type=float, default=30.0, help="pose ground truth: a revisit is at least this many seconds later (default 30)")
+    from maqbool_ros.core.data.datasets import DEFAULT_MIN_GAP_S, DEFAULT_RADIUS_M
+
+    p.add_argument("--image-topic", default=None,
+                   help="bags: the image topic (default: the only Image/CompressedImage topic)")
+    p.add_argument("--pose-topic", default=None,
+                   help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
+    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M,
+                   help="pose ground truth: same place within this many metres (default %(default)s)")
+    p.add_argument("--min-gap", type=float, default=DEFAULT_MIN_GAP_S,
+                   help="pose ground truth: a revisit is at least this many seconds later (default %(default)s)")
 
 
 def open_dataset(args: argparse.Namespace):
@@ -27,22 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate loop-closure recall/precision/latency on a dataset or bag",
         description="Run the evaluation protocol on a dataset and report recall@1/5/10/20, the "
-                    "best-match precision-recall curve and its AUC, max recall at 100%% precision and "
+                    "best-match precision-recall curve and its AUC, max recall at 100% precision and "
                     "per-stage latency p50/p95/p99. DATASET: a folder with query/, ref/, ground_truth.csv; "
                     "a folder with frames/ and loop_pairs.csv or poses.csv; or a ROS bag (db3, mcap, ROS 1). "
                     "Offline (default) runs the pipeline in this process; --online plays a bag to a running "
                     "maqbool-node; --candidates scores a bag recorded with `maqbool bag record-candidates`. "
                     "See docs/evaluation.md for the protocol and the JSON schema.")
     p.add_argument("--dataset", required=True, help="dataset folder or bag")
-    p.add_argument("--method", choices=("netvlad", "maqbool", "landmarks"), default=None,
-                   help="re-ranking method (default: the config's, netvlad)")
-    p.add_argument("--regions", choices=("edge_boxes", "conv_landmarks"), default=None,
-                   help="MAQBOOL region source (default: the config's, edge_boxes)")
-    p.add_argument("--model", default=None, help="NetVLAD ONNX model (default: the embedded default model)")
-    p.add_argument("--region-budget", type=int, default=None, help="MAQBOOL query regions n (5..50)")
-    p.add_argument("--dim", type=int, choices=(512, 4096), default=None, help="global descriptor dimension")
-    p.add_argument("--top-k", type=int, default=None, help="candidates retrieved and re-ranked per query")
-    p.add_argument("--config", default=None, help="YAML config (plain or ROS params file); options above override it")
+    add_config_options(p, "method", "region_source", "region_budget", "top_k")
+    add_common_options(p, model=True, dim=True)
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
                         "the map is known, queries are never used)")
@@ -51,36 +53,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", default=None, help="write recall_at_n.png, pr_curve.png, latency.png into this folder")
     add_dataset_args(p)
     mode = p.add_argument_group("online evaluation")
-    mode.add_argument("--online", action="store_true", help="play the bag to a running maqbool-node and score its answers")
-    mode.add_argument("--candidates", default=None, help="score LoopClosureCandidate messages recorded in this bag instead of running anything")
-    mode.add_argument("--candidates-topic", default="/loop_closure/candidates", help="node output topic")
-    mode.add_argument("--node-image-topic", default=None, help="--online: publish images on this topic instead of the bag's")
-    mode.add_argument("--node-name", default="maqbool_loop_closure",
+    mode.add_argument("--online", action="store_true",
+                      help="play the bag to a running maqbool-node and score its answers")
+    mode.add_argument("--candidates", default=None,
+                      help="score LoopClosureCandidate messages recorded in this bag instead of running anything")
+    mode.add_argument("--candidates-topic", default=None,
+                      help="node output topic (default: the config's candidates_topic)")
+    mode.add_argument("--node-image-topic", default=None,
+                      help="--online: publish images on this topic instead of the bag's")
+    mode.add_argument("--node-name", default=NODE_NAME,
                       help="--online, query/ref bags: node whose insert_keyframes is switched off for the queries")
-    mode.add_argument("--rate", type=float, default=0.0, help="--online: playback rate factor; 0 (default) = lock-step, one keyframe per answer")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    mode.add_argument("--rate", type=float, default=0.0,
+                      help="--online: playback rate factor; 0 (default) = lock-step, one keyframe per answer")
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> MaqboolConfig:
     """Config from --config and the command-line overrides (validated)."""
-    from maqbool_ros.core.config import MaqboolConfig
-
-    cfg = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
-    # options a subcommand does not define (e.g. demo has no --dim) leave the config as it is
-    options = {"method": "method", "model_path": "model", "region_budget": "region_budget",
-               "region_source": "regions", "descriptor_dim": "dim", "top_k": "top_k"}
-    changes = {field: getattr(args, opt, None) for field, opt in options.items()}
-    return cfg.replace(**{k: v for k, v in changes.items() if v is not None})
-
-
-def resolve_default_model(cfg):
-    """Without a model, the embedded default of the requested dimension (built once, cached)."""
-    if cfg.model_path:
-        return cfg
-    from maqbool_ros.core.descriptor.default_model import default_model_path
-
-    return cfg.replace(model_path=str(default_model_path(cfg.descriptor_dim, progress=True)))
+    return config_from_args(args)
 
 
 def fit_model_on_refs(dataset, cfg, out_dir: Path, progress: bool = True) -> str:
@@ -91,12 +81,14 @@ def fit_model_on_refs(dataset, cfg, out_dir: Path, progress: bool = True) -> str
         from maqbool_ros.core.descriptor.fit import fit_model
     except ImportError as exc:
         raise ValueError(f"--fit-on-refs: model fitting is not available ({exc})") from None
+    from maqbool_ros.core.descriptor.default_model import DEFAULT_DIM
+
     images = dataset.refs if dataset.kind == "query_ref" else dataset.frames
     loaders = [lambda i=i: images[i] for i in range(len(images))]
     size = (cfg.image_width, cfg.image_height)
-    model = fit_model(loaders, pca_dim=cfg.descriptor_dim, image_size=size, resize_policy=cfg.resize_policy,
-                      progress=progress)
-    out = out_dir / f"fitted_{dataset.name}_{cfg.descriptor_dim}.onnx"
+    dim = cfg.descriptor_dim or DEFAULT_DIM
+    model = fit_model(loaders, pca_dim=dim, image_size=size, resize_policy=cfg.resize_policy, progress=progress)
+    out = out_dir / f"fitted_{dataset.name}_{dim}.onnx"
     meta = model_metadata(model, fitted_on=f"{dataset.source} ({len(images)} map images)", image_size=size,
                           resize_policy=cfg.resize_policy)
     return str(export_onnx(model, out, meta))
@@ -120,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             from maqbool_ros.ros.online_eval import collect_candidates
 
+            topic = args.candidates_topic or "/" + cfg.candidates_topic.lstrip("/")
             messages = collect_candidates(args.dataset, image_topic=args.image_topic,
                                           node_image_topic=args.node_image_topic,
-                                          candidates_topic=args.candidates_topic, rate=args.rate,
+                                          candidates_topic=topic,
+                                          rate=args.rate,
                                           num_refs=len(dataset.refs) if dataset.kind == "query_ref" else 0,
                                           node_name=args.node_name, progress=not args.quiet)
         if not messages:
@@ -133,13 +127,14 @@ def run(args: argparse.Namespace) -> int:
         model_info = {"note": "online: the running node's model and parameters were used; "
                               "config below is this command's, not necessarily the node's"}
     else:
-        cfg = resolve_default_model(cfg)
         if args.fit_on_refs:
-            cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, Path(tempfile.mkdtemp(prefix="maqbool-fit-"))))
+            out_dir = Path(tempfile.mkdtemp(prefix="maqbool-fit-"))
+            cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, out_dir, progress=not args.quiet))
+        embedded = not cfg.model_path
         summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet)
         mode, method = "offline", cfg.method
         meta = getattr(pipeline.engine, "metadata", {}) or {}
-        model_info = {"path": cfg.model_path, "embedded_default": not args.model and not args.fit_on_refs,
+        model_info = {"path": str(pipeline.engine.model_path), "embedded_default": embedded,
                       **{k: meta[k] for k in
                       ("backbone", "descriptor_dim", "pca_dim", "fitted_on") if k in meta}}
     report = eval_report.build_report(summary, dataset=dataset, method=method, mode=mode,
@@ -161,7 +156,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The effective command, rebuilt from the parsed options (also right when called in-process)."""
     parts = ["maqbool", "eval"]
     for key, value in vars(args).items():
-        if key in ("func", "command") or value is None or value is False:
+        if key in ("func", "command") or key.startswith("_") or value is None or value is False:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, shlex.quote(str(value))]

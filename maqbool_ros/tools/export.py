@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from maqbool_ros.tools.options import add_common_options, add_config_options, config_from_args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -13,13 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "their whitening PCA; a Nanne pytorch-NetVLAD checkpoint may be given a separate --pca file. "
                     "Without --checkpoint, the embedded default model is exported.")
     p.add_argument("--checkpoint", default=None, help="Patch-NetVLAD or Nanne pytorch-NetVLAD checkpoint (.pth.tar)")
-    p.add_argument("--pca", default=None, help="separate whitening PCA for a Nanne checkpoint (.npz weight/bias or torch file)")
-    p.add_argument("--dim", type=int, default=None, choices=(512, 4096),
-                   help="global descriptor dimension (first N whitened dims, re-normalised); default: the PCA's")
+    p.add_argument("--pca", default=None,
+                   help="separate whitening PCA for a Nanne checkpoint (.npz weight/bias or torch file)")
     p.add_argument("--out", required=True, help="output ONNX path")
-    p.add_argument("--image-width", type=int, default=640)
-    p.add_argument("--image-height", type=int, default=480)
-    p.add_argument("--resize-policy", default="keep_aspect", choices=("keep_aspect", "exact", "native"))
+    add_common_options(p, dim=True, dim_help="Here: 0 keeps the checkpoint PCA's dimension (the embedded "
+                                             "default model: 512).")
+    add_config_options(p, "image_width", "image_height", "resize_policy",
+                       extra_help={"image_width": "Recorded in the model's metadata."})
     p.set_defaults(func=run)
 
 
@@ -29,18 +31,20 @@ def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
     from maqbool_ros.core.descriptor.models.checkpoints import load_netvlad_checkpoint
 
+    cfg = config_from_args(args)
     if args.checkpoint is None:
-        from maqbool_ros.core.descriptor.default_model import default_model_path
-        src = default_model_path(args.dim or 512, progress=True)
+        from maqbool_ros.core.descriptor.default_model import resolve_model_path
+        src = resolve_model_path("", cfg.descriptor_dim, progress=not args.quiet)
         shutil.copyfile(src, args.out)
         print(f"wrote {args.out} (embedded default model)")
         return 0
-    model = load_netvlad_checkpoint(args.checkpoint, args.pca, descriptor_dim=args.dim)
-    if args.dim is not None and model.output_dim < args.dim:
-        raise ValueError(f"--dim {args.dim} exceeds the checkpoint's whitened dimension {model.output_dim}")
-    size = (args.image_width, args.image_height)
+    dim = cfg.descriptor_dim or None
+    model = load_netvlad_checkpoint(args.checkpoint, args.pca, descriptor_dim=dim)
+    if dim is not None and model.output_dim < dim:
+        raise ValueError(f"--dim {dim} exceeds the checkpoint's whitened dimension {model.output_dim}")
+    size = (cfg.image_width, cfg.image_height)
     meta = model_metadata(model, fitted_on=f"checkpoint {args.checkpoint}" + (f" + PCA {args.pca}" if args.pca else ""),
-                          image_size=size, resize_policy=args.resize_policy)
+                          image_size=size, resize_policy=cfg.resize_policy)
     out = export_onnx(model, args.out, meta)
     print(f"wrote {out} (vgg16, K={model.num_clusters}, P={model.output_dim}, descriptor {model.descriptor_dim})")
     return 0

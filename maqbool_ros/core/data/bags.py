@@ -139,18 +139,31 @@ class BagWriter:
         self.write(topic, "std_msgs/msg/String", time_ns, msg)
 
 
+class BagReadError(ValueError):
+    """A bag that cannot be read (truncated, corrupt, not a bag): one line naming the file."""
+
+
+def _unreadable(path: Path, exc: BaseException) -> BagReadError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BagReadError(f"{path}: not a readable ROS bag (truncated or corrupt?): {reason}")
+
+
 def read_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
-    """(topic, msgtype, log time ns, deserialized message) in log-time order; ROS 1 or 2."""
+    """(topic, msgtype, log time ns, deserialized message) in log-time order; ROS 1 or 2.
+    A truncated or corrupt bag raises BagReadError (a ValueError) naming it."""
     from rosbags.highlevel import AnyReader
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: bag not found")
     wanted = set(topics) if topics is not None else None
-    with AnyReader([path], default_typestore=typestore()) as reader:
-        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        for conn, time_ns, raw in reader.messages(connections=conns):
-            yield conn.topic, conn.msgtype, time_ns, reader.deserialize(raw, conn.msgtype)
+    try:
+        with AnyReader([path], default_typestore=typestore()) as reader:
+            conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+            for conn, time_ns, raw in reader.messages(connections=conns):
+                yield conn.topic, conn.msgtype, time_ns, reader.deserialize(raw, conn.msgtype)
+    except Exception as exc:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own types
+        raise _unreadable(path, exc) from None
 
 
 def is_bag(path: str | Path) -> bool:
@@ -162,11 +175,17 @@ def is_bag(path: str | Path) -> bool:
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
-    """topic -> message type of a bag."""
+    """topic -> message type of a bag (BagReadError when it cannot be read)."""
     from rosbags.highlevel import AnyReader
 
-    with AnyReader([Path(path)], default_typestore=typestore()) as reader:
-        return {c.topic: c.msgtype for c in reader.connections}
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: bag not found")
+    try:
+        with AnyReader([path], default_typestore=typestore()) as reader:
+            return {c.topic: c.msgtype for c in reader.connections}
+    except Exception as exc:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own types
+        raise _unreadable(path, exc) from None
 
 
 def pick_topic(topics: dict[str, str], wanted: str | None, types: tuple[str, ...], what: str) -> str | None:

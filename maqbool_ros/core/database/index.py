@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from maqbool_ros.core.config import check_value
+
 GPU_MAX_K = 2048  # faiss GPU k-selection limit
 INDEX_TYPES = ("flat", "hnsw")
 
@@ -41,8 +43,7 @@ class VectorIndex:
 
     def __init__(self, dim: int, index_type: str = "flat", device: str = "auto",
                  hnsw_m: int = 32, ef_construction: int = 40, ef_search: int = 128):
-        if index_type not in INDEX_TYPES:
-            raise ValueError(f"index_type: {index_type!r} is not one of {list(INDEX_TYPES)}")
+        check_value("index_type", index_type)  # the schema's choices, not restated
         self.dim, self.index_type, self.device = int(dim), index_type, device
         self.hnsw_m, self.ef_construction, self.ef_search = hnsw_m, ef_construction, ef_search
         self.on_gpu = index_type == "flat" and gpu_available(device)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maqbool_ros.core.config import FIELDS
+
 DEFAULT_BACKBONE = "mobilenetv2"
 RECIPE_VERSION = 2  # bump when the recipe below changes: old cache files are then ignored
 SEED = 0
@@ -27,6 +29,9 @@ SOURCE_IMAGES = (
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 )
 AUG_SIZE = (320, 240)
+#: Sizes the default model is built in: the schema's descriptor_dim choices (0 = "the model's own").
+DIMS = tuple(d for d in FIELDS["descriptor_dim"].metadata["choices"] if d)
+DEFAULT_DIM = 512  # descriptor_dim 0 with no model_path: the default model's own size
 
 
 def cache_dir() -> Path:
@@ -78,10 +83,19 @@ def augmented_images(count: int, seed: int = SEED) -> list[np.ndarray]:
     return out
 
 
-def default_model_path(descriptor_dim: int = 512, backbone: str = DEFAULT_BACKBONE, progress: bool = False) -> Path:
+def resolve_model_path(model_path: str | Path | None, descriptor_dim: int = 0, progress: bool = False) -> Path:
+    """The one rule for "empty model_path means the default model": ``model_path`` when
+    given, else the default model of ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
+    if model_path:
+        return Path(model_path)
+    return default_model_path(descriptor_dim or DEFAULT_DIM, progress=progress)
+
+
+def default_model_path(descriptor_dim: int = DEFAULT_DIM, backbone: str = DEFAULT_BACKBONE,
+                       progress: bool = False) -> Path:
     """Path of the default ONNX model (WPCA to ``descriptor_dim``), building it on first use."""
-    if descriptor_dim not in (512, 4096):
-        raise ValueError(f"descriptor_dim: {descriptor_dim} is not one of [512, 4096]")
+    if descriptor_dim not in DIMS:
+        raise ValueError(f"descriptor_dim: {descriptor_dim} is not one of {list(DIMS)}")
     path = cache_dir() / f"default_{backbone}_wpca{descriptor_dim}_r{RECIPE_VERSION}.onnx"
     if path.is_file():
         return path

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from maqbool_ros.core.images.io import RESIZE_POLICIES, as_rgb_uint8, resize_for_network
+from maqbool_ros.core.config import FIELDS
 from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead
+from maqbool_ros.core.images.io import RESIZE_POLICIES, as_rgb_uint8, resize_for_network
 from maqbool_ros.core.types import EngineOutput
 
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+DEVICES = FIELDS["device"].metadata["choices"]
 _PROVIDER = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
@@ -56,10 +57,9 @@ class DescriptorEngine:
             raise ValueError(f"resize_policy: {resize_policy!r} is not one of {list(RESIZE_POLICIES)}")
         if len(image_size) != 2 or min(image_size) < 32:
             raise ValueError(f"image_size: expected (width, height) >= 32 px, got {image_size}")
-        if not model_path:
-            from maqbool_ros.core.descriptor.default_model import default_model_path
-            model_path = default_model_path()
-        self.model_path = Path(model_path)
+        from maqbool_ros.core.descriptor.default_model import resolve_model_path
+
+        self.model_path = resolve_model_path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model_path: ONNX model {self.model_path} does not exist")
         try:
@@ -94,6 +94,20 @@ class DescriptorEngine:
                              "descriptor, whitened, feature_map[, landmark_features]")
         self.last_timings_ms: dict[str, float] = {}
 
+    @classmethod
+    def from_config(cls, config, progress: bool = False, **kwargs) -> "DescriptorEngine":
+        """The engine a MaqboolConfig describes: its model_path, or the embedded default model
+        of its descriptor_dim (512-D when 0); descriptor_dim 0 takes the model's own dimension,
+        a non-zero one must match the model's. kwargs: threads, spinning."""
+        from maqbool_ros.core.descriptor.default_model import resolve_model_path
+
+        path = resolve_model_path(config.model_path, config.descriptor_dim, progress=progress)
+        engine = cls(path, device=config.device, fp16=config.fp16,
+                     image_size=(config.image_width, config.image_height), resize_policy=config.resize_policy,
+                     **kwargs)
+        check_descriptor_dim(config.descriptor_dim, engine)
+        return engine
+
     @property
     def descriptor_dim(self) -> int:
         return int(self.metadata["descriptor_dim"])
@@ -125,6 +139,15 @@ class DescriptorEngine:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
         return [np.asarray(o, dtype=np.float32) for o in binding.copy_outputs_to_cpu()]
+
+
+def check_descriptor_dim(requested: int, engine) -> None:
+    """Raise ValueError when an explicit descriptor_dim (non-zero) differs from the model's."""
+    model_dim = int(engine.metadata["descriptor_dim"])
+    if requested and int(requested) != model_dim:
+        raise ValueError(f"descriptor_dim: config asks for {requested}-D but the model "
+                         f"{getattr(engine, 'model_path', '')} produces {model_dim}-D descriptors "
+                         "(set descriptor_dim 0 / leave --dim out to use the model's own)")
 
 
 def _parse_metadata(raw: dict[str, str]) -> dict:

@@ -40,29 +40,18 @@ def default_pdl_path(engine) -> Path:
 
 def build_default_pdl(engine, path: Path) -> Path:
     """Train the default decision layer on the embedded synthetic sequence (atomic write)."""
-    import numpy as np
-
     from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.demo_sequence import demo_sequence
-    from maqbool_ros.core.rerank.maqbool import training
-    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, to_pdl, train_forest
-    from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
+    from maqbool_ros.core.rerank.maqbool.pdl import to_pdl
+    from maqbool_ros.core.rerank.maqbool.training import train_pdl
 
     dataset = demo_sequence()
-    cfg = MaqboolConfig(method="maqbool", descriptor_dim=int(engine.head.descriptor_dim), region_budget=BUDGET)
-    reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
-    frames = dataset.frames
-    described = training.describe_images(engine, reranker, frames, "default PDL: synthetic frames", progress=False)
-    pairs = training.candidate_lists(dataset, described, described, TOP_K, EXCLUDE_RECENT)
-    x, y = training.training_set(reranker, described, described, pairs, BUDGET)
-    model = train_forest(x, y, trees=TREES, seed=SEED)
-    meta = {"descriptor_dim": int(engine.head.descriptor_dim), "region_dim": int(engine.head.output_dim),
-            "backbone": str(engine.metadata.get("backbone", "")), "trees": TREES, "seed": SEED,
-            "trained_on": f"embedded synthetic sequence '{dataset.name}' ({len(frames)} frames)",
-            "pairs": int(len(y)), "positives": int((np.asarray(y) > 1.5).sum()), "top_k": TOP_K,
-            "region_budget": BUDGET, "region_source": "edge_boxes", "model": _model_tag(engine),
-            "oob_r2": float(model.oob_score_)}
+    cfg = MaqboolConfig(method="maqbool", region_budget=BUDGET, top_k=TOP_K, exclude_recent_keyframes=EXCLUDE_RECENT,
+                        region_source="edge_boxes")
+    model, meta = train_pdl(engine, [dataset], cfg, trees=TREES, seed=SEED, progress=False, log=None)
+    meta.update(trained_on=f"embedded synthetic sequence '{dataset.name}' ({len(dataset.frames)} frames)",
+                model=_model_tag(engine))
     with atomic_target(path) as tmp:
         to_pdl(model, str(path), meta).save(tmp)  # the format comes from the final name's suffix
     return path

@@ -49,6 +49,11 @@ def single_thread_blas():
     return _BLAS.limit(limits=1, user_api="blas")
 
 
+def paper_alpha(descriptor_dim: int) -> float:
+    """The paper's alpha for a descriptor dimension: 1.15 up to 512-D, 0.31 above (the one
+    "auto alpha" rule; config.alpha < 0 selects it)."""
+    return 1.15 if int(descriptor_dim) <= 512 else 0.31
+
 class MaqboolReranker:
     """Implements the Reranker protocol for method=maqbool.
 
@@ -74,7 +79,7 @@ class MaqboolReranker:
         """config.alpha, or the paper's value for the head's descriptor dim when negative."""
         if self.config.alpha >= 0:
             return float(self.config.alpha)
-        return 1.15 if self.head.descriptor_dim <= 512 else 0.31
+        return paper_alpha(self.head.descriptor_dim)
 
     # --- per keyframe ------------------------------------------------------------
     def boxes(self, out: EngineOutput) -> np.ndarray:

@@ -95,3 +95,41 @@ def load_images(dataset) -> tuple[object, object]:
     if dataset.kind == "query_ref":
         return dataset.queries, dataset.refs
     return dataset.frames, dataset.frames
+
+
+def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: bool = True,
+              log=print) -> tuple[object, dict]:
+    """Train MAQBOOL's decision layer for ``engine``'s model on labelled datasets.
+
+    One recipe for `maqbool train-pdl` and the embedded default PDL: each dataset's images
+    are described once, each query's NetVLAD top ``cfg.top_k`` (sequences: frames older
+    than ``cfg.exclude_recent_keyframes``) gives 112-D pair features at ``cfg.region_budget``
+    regions labelled 1 + isPos, and a bagged forest is fitted. Returns (forest, metadata).
+    """
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, train_forest
+    from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
+
+    reranker = MaqboolReranker(cfg.replace(method="maqbool"), engine.head, UntrainedPdl())
+    xs, ys, names = [], [], []
+    for ds in datasets:
+        q_imgs, r_imgs = load_images(ds)
+        refs = describe_images(engine, reranker, r_imgs, f"{ds.name} refs", progress)
+        queries = refs if q_imgs is r_imgs else describe_images(engine, reranker, q_imgs, f"{ds.name} queries",
+                                                                progress)
+        pairs = candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
+        x, y = training_set(reranker, queries, refs, pairs, cfg.region_budget)
+        xs.append(x)
+        ys.append(y)
+        names.append(ds.name)
+        if log is not None:
+            log(f"{ds.name}: {len(pairs)} queries, {len(y)} pairs, {int((y > 1.5).sum())} positive")
+    if not xs or not sum(len(y) for y in ys):
+        raise ValueError("dataset: no query has a candidate to train on (too few images?)")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    model = train_forest(x, y, trees=trees, seed=seed)
+    meta = {"descriptor_dim": int(engine.head.descriptor_dim), "region_dim": int(engine.head.output_dim),
+            "backbone": str(engine.metadata.get("backbone", "")), "trees": trees, "seed": seed,
+            "trained_on": names, "pairs": int(len(y)), "positives": int((y > 1.5).sum()),
+            "top_k": cfg.top_k, "region_budget": cfg.region_budget, "region_source": cfg.region_source,
+            "oob_r2": float(getattr(model, "oob_score_", float("nan")))}
+    return model, meta
