@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig, check_value
 
@@ -49,3 +50,10 @@ def validate_change(name: str, value) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def image_qos(cfg: MaqboolConfig) -> QoSProfile:
+    """QoS of the image subscription (image_qos_reliability / image_qos_depth)."""
+    reliable = cfg.image_qos_reliability == "reliable"
+    reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth, reliability=reliability)
