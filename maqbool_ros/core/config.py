@@ -73,7 +73,7 @@ class MaqboolConfig:
     stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)
 
     # --- node: input QoS and health ------------------------------------------------
-    image_qos_reliability: str = _f("best_effort", "Reliability of the image subscription. best_effort (sensor-data compatible) receives from best-effort and reliable publishers; reliable gets retransmissions but receives nothing from a best-effort publisher (reported as incompatible QoS in /diagnostics).", choices=("best_effort", "reliable"), read_only=True)
+    image_qos_reliability: str = _f("auto", "Reliability of the image subscription. auto: reliable (lost samples are resent, as a SLAM keyframe topic needs) until a best-effort publisher (a camera driver with sensor-data QoS) shows up on the topic, then best effort, which receives from both; best_effort: always; reliable: always, and a best-effort publisher is reported as incompatible QoS (ERROR in /diagnostics).", choices=("auto", "best_effort", "reliable"), read_only=True)
     image_qos_depth: int = _f(10, "History depth (keep last N) of the image subscription.", range=(1, 10000, 1), read_only=True)
     no_keyframe_timeout_s: float = _f(30.0, "Diagnostics go WARN when no keyframe arrived for this many seconds. 0: never.", range=(0.0, 86400.0, 0.0))
 

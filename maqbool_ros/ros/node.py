@@ -61,9 +61,9 @@ class LoopClosureNode(Node):
         self._stats_pub = self.create_publisher(String, "~/stats", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         image_type = CompressedImage if cfg.image_transport == "compressed" else Image
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self._image_sub = self.create_subscription(image_type, cfg.image_topic, self._on_image, image_qos(cfg),
-                                                   event_callbacks=events)
+        self._image_type = image_type
+        self._image_sub = self._subscribe_images(best_effort=False)
+        self._adapt_timer = None
         if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
             self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
         self.create_service(Trigger, "~/save_database", self._on_save)
@@ -80,7 +80,7 @@ class LoopClosureNode(Node):
         self.get_logger().info(
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
             f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}, "
-            f"{cfg.image_qos_reliability} depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
+            f"QoS {cfg.image_qos_reliability}, depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
             f"{len(self.pipeline.database)} keyframes in the database")
 
     # --- callbacks (executor threads: enqueue only, never raise) ------------------------
@@ -98,11 +98,31 @@ class LoopClosureNode(Node):
     def _on_id(self, msg: Int64) -> None:
         self._pending_ids.append(int(msg.data))
 
+    def _subscribe_images(self, best_effort: bool):
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        return self.create_subscription(self._image_type, self.config.image_topic, self._on_image,
+                                        image_qos(self.config, best_effort), event_callbacks=events)
+
     def _on_incompatible_qos(self, info) -> None:
         policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind))
+        if self.config.image_qos_reliability == "auto" and "RELIABILITY" in policy:
+            if self._adapt_timer is None:  # switch outside the subscription's own event callback
+                self._adapt_timer = self.create_timer(0.0, self._fall_back_to_best_effort)
+            return
         self.health.incompatible_qos(policy)
         self._count_error("qos_incompatible", f"a publisher of {self._image_sub.topic_name} has incompatible QoS "
                           f"({policy}); this subscription is {self.config.image_qos_reliability}")
+
+    def _fall_back_to_best_effort(self) -> None:
+        try:
+            self._adapt_timer.cancel()
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = self._subscribe_images(best_effort=True)
+            self._count("qos_best_effort_fallbacks")
+            self.get_logger().info(f"a best-effort publisher appeared on {self._image_sub.topic_name}: "
+                                   "subscribing best effort (image_qos_reliability: auto)")
+        except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
+            self._count_error("callback_errors", f"QoS fallback: {type(exc).__name__}: {exc}")
 
     def _keyframe_id(self, msg) -> int:
         """The keyframe id; raises MalformedHeader for an integer frame_id outside int64."""
