@@ -48,3 +48,14 @@ def gardens_dir() -> Path:
 def rtabmap_loop_dir() -> Path:
     """../shared/data/rtabmap_loop (84 frames of one run with a loop)."""
     return _dataset("rtabmap_loop")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_nodes():
+    """A node process a failing test did not stop is killed after the test."""
+    yield
+    import sys
+
+    helpers = sys.modules.get("helpers.node_proc")
+    if helpers is not None:
+        helpers.stop_leftovers()

@@ -11,6 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
+
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_query_ref_folder  # noqa: E402
 from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402
@@ -77,8 +78,10 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
             jpeg = (Path(corridor.source) / "query" / corridor.queries.names[0]).read_bytes()
             bad = [driver.image_msg(jpeg=jpeg[:200]), driver.image_msg(jpeg=b"")]
         else:
-            wrong_step = driver.image_msg(corridor.queries[0]); wrong_step.step = 10
-            unknown = driver.image_msg(corridor.queries[0]); unknown.encoding = "yuv422_weird"
+            wrong_step = driver.image_msg(corridor.queries[0])
+            wrong_step.step = 10
+            unknown = driver.image_msg(corridor.queries[0])
+            unknown.encoding = "yuv422_weird"
             empty = driver.image_msg(np.zeros((0, 0, 3), np.uint8))
             bad = [wrong_step, unknown, empty]
         for m in bad:
@@ -92,7 +95,8 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
         # and it keeps working
         assert driver.set_parameter("insert_keyframes", True) == (True, "")
         if compressed:
-            good = driver.image_msg(frame_id="9999", jpeg=(Path(corridor.source) / "query" / corridor.queries.names[1]).read_bytes())
+            jpeg = (Path(corridor.source) / "query" / corridor.queries.names[1]).read_bytes()
+            good = driver.image_msg(frame_id="9999", jpeg=jpeg)
         else:
             good = driver.image_msg(corridor.queries[1], frame_id="9999")
         after = driver.publish_and_wait(good)

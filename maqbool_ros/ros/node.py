@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import collections
 import json
-import signal
 import threading
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int64, String
 from std_srvs.srv import Trigger
@@ -31,9 +27,10 @@ from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
 from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
+from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
-from maqbool_ros.ros.stats import Health, LatencyStats, diagnostic_status
+from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
 
 
 class LoopClosureNode(Node):
@@ -44,10 +41,8 @@ class LoopClosureNode(Node):
         self.config: MaqboolConfig = declare_parameters(self)
         cfg = self.config
         self.robot_id = cfg.robot_id or self.get_namespace().strip("/").replace("/", "_") or "robot0"
-        self.counts: collections.Counter = collections.Counter()
-        self._counts_lock = threading.Lock()
-        self._last_logged: dict[str, tuple[float, int]] = {}
-        self.last_error = ""
+        self.counts = Counters(self.get_logger().warning)
+        self._count, self._count_error = self.counts.add, self.counts.error
         self.latency = LatencyStats()
         self.health = Health()
         self._stopped = False
@@ -66,8 +61,8 @@ class LoopClosureNode(Node):
         self._adapt_timer = None
         if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
             self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
-        self.create_service(Trigger, "~/save_database", self._on_save)
-        self.create_service(Trigger, "~/reset_database", self._on_reset)
+        self.create_service(Trigger, "~/save_database", self._service("save_database", self._save))
+        self.create_service(Trigger, "~/reset_database", self._service("reset_database", self._reset))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Wall-clock (steady) timer: diagnostics must come with use_sim_time and no /clock too.
         self._stats_timer = self.create_timer(cfg.stats_period_s, self._on_stats_timer,
@@ -161,23 +156,24 @@ class LoopClosureNode(Node):
             self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
-    def _on_save(self, request, response):
-        try:
-            path = self.pipeline.save_database()
-            response.success, response.message = True, f"saved {len(self.pipeline.database)} keyframes to {path}"
-        except Exception as exc:  # noqa: BLE001 - report any failure to the caller
-            self._count_error("callback_errors", f"save_database: {type(exc).__name__}: {exc}")
-            response.success, response.message = False, f"save_database failed: {type(exc).__name__}: {exc}"
-        return response
+    def _service(self, name: str, action):
+        """A Trigger callback: action() returns the success message; any error is a failed answer."""
+        def callback(request, response):
+            try:
+                response.success, response.message = True, action()
+            except Exception as exc:  # noqa: BLE001 - report any failure to the caller
+                self._count_error("callback_errors", f"{name}: {type(exc).__name__}: {exc}")
+                response.success, response.message = False, f"{name} failed: {type(exc).__name__}: {exc}"
+            return response
+        return callback
 
-    def _on_reset(self, request, response):
-        try:
-            self.pipeline.reset_database()
-            response.success, response.message = True, "database reset (0 keyframes)"
-        except Exception as exc:  # noqa: BLE001 - report any failure to the caller
-            self._count_error("callback_errors", f"reset_database: {type(exc).__name__}: {exc}")
-            response.success, response.message = False, f"reset_database failed: {type(exc).__name__}: {exc}"
-        return response
+    def _save(self) -> str:
+        path = self.pipeline.save_database()
+        return f"saved {len(self.pipeline.database)} keyframes to {path}"
+
+    def _reset(self) -> str:
+        self.pipeline.reset_database()
+        return "database reset (0 keyframes)"
 
     def _on_stats_timer(self) -> None:
         try:
@@ -232,35 +228,16 @@ class LoopClosureNode(Node):
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
                 self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
 
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self.counts[key] += n
-
-    def _count_error(self, key: str, text: str) -> None:
-        """Count a problem and log it, at most once a second per kind (floods stay readable)."""
-        self._count(key)
-        self.last_error = text
-        now = time.monotonic()
-        with self._counts_lock:
-            last, suppressed = self._last_logged.get(key, (-1e9, 0))
-            if now - last < 1.0:
-                self._last_logged[key] = (last, suppressed + 1)
-                return
-            self._last_logged[key] = (now, 0)
-        more = f" ({suppressed} more not logged)" if suppressed else ""
-        self.get_logger().warning(f"{key.replace('_', ' ')}: {text}{more}")
-
     # --- diagnostics ------------------------------------------------------------------
     def stats(self) -> dict:
         """Counters, queue depths, work in the workers' hands, database size and latencies."""
         ingress, described = self._ingress.counters(), self._described.counters()
-        with self._counts_lock:
-            counts = dict(self.counts)
+        counts = self.counts.snapshot()
         counts.update(accepted=ingress["accepted"], dropped_ingress=ingress["dropped"],
                       dropped_rerank=described["dropped"])
         return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
                 "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
-                "database_size": len(self.pipeline.database), "last_error": self.last_error,
+                "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
                 "latency_ms": self.latency.summary()}
 
     def publish_stats(self) -> None:
@@ -298,32 +275,8 @@ class LoopClosureNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `maqbool-node` / `ros2 run maqbool_ros loop_closure_node`.
-
-    SIGINT/SIGTERM only set a flag (rclpy's own handlers would invalidate the context while
-    the workers still publish): the executor stops taking new keyframes, the workers finish
-    the accepted ones, the database is saved, then the node is destroyed and ROS shut down."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor = MultiThreadedExecutor(num_threads=2)
-    node = None
-    try:
-        node = LoopClosureNode()  # a signal during start-up sets the flag: stop right after
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if node is not None:
-            executor.remove_node(node)
-            node.stop()
-        executor.shutdown(timeout_sec=1.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    """Entry point of `maqbool-node` / `ros2 run maqbool_ros loop_closure_node`."""
+    return spin_until_signal(LoopClosureNode, args)
 
 
 if __name__ == "__main__":

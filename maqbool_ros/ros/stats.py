@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -32,6 +33,44 @@ class LatencyStats:
             row["count"] = int(values.size)
             out[name] = row
         return out
+
+
+class Counters:
+    """Thread-safe event counters; error() also logs, at most once a second per kind, so a
+    flood of bad input keeps the log readable (the count stays exact)."""
+
+    def __init__(self, log: Callable[[str], object]):
+        self._log = log
+        self._counts: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+        self._last_logged: dict[str, tuple[float, int]] = {}
+        self.last_error = ""
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def error(self, key: str, text: str) -> None:
+        """Count a problem of kind key and log text (rate-limited)."""
+        now = time.monotonic()
+        with self._lock:
+            self._counts[key] += 1
+            self.last_error = text
+            last, suppressed = self._last_logged.get(key, (-1e9, 0))
+            if now - last < 1.0:
+                self._last_logged[key] = (last, suppressed + 1)
+                return
+            self._last_logged[key] = (now, 0)
+        more = f" ({suppressed} more not logged)" if suppressed else ""
+        self._log(f"{key.replace('_', ' ')}: {text}{more}")
+
+    def __getitem__(self, key: str) -> int:
+        with self._lock:
+            return self._counts[key]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 #: Counters that mean something went wrong (dropped, malformed or failed work).

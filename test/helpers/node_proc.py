@@ -32,6 +32,17 @@ from maqbool_ros.core.images.decode import encode_raw
 from maqbool_ros.ros.online_eval import NodeUnavailableError, set_remote_parameter
 
 _SEQ = itertools.count()
+_STARTED: list[NodeProcess] = []
+
+
+def stop_leftovers() -> list[str]:
+    """SIGKILL node processes a failed test left running; their namespaces."""
+    left = [p for p in _STARTED if p.alive()]
+    for p in left:
+        p.proc.kill()
+        p.proc.wait()
+    _STARTED.clear()
+    return [p.ns for p in left]
 
 
 def unique_namespace() -> str:
@@ -58,6 +69,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [*node_command(), "--ros-args", "-r", f"__ns:={self.ns}", "--params-file", str(self.params)],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        _STARTED.append(self)
 
     def log_text(self) -> str:
         self.log.flush()
