@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))  # the node test driver lives in test/helpers
 
 
 def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
@@ -36,17 +37,18 @@ def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
 
 
 def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> dict[str, np.ndarray]:
+    from helpers.node_proc import Driver, NodeProcess
+
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.ros.node_runner import Driver, NodeProcess
 
     cfg = MaqboolConfig(method=method, region_budget=budget, exclude_recent_keyframes=5,
                         exclude_recent_seconds=0.0)
     node = NodeProcess(cfg, workdir, name=f"bench_{method}_{budget}")
-    driver = Driver()
+    driver = Driver(node)
     out: dict[str, list[float]] = {"publish_to_candidate": [], "node_total": [], "descriptor": [],
                                    "search": [], "rerank(incl. proposals)": []}
     try:
-        driver.wait_for_node(node)
+        driver.wait_for_node()
         for i, frame in enumerate(frames):
             t0 = time.perf_counter()
             msg = driver.publish_and_wait(driver.image_msg(frame, frame_id=str(i)))
@@ -56,7 +58,7 @@ def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> di
             out["search"].append(msg.search_ms)
             out["rerank(incl. proposals)"].append(msg.rerank_ms)
     finally:
-        driver.destroy_node()
+        driver.close()
         node.stop()
     return {k: np.asarray(v[3:]) for k, v in out.items()}  # first frames warm the caches
 

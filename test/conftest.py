@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 
 import pytest
 
-# ROS isolation must be in place before anything imports rclpy: a per-run domain,
-# discovery on this host only, and a writable ROS_HOME (CI may have no HOME).
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+# ROS isolation must be in place before anything imports rclpy: a per-run domain (an explicit
+# ROS_DOMAIN_ID wins; else one derived from the pid, in 1..101, the range valid for Fast DDS
+# on Linux), discovery on this host only, and a writable ROS_HOME (CI may have no HOME).
+# Two concurrent runs may still share a domain: every node test also runs in its own namespace
+# (/t<pid>_<n>, test/helpers/node_proc.py), so their topics and services never meet.
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="maqbool-ros-home-"))
 os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
@@ -46,3 +48,14 @@ def gardens_dir() -> Path:
 def rtabmap_loop_dir() -> Path:
     """../shared/data/rtabmap_loop (84 frames of one run with a loop)."""
     return _dataset("rtabmap_loop")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_nodes():
+    """A node process a failing test did not stop is killed after the test."""
+    yield
+    import sys
+
+    helpers = sys.modules.get("helpers.node_proc")
+    if helpers is not None:
+        helpers.stop_leftovers()

@@ -57,3 +57,29 @@ def test_latency_percentiles():
         s.add({"total": float(v)})
     row = s.summary()["total"]
     assert row["count"] == 100 and row["p50"] == pytest.approx(150.5)
+
+
+def test_taken_items_stay_visible_until_done():
+    q = DropQueue(4)
+    q.put("a")
+    q.put("b")
+    assert q.get(timeout=1) == "a"
+    assert len(q) == 1 and q.pending() == 2
+    assert q.counters() == {"accepted": 2, "dropped": 0, "waiting": 1, "in_flight": 1}
+    q.done()
+    assert q.pending() == 1
+
+
+def test_health_warns_on_recent_problems_only():
+    from maqbool_ros.ros.stats import OK, WARN, Health
+
+    now = [0.0]
+    h = Health(clock=lambda: now[0])
+    h.keyframe()
+    assert h.assess({"dropped_ingress": 0}, 30.0)[0] == OK
+    level, text = h.assess({"dropped_ingress": 2}, 30.0)
+    assert level == WARN and "2 dropped ingress" in text
+    assert h.assess({"dropped_ingress": 2}, 30.0)[0] == OK  # nothing new since the last period
+    now[0] = 31.0
+    level, text = h.assess({"dropped_ingress": 2}, 30.0)
+    assert level == WARN and "no keyframe for 31 s" in text

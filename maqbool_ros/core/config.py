@@ -46,7 +46,7 @@ class MaqboolConfig:
 
     # --- keyframe database -------------------------------------------------------
     database_path: str = _f("", "Directory of the keyframe database. Empty: in memory only.", read_only=True)
-    load_database_on_start: bool = _f(False, "Reload database_path when the node starts.", read_only=True)
+    load_database_on_start: bool = _f(True, "Reload the map in database_path when the node starts, so a restart or crash keeps it. False: start an empty map (the old files are moved aside to <database_path>.prev-<time>, never deleted).", read_only=True)
     save_interval_s: float = _f(30.0, "Flush new keyframes to database_path at most this often (seconds); a crash loses at most this much. 0: flush every keyframe.", range=(0.0, 3600.0, 0.0))
     index_type: str = _f("flat", "FAISS index: flat is exact; hnsw is approximate and faster for very large maps.", choices=("flat", "hnsw"), read_only=True)
     top_k: int = _f(100, "Candidates returned by the database and passed to the re-ranker.", range=(1, 1000, 1))
@@ -78,6 +78,11 @@ class MaqboolConfig:
     queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
     overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
     stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)
+
+    # --- node: input QoS and health ------------------------------------------------
+    image_qos_reliability: str = _f("auto", "Reliability of the image subscription. auto: reliable (lost samples are resent, as a SLAM keyframe topic needs) until a best-effort publisher (a camera driver with sensor-data QoS) shows up on the topic, then best effort, which receives from both; best_effort: always; reliable: always, and a best-effort publisher is reported as incompatible QoS (ERROR in /diagnostics).", choices=("auto", "best_effort", "reliable"), read_only=True)
+    image_qos_depth: int = _f(10, "History depth (keep last N) of the image subscription.", range=(1, 10000, 1), read_only=True)
+    no_keyframe_timeout_s: float = _f(30.0, "Diagnostics go WARN when no keyframe arrived for this many seconds. 0: never.", range=(0.0, 86400.0, 0.0))
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range or not a choice."""

@@ -116,7 +116,13 @@ class LoopClosurePipeline:
     # --- stages ------------------------------------------------------------------
     def describe(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str, stamp: float,
                  received: float | None = None) -> Keyframe:
-        """Stage 1 (descriptor worker): one network pass."""
+        """Stage 1 (descriptor worker): one network pass. The id must fit int64 and the stamp
+        be finite (ValueError naming the field): checked before any work is done."""
+        if isinstance(keyframe_id, bool) or not isinstance(keyframe_id, (int, np.integer)) \
+                or not -(2**63) <= int(keyframe_id) <= 2**63 - 1:
+            raise ValueError(f"keyframe_id: {keyframe_id!r} is not an int64")
+        if not np.isfinite(stamp):
+            raise ValueError(f"stamp: {stamp!r} is not finite")
         t0 = time.perf_counter()
         out = self.engine.compute(image_rgb)
         kf = Keyframe(int(keyframe_id), str(robot_id), float(stamp), out,

@@ -12,10 +12,10 @@ import json
 import threading
 import time
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int64, String
@@ -24,11 +24,13 @@ from std_srvs.srv import Trigger
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
 from maqbool_ros.core.images.decode import ImageDecodeError
 from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
-from maqbool_ros.ros.queues import Closed, DropQueue
-from maqbool_ros.ros.stats import LatencyStats
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
-from maqbool_ros.ros.params import declare_parameters, validate_change
+from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
+from maqbool_ros.ros.lifecycle import spin_until_signal
+from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
+from maqbool_ros.ros.queues import Closed, DropQueue
+from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
 
 
 class LoopClosureNode(Node):
@@ -39,9 +41,11 @@ class LoopClosureNode(Node):
         self.config: MaqboolConfig = declare_parameters(self)
         cfg = self.config
         self.robot_id = cfg.robot_id or self.get_namespace().strip("/").replace("/", "_") or "robot0"
-        self.counts = collections.Counter()
-        self.last_error = ""
+        self.counts = Counters(self.get_logger().warning)
+        self._count, self._count_error = self.counts.add, self.counts.error
         self.latency = LatencyStats()
+        self.health = Health()
+        self._stopped = False
         self._next_counter = 0
         self._pending_ids: collections.deque = collections.deque(maxlen=1000)
         self.pipeline = pipeline or LoopClosurePipeline(cfg)
@@ -52,13 +56,17 @@ class LoopClosureNode(Node):
         self._stats_pub = self.create_publisher(String, "~/stats", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         image_type = CompressedImage if cfg.image_transport == "compressed" else Image
-        self._image_sub = self.create_subscription(image_type, cfg.image_topic, self._on_image, 10)
-        if cfg.keyframe_id_source == "topic":
+        self._image_type = image_type
+        self._image_sub = self._subscribe_images(best_effort=False)
+        self._adapt_timer = None
+        if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
             self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
-        self.create_service(Trigger, "~/save_database", self._on_save)
-        self.create_service(Trigger, "~/reset_database", self._on_reset)
+        self.create_service(Trigger, "~/save_database", self._service("save_database", self._save))
+        self.create_service(Trigger, "~/reset_database", self._service("reset_database", self._reset))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._stats_timer = self.create_timer(cfg.stats_period_s, self.publish_stats)
+        # Wall-clock (steady) timer: diagnostics must come with use_sim_time and no /clock too.
+        self._stats_timer = self.create_timer(cfg.stats_period_s, self._on_stats_timer,
+                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self._workers = [threading.Thread(target=self._describe_loop, name="maqbool-descriptor", daemon=True),
                          threading.Thread(target=self._rerank_loop, name="maqbool-rerank", daemon=True)]
@@ -66,30 +74,71 @@ class LoopClosureNode(Node):
             worker.start()
         self.get_logger().info(
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
-            f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}) -> {cfg.candidates_topic}; "
+            f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}, "
+            f"QoS {cfg.image_qos_reliability}, depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
             f"{len(self.pipeline.database)} keyframes in the database")
 
-    # --- callbacks (executor threads: enqueue only) ---------------------------------
+    # --- callbacks (executor threads: enqueue only, never raise) ------------------------
     def _on_image(self, msg) -> None:
-        self.counts["received"] += 1
-        self.counts["dropped_ingress"] += self._ingress.put((msg, self._keyframe_id(msg), time.perf_counter()))
+        self._count("received")
+        self.health.keyframe()
+        try:
+            kf_id = self._keyframe_id(msg)
+            check_stamp(msg.header.stamp)
+        except MalformedHeader as exc:
+            self._count_error("malformed_headers", str(exc))
+            return
+        self._ingress.put((msg, kf_id, time.perf_counter()))
 
     def _on_id(self, msg: Int64) -> None:
         self._pending_ids.append(int(msg.data))
 
+    def _subscribe_images(self, best_effort: bool):
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        return self.create_subscription(self._image_type, self.config.image_topic, self._on_image,
+                                        image_qos(self.config, best_effort), event_callbacks=events)
+
+    def _on_incompatible_qos(self, info) -> None:
+        policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind))
+        if self.config.image_qos_reliability == "auto" and "RELIABILITY" in policy:
+            if self._adapt_timer is None:  # switch outside the subscription's own event callback
+                self._adapt_timer = self.create_timer(0.0, self._fall_back_to_best_effort)
+            return
+        self.health.incompatible_qos(policy)
+        self._count_error("qos_incompatible", f"a publisher of {self._image_sub.topic_name} has incompatible QoS "
+                          f"({policy}); this subscription is {self.config.image_qos_reliability}")
+
+    def _fall_back_to_best_effort(self) -> None:
+        try:
+            self._adapt_timer.cancel()
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = self._subscribe_images(best_effort=True)
+            self._count("qos_best_effort_fallbacks")
+            self.get_logger().info(f"a best-effort publisher appeared on {self._image_sub.topic_name}: "
+                                   "subscribing best effort (image_qos_reliability: auto)")
+        except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
+            self._count_error("callback_errors", f"QoS fallback: {type(exc).__name__}: {exc}")
+
     def _keyframe_id(self, msg) -> int:
+        """The keyframe id; raises MalformedHeader for an integer frame_id outside int64."""
         source = self.config.keyframe_id_source
         if source == "frame_id":
-            try:
-                return int(msg.header.frame_id)
-            except ValueError:
-                pass
+            value = frame_id_keyframe_id(msg.header.frame_id)
+            if value is not None:
+                return value
         elif source == "topic" and self._pending_ids:
             return self._pending_ids.popleft()
         self._next_counter += 1
         return self._next_counter - 1
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        try:
+            return self._set_parameters(params)
+        except Exception as exc:  # noqa: BLE001 - a failed change must not kill the node
+            self._count_error("callback_errors", f"set_parameters: {type(exc).__name__}: {exc}")
+            return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+
+    def _set_parameters(self, params) -> SetParametersResult:
         changes = {}
         for p in params:
             reason = validate_change(p.name, p.value)
@@ -107,18 +156,30 @@ class LoopClosureNode(Node):
             self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
-    def _on_save(self, request, response):
-        try:
-            path = self.pipeline.save_database()
-            response.success, response.message = True, f"saved {len(self.pipeline.database)} keyframes to {path}"
-        except Exception as exc:  # noqa: BLE001 - report any failure to the caller
-            response.success, response.message = False, str(exc)
-        return response
+    def _service(self, name: str, action):
+        """A Trigger callback: action() returns the success message; any error is a failed answer."""
+        def callback(request, response):
+            try:
+                response.success, response.message = True, action()
+            except Exception as exc:  # noqa: BLE001 - report any failure to the caller
+                self._count_error("callback_errors", f"{name}: {type(exc).__name__}: {exc}")
+                response.success, response.message = False, f"{name} failed: {type(exc).__name__}: {exc}"
+            return response
+        return callback
 
-    def _on_reset(self, request, response):
+    def _save(self) -> str:
+        path = self.pipeline.save_database()
+        return f"saved {len(self.pipeline.database)} keyframes to {path}"
+
+    def _reset(self) -> str:
         self.pipeline.reset_database()
-        response.success, response.message = True, "database reset (0 keyframes)"
-        return response
+        return "database reset (0 keyframes)"
+
+    def _on_stats_timer(self) -> None:
+        try:
+            self.publish_stats()
+        except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
+            self._count_error("callback_errors", f"stats timer: {type(exc).__name__}: {exc}")
 
     # --- workers ----------------------------------------------------------------------
     def _describe_loop(self) -> None:
@@ -131,13 +192,13 @@ class LoopClosureNode(Node):
                 rgb = image_to_rgb(msg, self.config.max_image_pixels)
                 kf = self.pipeline.describe(rgb, kf_id, self.robot_id, stamp_to_seconds(msg.header.stamp),
                                             received=received)
+                self._described.put((kf, msg.header))  # before done(): never invisible in stats
             except ImageDecodeError as exc:
                 self._count_error("malformed_images", f"keyframe {kf_id}: {exc}")
-                continue
             except Exception as exc:  # noqa: BLE001 - one bad keyframe must not kill the node
                 self._count_error("descriptor_errors", f"keyframe {kf_id}: {type(exc).__name__}: {exc}")
-                continue
-            self.counts["dropped_rerank"] += self._described.put((kf, msg.header))
+            finally:
+                self._ingress.done()
 
     def _rerank_loop(self) -> None:
         while True:
@@ -146,54 +207,65 @@ class LoopClosureNode(Node):
             except Closed:
                 return
             try:
-                result = self.pipeline.query(kf)
-            except Exception as exc:  # noqa: BLE001
-                self._count_error("rerank_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
-                continue
-            self.counts["processed"] += 1
-            latency = (time.perf_counter() - kf.received) * 1e3
-            self.latency.add({**result.timings_ms, "end_to_end": latency})
-            threshold = self.config.publish_min_score
-            if threshold < 0 or result.best_score >= threshold:
-                self._pub.publish(result_to_msg(result, header, latency))
-                self.counts["published"] += 1
+                self._rerank_one(kf, header)
+            finally:
+                self._described.done()
 
-    def _count_error(self, key: str, text: str) -> None:
-        self.counts[key] += 1
-        self.last_error = text
-        self.get_logger().warning(f"{key.replace('_', ' ')}: {text}")
+    def _rerank_one(self, kf, header) -> None:
+        try:
+            result = self.pipeline.query(kf)
+        except Exception as exc:  # noqa: BLE001
+            self._count_error("rerank_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
+            return
+        self._count("processed")
+        latency = (time.perf_counter() - kf.received) * 1e3
+        self.latency.add({**result.timings_ms, "end_to_end": latency})
+        threshold = self.config.publish_min_score
+        if threshold < 0 or result.best_score >= threshold:
+            try:
+                self._pub.publish(result_to_msg(result, header, latency))
+                self._count("published")
+            except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
+                self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
 
     # --- diagnostics ------------------------------------------------------------------
     def stats(self) -> dict:
-        """Counters, queue depths, database size and per-stage latency percentiles."""
-        return {"counts": dict(self.counts), "queue_depth": {"ingress": len(self._ingress),
-                                                             "rerank": len(self._described)},
-                "database_size": len(self.pipeline.database), "last_error": self.last_error,
+        """Counters, queue depths, work in the workers' hands, database size and latencies."""
+        ingress, described = self._ingress.counters(), self._described.counters()
+        counts = self.counts.snapshot()
+        counts.update(accepted=ingress["accepted"], dropped_ingress=ingress["dropped"],
+                      dropped_rerank=described["dropped"])
+        return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
+                "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
+                "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
                 "latency_ms": self.latency.summary()}
 
     def publish_stats(self) -> None:
+        """~/stats (JSON) and one DiagnosticStatus named after this node's full name."""
         stats = self.stats()
         self._stats_pub.publish(String(data=json.dumps(stats)))
-        status = DiagnosticStatus(name=f"{self.get_name()}: loop closure", hardware_id=self.robot_id)
-        dropped = stats["counts"].get("dropped_ingress", 0) + stats["counts"].get("dropped_rerank", 0)
-        status.level = DiagnosticStatus.WARN if dropped or self.last_error else DiagnosticStatus.OK
-        status.message = f"{stats['counts'].get('processed', 0)} keyframes, {dropped} dropped"
-        values = {f"count.{k}": v for k, v in stats["counts"].items()}
-        values.update({f"queue.{k}": v for k, v in stats["queue_depth"].items()})
-        values["database_size"] = stats["database_size"]
-        for stage, row in stats["latency_ms"].items():
-            values.update({f"latency_ms.{stage}.{p}": round(v, 2) for p, v in row.items() if p != "count"})
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        diag = DiagnosticArray(status=[status])
+        level, problems = self.health.assess(stats["counts"], self.config.no_keyframe_timeout_s)
+        diag = DiagnosticArray(status=[diagnostic_status(f"{self.get_fully_qualified_name()}: loop closure",
+                                                         self.robot_id, level, problems, stats)])
         diag.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(diag)
 
-    def stop(self) -> None:
-        """Stop the workers (queued keyframes are finished first) and flush the database."""
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Finish every accepted keyframe (processed, stored, published), then save the database.
+
+        Call while the ROS context is still valid, before destroy_node(): the workers still publish."""
+        if self._stopped:
+            return
+        self._stopped = True
+        pending = self._ingress.pending() + self._described.pending()
+        if pending:
+            self.get_logger().info(f"stopping: finishing {pending} accepted keyframe(s)")
         self._ingress.close()
-        self._workers[0].join(timeout=30)
+        self._workers[0].join(timeout=timeout_s)
         self._described.close()
-        self._workers[1].join(timeout=30)
+        self._workers[1].join(timeout=timeout_s)
+        if any(w.is_alive() for w in self._workers):
+            self.get_logger().error(f"stopping: workers still busy after {timeout_s:.0f} s")
         if self.config.database_path:
             try:
                 self.pipeline.save_database()
@@ -204,26 +276,8 @@ class LoopClosureNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `maqbool-node` / `ros2 run maqbool_ros loop_closure_node`."""
-    rclpy.init(args=args)
-    executor = MultiThreadedExecutor(num_threads=2)  # before the node: a signal may come any time
-    node = None
-    try:
-        node = LoopClosureNode()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGINT/SIGTERM during start-up invalidated the context mid-construction: a clean stop
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_signal(LoopClosureNode, args)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig, check_value
 
@@ -49,3 +50,11 @@ def validate_change(name: str, value) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def image_qos(cfg: MaqboolConfig, best_effort: bool = False) -> QoSProfile:
+    """QoS of the image subscription (image_qos_reliability / image_qos_depth); auto starts
+    reliable, and best_effort=True is its fallback once a best-effort publisher appeared."""
+    reliable = cfg.image_qos_reliability == "reliable" or (cfg.image_qos_reliability == "auto" and not best_effort)
+    reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth, reliability=reliability)

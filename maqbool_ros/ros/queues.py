@@ -23,6 +23,10 @@ class DropQueue:
 
     drop_oldest: a full queue drops its oldest item to make room.
     keep_latest: every put() replaces whatever is waiting (depth is at most 1).
+
+    A consumer calls done() after each get() once it has handed the item on, so
+    `in_flight` counts items taken but not finished and pending() == waiting + in flight
+    (read under one lock: a keyframe is never invisible between the queue and a worker).
     """
 
     def __init__(self, maxsize: int, policy: str = "drop_oldest"):
@@ -34,6 +38,7 @@ class DropQueue:
         self.policy = policy
         self.dropped = 0
         self.accepted = 0
+        self.in_flight = 0
         self._items: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -72,8 +77,25 @@ class DropQueue:
             if not self._cond.wait_for(lambda: self._items or self._closed, timeout=timeout):
                 raise TimeoutError
             if self._items:
+                self.in_flight += 1
                 return self._items.popleft()
             raise Closed
+
+    def done(self) -> None:
+        """The item from the last get() is finished (handed on, published or failed)."""
+        with self._cond:
+            self.in_flight -= 1
+
+    def pending(self) -> int:
+        """Items waiting plus items taken and not yet done()."""
+        with self._cond:
+            return len(self._items) + self.in_flight
+
+    def counters(self) -> dict[str, int]:
+        """accepted / dropped / waiting / in_flight, read together."""
+        with self._cond:
+            return {"accepted": self.accepted, "dropped": self.dropped, "waiting": len(self._items),
+                    "in_flight": self.in_flight}
 
     def close(self) -> None:
         """Wake every waiting consumer; queued items are still handed out, then Closed."""

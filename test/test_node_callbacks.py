@@ -1,0 +1,95 @@
+"""Service, timer and parameter callbacks turn errors into failed responses and counted,
+logged errors: the node never dies of them (issue #11 defect 3). In-process node, real ROS calls."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+
+from helpers.node_proc import unique_namespace  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
+from maqbool_ros.ros.node import LoopClosureNode  # noqa: E402
+
+
+class BrokenPipeline:
+    """Just enough pipeline for the node; every database operation fails."""
+
+    def __init__(self):
+        self.database: list = []
+        self.config = MaqboolConfig()
+
+    def reset_database(self):
+        raise OSError("disk on fire")
+
+    def save_database(self):
+        raise OSError("read-only file system")
+
+    def update_config(self, **changes):
+        raise RuntimeError("engine gone")
+
+    def close(self):
+        pass
+
+
+@pytest.fixture()
+def running_node():
+    rclpy.init()
+    ns = unique_namespace()
+    from rclpy.parameter import Parameter
+
+    node = LoopClosureNode(pipeline=BrokenPipeline(), namespace=ns,
+                           parameter_overrides=[Parameter("stats_period_s", value=0.2)])
+    client_node = rclpy.create_node("callbacks_client", namespace=ns)
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    executor.add_node(client_node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    yield node, client_node, spinner
+    node.stop()
+    executor.shutdown()
+    spinner.join(timeout=10)
+    client_node.destroy_node()
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _call(client_node, name: str):
+    client = client_node.create_client(Trigger, f"maqbool_loop_closure/{name}")
+    assert client.wait_for_service(timeout_sec=30)
+    future = client.call_async(Trigger.Request())
+    end = time.monotonic() + 30
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert future.done(), f"no answer from {name}"
+    return future.result()
+
+
+def test_failing_services_answer_with_an_error_and_the_node_lives_on(running_node):
+    node, client_node, spinner = running_node
+    reset = _call(client_node, "reset_database")
+    assert not reset.success and "disk on fire" in reset.message
+    saved = _call(client_node, "save_database")
+    assert not saved.success and "read-only" in saved.message
+    assert spinner.is_alive()
+    assert node.stats()["counts"]["callback_errors"] == 2
+    assert _call(client_node, "reset_database").success is False  # still serving
+
+
+def test_failing_parameter_change_and_stats_timer_are_counted(running_node):
+    from rclpy.parameter import Parameter
+
+    node, _, spinner = running_node
+    result = node.set_parameters([Parameter("region_budget", value=10)])[0]
+    assert not result.successful and "engine gone" in result.reason
+    node.pipeline.database = None  # len(None) fails inside the stats timer
+    end = time.monotonic() + 30
+    while node.counts["callback_errors"] < 2 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert node.counts["callback_errors"] >= 2 and spinner.is_alive()
