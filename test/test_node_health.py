@@ -87,3 +87,31 @@ def test_warning_reflects_recent_drops_only(tmp_path):
     finally:
         driver.close()
         assert node.stop() == 0
+
+
+def test_lost_log_records_show_in_stats_and_diagnostics(tmp_path):
+    """A map whose append log was torn by a crash opens, and the loss is reported (issue #11.7)."""
+    from maqbool_ros.core.database import KeyframeDatabase
+
+    root = tmp_path / "map"
+    db = KeyframeDatabase.open(root, dim=512)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        db.add(i, "robot0", float(i), rng.standard_normal(512).astype(np.float32))
+    db.close()
+    log = next(root.glob("log-*.bin"))
+    log.write_bytes(log.read_bytes()[:-5])  # the last record torn
+    node = NodeProcess(SMALL.replace(database_path=str(root), save_interval_s=0.0), tmp_path)
+    driver = Driver(node)
+    try:
+        driver.wait_for_node()
+        stats = driver.latest_stats()
+        assert stats["database_size"] == 3
+        assert stats["database_recovery"]["lost_records"] == 1 and stats["database_recovery"]["torn_copy"]
+        driver.wait_until(lambda: any("lost" in s.message for s in driver.diagnostics), 60, "a lost-records WARN")
+        status = next(s for s in driver.diagnostics if "lost" in s.message)
+        assert status.level == DiagnosticStatus.WARN
+        assert _values(status)["database_recovery.lost_records"] == "1"
+    finally:
+        driver.close()
+        assert node.stop() == 0

@@ -30,7 +30,7 @@ from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyfr
 from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
-from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
+from maqbool_ros.ros.stats import WARN, Counters, Health, LatencyStats, diagnostic_status
 
 
 class LoopClosureNode(Node):
@@ -238,13 +238,24 @@ class LoopClosureNode(Node):
         return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
                 "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
                 "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
-                "latency_ms": self.latency.summary()}
+                "database_recovery": self._recovery_report(), "latency_ms": self.latency.summary()}
+
+    def _recovery_report(self) -> dict:
+        """What the database's last open had to give up (torn log tail, skipped records)."""
+        report = getattr(self.pipeline.database, "recovery_report", None)
+        return report.as_dict() if report is not None else {"lost_records": 0}
 
     def publish_stats(self) -> None:
         """~/stats (JSON) and one DiagnosticStatus named after this node's full name."""
         stats = self.stats()
         self._stats_pub.publish(String(data=json.dumps(stats)))
         level, problems = self.health.assess(stats["counts"], self.config.no_keyframe_timeout_s)
+        lost = stats["database_recovery"]["lost_records"]
+        if lost:  # stays visible until the map is reset: the user decides what to do with the copies
+            level = max(level, WARN)
+            problems = ("" if problems == "OK" else problems + "; ") + (
+                f"{lost} database log record(s) lost when the map was opened (copies kept: "
+                f"{stats['database_recovery'].get('torn_copy') or stats['database_recovery'].get('skipped_copy')})")
         diag = DiagnosticArray(status=[diagnostic_status(f"{self.get_fully_qualified_name()}: loop closure",
                                                          self.robot_id, level, problems, stats)])
         diag.header.stamp = self.get_clock().now().to_msg()

@@ -139,6 +139,8 @@ def diagnostic_status(name: str, hardware_id: str, level: int, problems: str, st
     values.update({f"queue.{k}": v for k, v in stats["queue_depth"].items()})
     values.update({f"in_flight.{k}": v for k, v in stats["in_flight"].items()})
     values["database_size"] = stats["database_size"]
+    values.update({f"database_recovery.{k}": v for k, v in stats.get("database_recovery", {}).items()
+                   if k in ("torn_records", "skipped_records", "lost_records")})
     values["last_error"] = stats["last_error"]
     for stage, row in stats["latency_ms"].items():
         values.update({f"latency_ms.{stage}.{p}": round(v, 2) for p, v in row.items() if p != "count"})
