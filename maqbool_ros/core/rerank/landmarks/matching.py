@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maqbool_ros.core.rerank.blas import single_thread_blas
+
 
 @dataclass
 class MatchScores:
@@ -45,9 +47,11 @@ def match_batch(query_vectors: np.ndarray, query_weights: np.ndarray, cand_vecto
     # Only columns some candidate uses; float16 storage is widened once here.
     c = c[:, :used].astype(np.float32, copy=False)
     wc = wc[:, :used]
-    # One GEMM over all candidates' regions: (K*M, D) @ (D, m). A single BLAS call stays
-    # fast on a loaded machine, where K small batched calls each pay a thread hand-off.
-    sims = (c.reshape(k * used, -1) @ q.T).reshape(k, used, m)  # (K, M, m)
+    # One GEMM over all candidates' regions: (K*M, D) @ (D, m), on one BLAS thread: the
+    # network worker runs beside re-ranking, and a second BLAS thread on a busy CPU makes
+    # every call wait for it to be scheduled (docs/landmarks.md, Performance).
+    with single_thread_blas():
+        sims = (c.reshape(k * used, -1) @ q.T).reshape(k, used, m)  # (K, M, m)
     for row in np.flatnonzero(counts < used):  # padding rows never match (few candidates)
         sims[row, counts[row]:, :] = -np.inf
     best_j = sims.argmax(axis=1)  # (K, m): each query region's best candidate region

@@ -21,29 +21,13 @@ import numpy as np
 
 from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.blas import single_thread_blas
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
                                                  padding_box, propose_boxes)
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
 
 DB_ROWS = TOP  # whole image + first 9 boxes per candidate (spec §9)
-_BLAS = None
-
-
-def single_thread_blas():
-    """Context manager limiting numpy's BLAS to one thread.
-
-    The pipeline runs the network and re-ranking on two workers at once, so threaded
-    BLAS inside re-ranking oversubscribes the cores; OpenBLAS threads then spin. Measured
-    on the shared 2-core machine: region descriptors 840 ms wall with 2 BLAS threads vs
-    37 ms with 1 (docs/maqbool.md).
-    """
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
-
-        _BLAS = ThreadpoolController()  # created lazily: numpy's BLAS must be loaded first
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def netvlad_scores(distances: np.ndarray) -> np.ndarray:
