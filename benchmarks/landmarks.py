@@ -1,6 +1,7 @@
 """ConvNet-landmark latency on CPU: region mining (+ pooling, words) and matching vs top-K.
 
-Run: python benchmarks/landmarks.py [--repeats 20] [--candidates 100] [--words 1000]
+Run: python benchmarks/landmarks.py [--repeats 10] [--candidates 100] [--words 1000]
+         [--cases mobilenetv2] [--sizes-m 50,100,200]
      python benchmarks/landmarks.py --study ../shared/data/corridor [--vocab vocab.npz]
 
 --study: accuracy of landmark variants (pooling support, M, vocabulary) on a query/ref
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--words", type=int, default=1000, help="vocabulary size for word assignment")
+    parser.add_argument("--cases", default="", help="only cases whose name contains this (e.g. mobilenetv2)")
+    parser.add_argument("--sizes-m", default="50,100,200", help="region budgets M for the latency table")
     parser.add_argument("--study", default=None, help="query/ref dataset folder: accuracy of variants instead of latency")
     parser.add_argument("--vocab", default=None, help="--study: also evaluate with this vocabulary")
     parser.add_argument("--sizes", default="50,100,200,400", help="--study: region budgets M to compare")
@@ -146,12 +149,12 @@ def main() -> None:
     print()
     print(f"| case | map HxW | M | regions | label+select | extras (mine+pool+words) | match K={k} |")
     print("|---|---|---|---|---|---|---|")
-    for name, c, d2, h, w in CASES:
+    for name, c, d2, h, w in (case for case in CASES if args.cases in case[0]):
         rng = np.random.default_rng(0)
         vocab = Vocabulary(rng.standard_normal((args.words, d2)).astype(np.float32),
                            rng.uniform(0, 3, args.words), 1000)
         outs = [synthetic_output(s, c, d2, h, w) for s in range(8)]
-        for m in (50, 100, 200):
+        for m in (int(v) for v in args.sizes_m.split(",")):
             rr = LandmarkReranker(MaqboolConfig(method="landmarks", landmarks_max_regions=m), vocabulary=vocab)
             query, _ = rr.keyframe_extras(outs[0])
             dbs = [rr.keyframe_extras(o)[1] for o in outs[1:]]
