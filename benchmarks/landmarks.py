@@ -2,6 +2,9 @@
 
 Run: python benchmarks/landmarks.py [--repeats 10] [--candidates 100] [--words 1000]
          [--cases mobilenetv2] [--sizes-m 50,100,200]
+
+A second table gives the matching cost alone vs the number of candidates K and the region
+budget M (it grows with K * M^2 and does not depend on the image size).
      python benchmarks/landmarks.py --study ../shared/data/corridor [--vocab vocab.npz]
 
 --study: accuracy of landmark variants (pooling support, M, vocabulary) on a query/ref
@@ -167,7 +170,35 @@ def main() -> None:
             t_match = median_ms(lambda: rr.rerank(query, cands, extras, time.perf_counter() + 60), args.repeats)
             print(f"| {name} | {h}x{w} | {m} | {len(query['vectors'])} | {t_select} | {t_extras} | {t_match} |",
                   flush=True)
+    scaling_table(args.repeats)
     print(f"load average at end: {open('/proc/loadavg').read().split()[0]}")
+
+
+def scaling_table(repeats: int, dim: int = 96) -> None:
+    """rerank() cost vs candidates K and region budget M (m = M query regions, D = 96):
+    random unit vectors stored as the database stores them; the work is K * M * m * D."""
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker
+    from maqbool_ros.core.types import Candidates
+
+    sizes_k, sizes_m = (25, 50, 100, 200), (50, 100, 200, 400)
+    print(f"\nmatching only (rerank), D = {dim}, m = M, ms wall / cpu; rows: top-K candidates, columns: M")
+    print("| K | " + " | ".join(f"M={m}" for m in sizes_m) + " |")
+    print("|---|" + "---|" * len(sizes_m))
+    rng = np.random.default_rng(0)
+    for k in sizes_k:
+        row = []
+        for m in sizes_m:
+            vec = rng.standard_normal((k + 1, m, dim)).astype(np.float32)
+            vec /= np.linalg.norm(vec, axis=2, keepdims=True)
+            rr = LandmarkReranker(MaqboolConfig(method="landmarks", landmarks_max_regions=m))
+            query = {"vectors": vec[0], "weights": np.ones(m, np.float32)}
+            extras = {"lm_vectors": vec[1:].astype(np.float16), "lm_weights": np.ones((k, m), np.float32),
+                      "lm_count": np.full((k, 1), m, np.int32)}
+            cands = Candidates(np.arange(k), np.arange(k), ["r"] * k, np.zeros(k),
+                               np.sort(rng.uniform(0, 2, k)).astype(np.float32))
+            row.append(median_ms(lambda: rr.rerank(query, cands, extras, time.perf_counter() + 60), repeats))
+        print(f"| {k} | " + " | ".join(row) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
