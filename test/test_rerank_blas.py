@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.rerank import blas
-from maqbool_ros.core.rerank.landmarks import Vocabulary, match_batch, mine_regions
-from maqbool_ros.core.rerank.landmarks import matching, mining, vocab
+from maqbool_ros.core.rerank.landmarks import Vocabulary, match_batch, matching, mine_regions, mining, vocab
 from maqbool_ros.core.rerank.landmarks.mining import pool_regions
 
 
