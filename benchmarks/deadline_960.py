@@ -3,7 +3,8 @@
     python benchmarks/deadline_960.py [--methods landmarks,maqbool] [--queries 200] [--native]
 
 Data (built in memory, nothing written): the 84 frames of ../shared/data/rtabmap_loop
-(512x384, real indoor run) resized to 960x540 (aspect stretched). Map: the 84 frames plus
+(512x384, real indoor run; $MAQBOOL_SHARED_DATA overrides ../shared/data) resized to
+960x540 (aspect stretched). Map: the 84 frames plus
 16 brightness-shifted copies = 100 refs, so every query gets the full top_k = 100
 candidates (the worst case for re-ranking). Queries: 200 perturbed copies of the frames
 (frame i % 84 with a seeded gain, shift of a few pixels and Gaussian noise), i.e. not new
@@ -24,6 +25,7 @@ measure the queue.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,7 +39,8 @@ from maqbool_ros.core.data.datasets import ImageList, QueryRefDataset  # noqa: E
 from maqbool_ros.core.evaluation.protocol import evaluate_offline  # noqa: E402
 from maqbool_ros.core.machine import machine_line  # noqa: E402
 
-FRAMES = Path(__file__).resolve().parents[2] / "shared/data/rtabmap_loop/frames"
+FRAMES = Path(os.environ.get("MAQBOOL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")) \
+    / "rtabmap_loop/frames"
 SIZE = (960, 540)
 
 
