@@ -1,6 +1,12 @@
 """MAQBOOL latency: proposals, region descriptors, re-ranking of top-100, PDL formats.
 
-    python benchmarks/rerank.py [--image PATH] [--repeats 20]
+    python benchmarks/rerank.py [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
+
+Per input size first (--sizes; 960x540 is fed as the default config feeds it, keep_aspect
+into 640x480 = 640x360, and natively, resize_policy native): the whole per-query cost the
+rerank_deadline_ms clock covers for method maqbool at n = 50 with the configured default
+decision layer: keyframe extras (proposals + region descriptors) and re-ranking of 100
+candidates. --sizes-only stops after that table (about a minute).
 
 Per keyframe (once): Edge Boxes proposals at several proposal-image sizes (and OpenCV's
 default minBoxArea vs our 35 % bound), region descriptors (batched GEMM fast path vs
@@ -27,7 +33,8 @@ from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.machine import machine_line  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
-from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker, single_thread_blas  # noqa: E402
+from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker  # noqa: E402
 from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, propose_boxes  # noqa: E402
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors, region_descriptors_naive  # noqa: E402
 from maqbool_ros.core.types import Candidates  # noqa: E402
@@ -67,17 +74,71 @@ def load_image(path: Path) -> np.ndarray:
     return cv2.resize(img, (640, 480), interpolation=cv2.INTER_AREA)
 
 
+def synthetic_candidates(p: int, k: int = 100) -> tuple[Candidates, dict[str, np.ndarray]]:
+    """k candidates stored as the database stores them (10 unit regions, float16)."""
+    rng = np.random.default_rng(0)
+    regions = rng.normal(size=(k, 10, p)).astype(np.float32)
+    regions /= np.linalg.norm(regions, axis=2, keepdims=True)
+    extras = {"maqbool_regions": regions.astype(np.float16),
+              "maqbool_areas": rng.uniform(0.35, 1.0, (k, 10)).astype(np.float32)}
+    d = np.sort(rng.uniform(0.5, 1.5, k)).astype(np.float32)
+    return Candidates(np.arange(k), np.arange(k), ["r"] * k, np.zeros(k), d), extras
+
+
+def size_table(cfg: MaqboolConfig, args) -> None:
+    """Per input size and resize policy: keyframe extras + re-rank of 100 at n = 50."""
+    import cv2
+
+    from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+
+    base = load_image(args.image)
+    reps = max(5, args.repeats // 2)
+    print(f"\nms wall / cpu, median of {reps}; load average {os.getloadavg()[0]:.1f}")
+    print("\n| input | resize_policy | network image, map | keyframe extras (proposals + region descriptors) "
+          "| re-rank top-100, n=50 | extras + re-rank |\n|---|---|---|---|---|---|")
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.lower().split("x"))
+        img = cv2.resize(base, (w, h), interpolation=cv2.INTER_AREA)
+        for policy in ("keep_aspect", "native"):
+            c = cfg.replace(resize_policy=policy, region_budget=50)
+            engine = DescriptorEngine.from_config(c.replace(model_path=args.model or ""))
+            out = engine.compute(img)
+            if policy == "native" and out.image.shape[:2] == (480, 640) and (w, h) == (640, 480):
+                continue  # same as keep_aspect
+            rr = MaqboolReranker(c, engine.head, load_configured_pdl(c, engine.head, engine))
+            cands, extras = synthetic_candidates(engine.head.output_dim)
+            q, _ = rr.keyframe_extras(out)
+
+            def extras_then_rerank():
+                t0 = time.perf_counter()
+                q, _ = rr.keyframe_extras(out)
+                rr.rerank(q, cands, extras, t0 + 60)
+
+            t_extras = median_ms(lambda: rr.keyframe_extras(out), reps)
+            t_rerank = median_ms(lambda: rr.rerank(q, cands, extras, time.perf_counter() + 60), reps)
+            t_both = median_ms(extras_then_rerank, reps)
+            fm = out.feature_map.shape
+            print(f"| {w}x{h} | {policy} | {out.image.shape[1]}x{out.image.shape[0]}, {fm[1]}x{fm[2]} cells | "
+                  f"{t_extras} | {t_rerank} | {t_both} |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--model", default="", help="ONNX model (default: embedded default)")
+    ap.add_argument("--sizes", default="640x480,960x540", help="input sizes WxH for the per-size table")
+    ap.add_argument("--sizes-only", action="store_true", help="only the per-size table")
     args = ap.parse_args()
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     print(machine())
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     cfg = MaqboolConfig(method="maqbool")
+    size_table(cfg, args)
+    if args.sizes_only:
+        return 0
     engine = DescriptorEngine.from_config(cfg.replace(model_path=args.model or ""))
     head = engine.head
     out = engine.compute(load_image(args.image))
@@ -115,13 +176,7 @@ def main() -> int:
                 print(f"| DT-{trees} .{fmt} | {median_ms(lambda: pdl.predict(x100), r)} |")
             print(f"| DT-{trees} scikit-learn predict (n_jobs=1) | {median_ms(lambda: model.predict(x100), r)} |")
 
-    p = head.output_dim
-    cand_regions = rng.normal(size=(100, 10, p)).astype(np.float32)
-    cand_regions /= np.linalg.norm(cand_regions, axis=2, keepdims=True)
-    extras = {"maqbool_regions": cand_regions.astype(np.float16),
-              "maqbool_areas": rng.uniform(0.35, 1.0, (100, 10)).astype(np.float32)}
-    d = np.sort(rng.uniform(0.5, 1.5, 100)).astype(np.float32)
-    cands = Candidates(np.arange(100), np.arange(100), ["r"] * 100, np.zeros(100), d)
+    cands, extras = synthetic_candidates(head.output_dim)
     print("\n| re-rank top-100 (PDL DT-50 .npz unless noted) | n | ms wall / cpu (median) | correlation | features | pdl |")
     print("|---|---|---|---|---|---|")
     for n in (5, 10, 25, 50):

@@ -185,3 +185,65 @@ def test_word_assignment_matches_brute_force():
     np.testing.assert_array_equal(weights, vocab.idf[words])
     with pytest.raises(ValueError, match="vectors"):
         vocab.assign(np.zeros((2, 5), np.float32))
+
+
+def argmax_reference(q, wq, cands, wcs, counts):
+    """match_batch as written before its scratch buffers (fresh arrays every call)."""
+    c = np.asarray(cands).astype(np.float32)
+    k, big_m, _ = c.shape
+    m = len(q)
+    sims = (c.reshape(k * big_m, -1) @ np.asarray(q, np.float32).T).reshape(k, big_m, m)
+    for row in range(k):
+        sims[row, counts[row]:, :] = -np.inf
+    best_j, best_i = sims.argmax(axis=1), sims.argmax(axis=2)
+    mutual = np.take_along_axis(best_i, best_j, axis=1) == np.arange(m)[None, :]
+    s = np.take_along_axis(sims, best_j[:, None, :], axis=1)[:, 0, :]
+    keep = mutual & np.isfinite(s) & (s != 0)
+    contrib = np.where(keep, s, 0.0) * wq[None, :] * np.asarray(wcs, np.float32)[np.arange(k)[:, None], best_j]
+    total = contrib.sum(axis=1, dtype=np.float64)
+    return total.astype(np.float32), (total / m).astype(np.float32), keep.sum(axis=1)
+
+
+def _matching_case(seed, k, big_m, m, d=16, dtype=np.float16):
+    rng = np.random.default_rng(seed)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    q = unit(rng.standard_normal((m, d))).astype(np.float32)
+    q[0] = 0  # a zero query vector: a column of exact ties
+    cands = unit(rng.standard_normal((k, big_m, d))).astype(dtype)
+    cands[0, 1] = cands[0, 2]  # duplicate rows: tied maxima
+    counts = rng.integers(0, big_m + 1, k)
+    wq = rng.uniform(0.5, 2, m).astype(np.float32)
+    wcs = rng.uniform(0.5, 2, (k, big_m)).astype(np.float32)
+    return q, wq, cands, wcs, counts
+
+
+def test_matching_scratch_buffers_are_bit_identical_and_not_aliased():
+    """Reused scratch buffers (large, small, large calls) change no bit and never leak into results."""
+    cases = [_matching_case(0, 30, 40, 50), _matching_case(1, 3, 5, 7), _matching_case(2, 30, 40, 50, dtype=np.float32),
+             _matching_case(3, 12, 60, 20, d=8)]
+    results = [match_batch(*case) for case in cases]
+    for case, got in zip(cases, results):  # compared after all calls: earlier results must survive
+        ref_q, ref_mean, ref_n = argmax_reference(*case)
+        np.testing.assert_array_equal(got.q, ref_q)
+        np.testing.assert_array_equal(got.q_mean, ref_mean)
+        np.testing.assert_array_equal(got.matches, ref_n)
+
+
+def test_matching_from_two_threads_matches_sequential_results():
+    import threading
+
+    cases = [_matching_case(s, 20, 30, 25) for s in range(2)]
+    expected = [argmax_reference(*case)[0] for case in cases]
+    failures = []
+
+    def work(i):
+        for _ in range(30):
+            if not np.array_equal(match_batch(*cases[i]).q, expected[i]):
+                failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures

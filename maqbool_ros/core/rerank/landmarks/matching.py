@@ -4,12 +4,20 @@ s_ij = <P^B_i, P^A_j> (unit vectors: cosine). A pair is kept when j is i's best 
 and i is j's best match (first index on ties, as np.argmax), and s_ij != 0.
 Q = sum of s_ij * w^B_i * w^A_j over kept pairs; Q_mean = Q / m_B (query regions).
 All K candidates are scored in one batched matrix product plus two argmaxes.
+
+The widened candidate vectors and the (K, M, m) similarity block live in per-thread
+scratch buffers reused across calls: fresh multi-megabyte arrays are mmap'ed and
+page-faulted in on every call by glibc, which doubled the matching time in the
+benchmarks (docs/landmarks.md, Performance).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from maqbool_ros.core.rerank.blas import single_thread_blas
 
 
 @dataclass
@@ -43,11 +51,17 @@ def match_batch(query_vectors: np.ndarray, query_weights: np.ndarray, cand_vecto
         zeros = np.zeros(k, dtype=np.float32)
         return MatchScores(zeros, zeros.copy(), np.zeros(k, dtype=np.int64))
     # Only columns some candidate uses; float16 storage is widened once here.
-    c = c[:, :used].astype(np.float32, copy=False)
+    c = c[:, :used]
+    if c.dtype != np.float32 or not c.flags.c_contiguous:
+        c = _scratch("cands", c.shape, c)
     wc = wc[:, :used]
-    # One GEMM over all candidates' regions: (K*M, D) @ (D, m). A single BLAS call stays
-    # fast on a loaded machine, where K small batched calls each pay a thread hand-off.
-    sims = (c.reshape(k * used, -1) @ q.T).reshape(k, used, m)  # (K, M, m)
+    # One GEMM over all candidates' regions: (K*M, D) @ (D, m), on one BLAS thread: the
+    # network worker runs beside re-ranking, and a second BLAS thread on a busy CPU makes
+    # every call wait for it to be scheduled (docs/landmarks.md, Performance).
+    sims = _scratch("sims", (k * used, m))
+    with single_thread_blas():
+        np.matmul(c.reshape(k * used, -1), q.T, out=sims)
+    sims = sims.reshape(k, used, m)  # (K, M, m)
     for row in np.flatnonzero(counts < used):  # padding rows never match (few candidates)
         sims[row, counts[row]:, :] = -np.inf
     best_j = sims.argmax(axis=1)  # (K, m): each query region's best candidate region
@@ -60,3 +74,20 @@ def match_batch(query_vectors: np.ndarray, query_weights: np.ndarray, cand_vecto
     total = contrib.sum(axis=1, dtype=np.float64)
     return MatchScores(total.astype(np.float32), (total / m).astype(np.float32),
                        keep.sum(axis=1))
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], fill: np.ndarray | None = None) -> np.ndarray:
+    """A float32 array of this shape backed by this thread's reusable buffer `name`
+    (grown when too small), filled from `fill` when given. Valid until the next call."""
+    size = int(np.prod(shape))
+    buf = getattr(_SCRATCH, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=np.float32)
+        setattr(_SCRATCH, name, buf)
+    out = buf[:size].reshape(shape)
+    if fill is not None:
+        np.copyto(out, fill)
+    return out

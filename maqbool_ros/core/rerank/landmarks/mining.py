@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.blas import single_thread_blas
 
 #: 3x3x3 structure, true only in its middle plane: 8-connectivity within a channel,
 #: never across channels.
@@ -125,7 +126,8 @@ def pool_regions(regions: Regions, guidance: np.ndarray, features: np.ndarray,
         raise ValueError(f"features: spatial size {x.shape[1:]} differs from the guidance map's "
                          f"{np.shape(guidance)[1:]} (both must come from the same stride)")
     weights = pooling_weights(regions, guidance, support)
-    pooled = weights @ x.reshape(x.shape[0], -1).T
+    with single_thread_blas():  # small GEMM beside the network worker (see matching.py)
+        pooled = weights @ x.reshape(x.shape[0], -1).T
     return l2_normalize(pooled, axis=1).astype(np.float32)
 
 

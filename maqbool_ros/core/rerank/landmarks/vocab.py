@@ -17,6 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from maqbool_ros.core.rerank.blas import single_thread_blas
+
 FORMAT = "maqbool-landmark-vocab-v1"
 
 
@@ -72,9 +74,11 @@ class Vocabulary:
             self._sq_norms = np.einsum("nd,nd->n", self.centroids, self.centroids)
         ids = np.empty(len(vectors), dtype=np.int32)
         step = max(1, 2_000_000 // self.num_words)  # bounds the (rows, N) distance block
-        for start in range(0, len(vectors), step):
-            block = vectors[start:start + step]
-            ids[start:start + step] = np.argmin(self._sq_norms[None, :] - 2.0 * (block @ self.centroids.T), axis=1)
+        with single_thread_blas():  # per keyframe beside the network worker (see rerank/blas.py)
+            for start in range(0, len(vectors), step):
+                block = vectors[start:start + step]
+                ids[start:start + step] = np.argmin(self._sq_norms[None, :] - 2.0 * (block @ self.centroids.T),
+                                                    axis=1)
         return ids
 
     def weights(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

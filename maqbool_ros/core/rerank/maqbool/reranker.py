@@ -30,23 +30,6 @@ from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptor
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 
 DB_ROWS = TOP  # whole image + first 9 boxes per candidate (docs/method-reference.md, M9)
-_BLAS = None
-
-
-def single_thread_blas():
-    """Context manager limiting numpy's BLAS to one thread.
-
-    The pipeline runs the network and re-ranking on two workers at once, so threaded
-    BLAS inside re-ranking oversubscribes the cores; OpenBLAS threads then spin. Measured
-    on the shared 2-core machine: region descriptors 840 ms wall with 2 BLAS threads vs
-    37 ms with 1 (docs/maqbool.md).
-    """
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
-
-        _BLAS = ThreadpoolController()  # created lazily: numpy's BLAS must be loaded first
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def paper_alpha(descriptor_dim: int) -> float:
