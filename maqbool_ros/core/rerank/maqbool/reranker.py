@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: F401 - re-exported for callers
 from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
                                                         padding_box, propose_boxes)
