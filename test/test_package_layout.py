@@ -65,20 +65,21 @@ def _launch_files() -> list[Path]:
 
 def test_launch_files_parse_and_use_schema_parameters():
     """Without launch_ros (not on PyPI) the files are parsed, and every parameter name
-    they set is checked against the config schema."""
-    from maqbool_ros.core.config import FIELDS
+    they set (node parameters, or a preset handed to the shared launch description) is
+    checked against the config schema."""
+    from maqbool_ros.core.config import FIELDS, ROS_NODE_PARAMETERS
 
     for path in _launch_files():
         tree = ast.parse(path.read_text(), str(path))
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
             for kw in call.keywords:
-                if kw.arg != "parameters":
+                if kw.arg not in ("parameters", "preset"):
                     continue
                 for d in (n for n in ast.walk(kw.value) if isinstance(n, ast.Dict)):
                     for key in d.keys:
-                        assert isinstance(key, ast.Constant) and key.value in FIELDS, \
+                        assert isinstance(key, ast.Constant) and key.value in set(FIELDS) | ROS_NODE_PARAMETERS, \
                             f"{path.name}: unknown parameter {ast.dump(key)}"
-        assert "loop_closure_node" in path.read_text()
+    assert 'EXECUTABLE = "loop_closure_node"' in (REPO / "launch" / "maqbool_launch.py").read_text()
 
 
 def test_launch_files_run_when_launch_ros_is_available():

@@ -15,6 +15,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
@@ -58,7 +59,9 @@ class LoopClosureNode(Node):
         self.create_service(Trigger, "~/save_database", self._on_save)
         self.create_service(Trigger, "~/reset_database", self._on_reset)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._stats_timer = self.create_timer(cfg.stats_period_s, self.publish_stats)
+        # Wall-clock period: with use_sim_time the ROS clock stands still until /clock ticks.
+        self._stats_timer = self.create_timer(cfg.stats_period_s, self.publish_stats,
+                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self._workers = [threading.Thread(target=self._describe_loop, name="maqbool-descriptor", daemon=True),
                          threading.Thread(target=self._rerank_loop, name="maqbool-rerank", daemon=True)]

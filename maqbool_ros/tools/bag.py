@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pl.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast; 0 = as fast as possible)")
     pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW", help="publish topic OLD as NEW (repeatable)")
     pl.add_argument("--topics", nargs="+", default=None, help="play only these topics")
+    pl.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
+                    help="publish /clock with the bag's log time (for nodes with use_sim_time), HZ times "
+                         "per second between messages (default 40) and before every message")
     pl.add_argument("--wait-subscribers", type=float, default=5.0,
                     help="seconds to wait for a subscriber on each image topic before starting (default 5)")
     pl.set_defaults(func=run_play)
@@ -96,11 +99,13 @@ def run_play(args: argparse.Namespace) -> int:
 
     remaps = parse_remaps(args.topic_remap)
     topics = bag_topics(args.bag)
+    if args.clock is not None and "/clock" in topics and (args.topics is None or "/clock" in args.topics):
+        raise ValueError(f"--clock: {args.bag} has its own /clock topic; play it without --clock")
     rclpy.init()
     node = rclpy.create_node("maqbool_bag_player")
     executor = _spin_in_background(node)
     try:
-        player = BagPlayer(node, args.bag, rate=args.rate, remaps=remaps, topics=args.topics)
+        player = BagPlayer(node, args.bag, rate=args.rate, remaps=remaps, topics=args.topics, clock_hz=args.clock)
         for topic in args.topics or topics:
             if topic not in topics:
                 raise ValueError(f"topic {topic} is not in {args.bag} (topics: {sorted(topics)})")
