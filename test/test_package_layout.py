@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,24 @@ def test_importing_every_core_module_loads_no_rclpy():
     assert out.stdout.startswith("CLEAN"), out.stdout + out.stderr
 
 
-def test_cli_help_and_version():
+def _cli() -> list[str]:
+    """The `maqbool` console script (pip/venv route), else the executable a colcon install
+    space provides (`ros2 run maqbool_ros maqbool`)."""
     exe = Path(sys.executable).parent / "maqbool"
-    help_out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    if exe.exists():
+        return [str(exe)]
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        exe = Path(prefix) / "lib" / "maqbool_ros" / "maqbool"
+        if exe.exists():
+            return [str(exe)]
+    raise AssertionError("no maqbool executable next to the interpreter or on AMENT_PREFIX_PATH")
+
+
+def test_cli_help_and_version():
+    exe = _cli()
+    help_out = subprocess.run([*exe, "--help"], capture_output=True, text=True, timeout=120)
     assert help_out.returncode == 0 and "dump-config" in help_out.stdout
-    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True, timeout=120)
     assert version.stdout.strip() == f"maqbool_ros {maqbool_ros.__version__}"
 
 
