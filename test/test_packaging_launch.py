@@ -43,12 +43,14 @@ def _declared(path: Path) -> set[str]:
 
 
 def _documented(path: Path) -> set[str]:
-    """`name:=` in the file's docstring and in README/docs lines that launch this file."""
+    """`name:=` in the file's docstring, and after `ros2 launch maqbool_ros <file>` (up to the
+    end of that command) in the README and docs."""
     names = set(ARG_USE.findall(ast.get_docstring(ast.parse(path.read_text())) or ""))
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         for line in doc.read_text().splitlines():
-            if f"maqbool_ros {path.name}" in line:
-                names.update(ARG_USE.findall(line))
+            _, found, command = line.partition(f"maqbool_ros {path.name}")
+            if found:
+                names.update(ARG_USE.findall(re.split(r"[`|#]", command)[0]))
     return names
 
 
