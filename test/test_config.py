@@ -72,8 +72,8 @@ def test_ros_params_file_may_hold_use_sim_time(tmp_path):
 
 def test_node_declares_exactly_the_schema():
     rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
-    from rclpy.node import Node
     from rcl_interfaces.msg import ParameterType
+    from rclpy.node import Node
 
     from maqbool_ros.ros.params import declare_parameters
 

@@ -68,9 +68,14 @@ def test_player_ticks_clock_with_the_bags_log_time(bag, sim_node):
     try:
         player = BagPlayer(player_node, bag, rate=1.0, clock_hz=50.0)
         assert player.wait_for_subscribers("/keyframes/image", bags.IMAGE_TYPE, 10.0)
-        deadline = time.monotonic() + 10
-        while player._clock_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # Both ends of /clock must be matched before the first tick counts: tick until one arrives.
+        deadline = time.monotonic() + 20
+        while not sim_node.ticks and time.monotonic() < deadline:
+            player.publish_clock(0)
+            sim_node.spin_until(lambda: bool(sim_node.ticks), 0.1)
+        assert sim_node.ticks, "/clock never reached the sim-time node"
+        sim_node.spin_until(lambda: False, 0.5)  # take any warm-up tick still in flight
+        sim_node.ticks.clear()
         assert player.play() == len(log_times)
         assert sim_node.spin_until(lambda: sim_node.ticks and sim_node.ticks[-1] == log_times[-1], 10.0), \
             f"clock ticks {sim_node.ticks} never reached the last log time {log_times[-1]}"
@@ -85,9 +90,10 @@ def test_player_ticks_clock_with_the_bags_log_time(bag, sim_node):
 
 
 def test_bag_play_cli_publishes_clock(bag, sim_node):
+    """Real-time pace (0.2 s of log time): the last ticks come well after discovery."""
     log_times = [t for _, _, t, _ in raw_messages(bag)]
     proc = subprocess.run([sys.executable, "-m", "maqbool_ros.tools.cli", "bag", "play", str(bag), "--clock",
-                           "--rate", "0", "--wait-subscribers", "20"], capture_output=True, text=True, timeout=120)
+                           "--rate", "1", "--wait-subscribers", "20"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sim_node.spin_until(lambda: sim_node.get_clock().now().nanoseconds == log_times[-1], 10.0), \
         f"sim time {sim_node.get_clock().now()} != last log time {log_times[-1]}; ticks {sim_node.ticks}"
@@ -120,8 +126,8 @@ def test_sim_time_node_publishes_stats_without_a_clock(tmp_path, sim_node):
     stats: list = []
     sim_node.create_subscription(String, "/maqbool_loop_closure/stats", lambda m: stats.append(json.loads(m.data)), 10)
     with open(tmp_path / "node.log", "w+") as log:
-        proc = subprocess.Popen([*node_command(), "--ros-args", "--params-file", str(params), "-p", "use_sim_time:=true"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        cmd = [*node_command(), "--ros-args", "--params-file", str(params), "-p", "use_sim_time:=true"]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             got = sim_node.spin_until(lambda: len(stats) >= 2, 60.0)
         finally:
