@@ -6,34 +6,28 @@ RTAB-Map") republishes each new node's image as sensor_msgs/CompressedImage on
 `rtabmap/keyframe_image/compressed` with header.frame_id = str(node id). This launch
 file consumes that topic (compressed, ids from frame_id); the adapter turns our
 candidates into RTAB-Map links (service `rtabmap/add_link`) after geometric verification.
+
+    ros2 launch maqbool_ros rtabmap.launch.py namespace:=robot1 method:=maqbool
+
+Same arguments as maqbool.launch.py, with these defaults: image_topic
+rtabmap/keyframe_image/compressed, candidates_topic rtabmap/loop_candidates, robot_id rtabmap.
 """
+import importlib.util
 import os
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+
+def _common():
+    """maqbool_launch.py, installed next to this file (share/maqbool_ros/launch)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maqbool_launch.py")
+    spec = importlib.util.spec_from_file_location("maqbool_launch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def generate_launch_description():
-    params = os.path.join(get_package_share_directory("maqbool_ros"), "config", "maqbool_ros_params.yaml")
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=params),
-        DeclareLaunchArgument("keyframe_topic", default_value="rtabmap/keyframe_image/compressed"),
-        DeclareLaunchArgument("robot_id", default_value="rtabmap"),
-        Node(
-            package="maqbool_ros",
-            executable="loop_closure_node",
-            name="maqbool_loop_closure",
-            parameters=[LaunchConfiguration("params_file"), {
-                "keyframe_id_source": "frame_id",
-                "image_transport": "compressed",
-                "robot_id": LaunchConfiguration("robot_id"),
-                "exclude_recent_keyframes": 10,
-            }],
-            remappings=[("keyframes/image", LaunchConfiguration("keyframe_topic")),
-                        ("loop_closure/candidates", "rtabmap/loop_candidates")],
-            output="screen",
-        ),
-    ])
+    return _common().launch_description(
+        defaults={"image_topic": "rtabmap/keyframe_image/compressed",
+                  "candidates_topic": "rtabmap/loop_candidates", "robot_id": "rtabmap"},
+        preset={"keyframe_id_source": "frame_id", "image_transport": "compressed",
+                "exclude_recent_keyframes": 10})

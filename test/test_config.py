@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maqbool_ros.core.config import FIELDS, NODE_NAME, MaqboolConfig, check_value, plain_yaml, ros_params_yaml
+from maqbool_ros.core.config import FIELDS, MaqboolConfig, check_value, plain_yaml, ros_params_yaml
 from maqbool_ros.tools.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_config_files_hold_the_dataclass_defaults():
     plain = yaml.safe_load((REPO / "config" / "maqbool.yaml").read_text())
     ros = yaml.safe_load((REPO / "config" / "maqbool_ros_params.yaml").read_text())
     assert plain == defaults
-    assert ros == {NODE_NAME: {"ros__parameters": defaults}}
+    assert ros == {"/**": {"ros__parameters": defaults}}  # any node name, any namespace
     assert MaqboolConfig.from_yaml(REPO / "config" / "maqbool_ros_params.yaml") == MaqboolConfig()
 
 
@@ -60,10 +60,18 @@ def test_yaml_round_trip_of_changed_values(tmp_path):
     assert MaqboolConfig.from_yaml(tmp_path / "b.yaml") == cfg
 
 
+def test_ros_params_file_may_hold_use_sim_time(tmp_path):
+    """A launch or params file sets use_sim_time next to the schema fields: the CLI tools
+    that read the same file (--config) must not reject it as an unknown field."""
+    path = tmp_path / "p.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n    top_k: 9\n")
+    assert MaqboolConfig.from_yaml(path) == MaqboolConfig(top_k=9)
+
+
 def test_node_declares_exactly_the_schema():
     rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
-    from rclpy.node import Node
     from rcl_interfaces.msg import ParameterType
+    from rclpy.node import Node
 
     from maqbool_ros.ros.params import declare_parameters
 

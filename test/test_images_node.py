@@ -9,9 +9,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.image_bombs import zero_png  # noqa: E402
+from helpers.node_proc import Driver, NodeProcess  # noqa: E402
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
-from maqbool_ros.ros.node_runner import Driver, NodeProcess  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,16 +25,16 @@ def test_node_refuses_bombs_and_follows_live_max_image_pixels(tmp_path):
     cfg = MaqboolConfig(image_transport="compressed", resize_policy="native", stats_period_s=0.5)
     small = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8))[1].tobytes()
     node = NodeProcess(cfg, tmp_path, name="image_limits")
-    driver = Driver(compressed=True)
+    driver = Driver(node, compressed=True)
     try:
-        driver.wait_for_node(node)
+        driver.wait_for_node()
         assert driver.publish_and_wait(driver.image_msg(frame_id="1", jpeg=small)).query_keyframe_id == 1
         driver.pub.publish(driver.image_msg(frame_id="2", jpeg=zero_png(10000, 10000)))  # 1 MB, 800 MB decoded
         # the node's own config reaches the decoder, live: now the small image is too big as well
-        assert driver.set_parameter("max_image_pixels", 128 * 96 - 1).successful
+        assert driver.set_parameter("max_image_pixels", 128 * 96 - 1)[0]
         driver.pub.publish(driver.image_msg(frame_id="3", jpeg=small))
-        driver.spin_until(lambda: driver.stats and driver.stats[-1]["counts"].get("malformed_images", 0) == 2,
-                          60, "both oversized images to be counted as malformed")
+        driver.wait_stats(lambda s: s["counts"].get("malformed_images", 0) == 2, 60,
+                          "both oversized images to be counted as malformed")
         stats = driver.latest_stats()
         assert stats["database_size"] == 1 and stats["counts"]["processed"] == 1
         log = node.log_text()
@@ -42,5 +42,5 @@ def test_node_refuses_bombs_and_follows_live_max_image_pixels(tmp_path):
         assert "data: JPEG 128x96" in log
         assert node.alive()
     finally:
-        driver.destroy_node()
+        driver.close()
         assert node.stop() == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,24 @@ def test_importing_every_core_module_loads_no_rclpy():
     assert out.stdout.startswith("CLEAN"), out.stdout + out.stderr
 
 
-def test_cli_help_and_version():
+def _cli() -> list[str]:
+    """The `maqbool` console script (pip/venv route), else the executable a colcon install
+    space provides (`ros2 run maqbool_ros maqbool`)."""
     exe = Path(sys.executable).parent / "maqbool"
-    help_out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    if exe.exists():
+        return [str(exe)]
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        exe = Path(prefix) / "lib" / "maqbool_ros" / "maqbool"
+        if exe.exists():
+            return [str(exe)]
+    raise AssertionError("no maqbool executable next to the interpreter or on AMENT_PREFIX_PATH")
+
+
+def test_cli_help_and_version():
+    exe = _cli()
+    help_out = subprocess.run([*exe, "--help"], capture_output=True, text=True, timeout=120)
     assert help_out.returncode == 0 and "dump-config" in help_out.stdout
-    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True, timeout=120)
     assert version.stdout.strip() == f"maqbool_ros {maqbool_ros.__version__}"
 
 
@@ -65,20 +79,21 @@ def _launch_files() -> list[Path]:
 
 def test_launch_files_parse_and_use_schema_parameters():
     """Without launch_ros (not on PyPI) the files are parsed, and every parameter name
-    they set is checked against the config schema."""
-    from maqbool_ros.core.config import FIELDS
+    they set (node parameters, or a preset handed to the shared launch description) is
+    checked against the config schema."""
+    from maqbool_ros.core.config import FIELDS, ROS_NODE_PARAMETERS
 
     for path in _launch_files():
         tree = ast.parse(path.read_text(), str(path))
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
             for kw in call.keywords:
-                if kw.arg != "parameters":
+                if kw.arg not in ("parameters", "preset"):
                     continue
                 for d in (n for n in ast.walk(kw.value) if isinstance(n, ast.Dict)):
                     for key in d.keys:
-                        assert isinstance(key, ast.Constant) and key.value in FIELDS, \
+                        assert isinstance(key, ast.Constant) and key.value in set(FIELDS) | ROS_NODE_PARAMETERS, \
                             f"{path.name}: unknown parameter {ast.dump(key)}"
-        assert "loop_closure_node" in path.read_text()
+    assert 'EXECUTABLE = "loop_closure_node"' in (REPO / "launch" / "maqbool_launch.py").read_text()
 
 
 def test_launch_files_run_when_launch_ros_is_available():

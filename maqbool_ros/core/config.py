@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 NODE_NAME = "maqbool_loop_closure"
+# Parameters rclpy declares on every node; a ROS params file may set them next to ours.
+ROS_NODE_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
 
 
 def _f(default: Any, help: str, *, range: tuple | None = None, choices: tuple | None = None,
@@ -118,7 +120,8 @@ class MaqboolConfig:
             raise ValueError(f"{path}: expected a mapping at the top level")
         for value in data.values():  # ROS params layout: <node name>: {ros__parameters: {...}}
             if isinstance(value, dict) and "ros__parameters" in value:
-                data = value["ros__parameters"]
+                # Parameters every ROS node has (not config fields) may sit in the same file.
+                data = {k: v for k, v in (value["ros__parameters"] or {}).items() if k not in ROS_NODE_PARAMETERS}
                 break
         return cls.from_dict(data)
 
@@ -164,8 +167,10 @@ def plain_yaml(cfg: MaqboolConfig | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ros_params_yaml(cfg: MaqboolConfig | None = None, node_name: str = NODE_NAME) -> str:
-    """The config as a ROS 2 ``--params-file`` YAML for the node."""
+def ros_params_yaml(cfg: MaqboolConfig | None = None, node_name: str = "/**") -> str:
+    """The config as a ROS 2 ``--params-file`` YAML. Keyed ``/**`` by default (any node name
+    in any namespace) so a namespaced or renamed node still takes it; ``node_name`` may name
+    one node instead (a fully qualified name such as ``/robot1/maqbool_loop_closure``)."""
     cfg = cfg or MaqboolConfig()
     body = yaml.safe_dump({node_name: {"ros__parameters": cfg.to_dict()}}, sort_keys=False,
                           default_flow_style=False)

@@ -1,7 +1,9 @@
 """Replay a bag onto live ROS 2 topics with rclpy (there is no `ros2 bag` in a pip install).
 
 Messages are published as the CDR bytes stored in the bag (ROS 1 bags are converted), so
-nothing is decoded or re-encoded on the way.
+nothing is decoded or re-encoded on the way. With a clock rate, /clock (rosgraph_msgs/Clock)
+carries the bag's log time, as `ros2 bag play --clock` does, so nodes with use_sim_time run
+on the bag's time.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable, Iterator
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 from maqbool_ros.core.data.bags import typestore
 
@@ -48,16 +51,48 @@ def raw_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[
             yield conn.topic, conn.msgtype, t_ns, data
 
 
+CLOCK_TOPIC = "/clock"
+
+
 class BagPlayer:
-    """Publishes a bag's messages from ``node``, paced by log time divided by ``rate``."""
+    """Publishes a bag's messages from ``node``, paced by log time divided by ``rate``.
+
+    ``clock_hz``: None publishes no clock; otherwise /clock gets the log time of every message
+    just before it, and between messages ``clock_hz`` times per wall second (0: per message only).
+    """
 
     def __init__(self, node: Node, path: str | Path, *, rate: float = 1.0, remaps: dict[str, str] | None = None,
-                 topics: list[str] | None = None, depth: int = 1000):
+                 topics: list[str] | None = None, depth: int = 1000, clock_hz: float | None = None):
         if rate < 0:
             raise ValueError(f"rate: must be >= 0 (0 = as fast as possible), got {rate}")
+        if clock_hz is not None and not clock_hz >= 0:
+            raise ValueError(f"clock: rate must be >= 0 Hz (0 = one tick per message), got {clock_hz}")
         self.node, self.path, self.rate = node, Path(path), rate
         self.remaps, self.topics, self.depth = remaps or {}, topics, depth
+        self.clock_hz = clock_hz
         self._publishers: dict[str, object] = {}
+        self._clock_pub = None
+        if clock_hz is not None:
+            self._clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=10))
+
+    def publish_clock(self, t_ns: int) -> None:
+        """Publish bag log time t_ns on /clock (no-op without a clock)."""
+        if self._clock_pub is not None:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
+            self._clock_pub.publish(msg)
+
+    def _wait(self, start_wall: float, first_t: int, t_ns: int) -> None:
+        """Sleep until t_ns is due, ticking /clock with the log time reached meanwhile."""
+        due = start_wall + (t_ns - first_t) * 1e-9 / self.rate
+        tick = 1.0 / self.clock_hz if self._clock_pub is not None and self.clock_hz else None
+        while (delay := due - time.monotonic()) > 0:
+            if tick is None:
+                time.sleep(delay)
+                return
+            time.sleep(min(delay, tick))
+            now_t = first_t + int((time.monotonic() - start_wall) * self.rate * 1e9)
+            self.publish_clock(min(now_t, t_ns))
 
     def publisher(self, topic: str, msgtype: str):
         if topic not in self._publishers:
@@ -81,9 +116,8 @@ class BagPlayer:
         for topic, msgtype, t_ns, data in raw_messages(self.path, self.topics):
             first_t = t_ns if first_t is None else first_t
             if self.rate > 0:
-                delay = start_wall + (t_ns - first_t) * 1e-9 / self.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                self._wait(start_wall, first_t, t_ns)
+            self.publish_clock(t_ns)
             self.publisher(topic, msgtype).publish(data)
             if after_each is not None:
                 after_each(topic, count)

@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pl.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW",
                     help="publish topic OLD as NEW (repeatable)")
     pl.add_argument("--topics", nargs="+", default=None, help="play only these topics")
+    pl.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
+                    help="publish /clock with the bag's log time (for nodes with use_sim_time), HZ times "
+                         "per second between messages (default 40) and before every message")
     pl.add_argument("--wait-subscribers", type=float, default=5.0,
                     help="seconds to wait for a subscriber on each image topic before starting (default 5)")
     add_common_options(pl)
@@ -122,11 +125,13 @@ def run_play(args: argparse.Namespace) -> int:
     topics = bag_topics(args.bag)
     if args.config:  # feed the node that this config describes
         remaps = config_remaps(topics, remaps, config_from_args(args).image_topic)
+    if args.clock is not None and "/clock" in topics and (args.topics is None or "/clock" in args.topics):
+        raise ValueError(f"--clock: {args.bag} has its own /clock topic; play it without --clock")
     rclpy.init()
     node = rclpy.create_node("maqbool_bag_player")
     executor = _spin_in_background(node)
     try:
-        player = BagPlayer(node, args.bag, rate=args.rate, remaps=remaps, topics=args.topics)
+        player = BagPlayer(node, args.bag, rate=args.rate, remaps=remaps, topics=args.topics, clock_hz=args.clock)
         for topic in args.topics or topics:
             if topic not in topics:
                 raise ValueError(f"topic {topic} is not in {args.bag} (topics: {sorted(topics)})")

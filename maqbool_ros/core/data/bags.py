@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -31,9 +32,11 @@ STORAGES = ("sqlite3", "mcap")
 
 
 def msg_dir() -> Path:
-    """Folder with the project's .msg files: the source tree's msg/, else the installed share/."""
-    candidates = [Path(__file__).resolve().parents[2] / "msg",
-                  Path(sys.prefix) / "share" / "maqbool_ros" / "msg"]
+    """Folder with the project's .msg files: the source tree's msg/, else the installed share/
+    (the venv's, or a colcon install space on AMENT_PREFIX_PATH)."""
+    prefixes = [sys.prefix, *filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]
+    candidates = [Path(__file__).resolve().parents[3] / "msg",
+                  *(Path(p) / "share" / "maqbool_ros" / "msg" for p in prefixes)]
     for folder in candidates:
         if (folder / "LoopClosureCandidate.msg").is_file():
             return folder
