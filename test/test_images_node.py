@@ -39,7 +39,7 @@ def test_node_refuses_bombs_and_follows_live_max_image_pixels(tmp_path):
         assert stats["database_size"] == 1 and stats["counts"]["processed"] == 1
         log = node.log_text()
         assert "data: PNG 10000x10000 = 100.0 MP exceeds max_image_pixels" in log
-        assert "data: JPEG 128x96" in log
+        assert "data: JPEG 128x96" in stats["last_error"]  # its log line may be rate-limited
         assert node.alive()
     finally:
         driver.close()
