@@ -57,10 +57,11 @@ class MaqboolConfig:
     max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
 
     # --- re-ranking --------------------------------------------------------------
-    method: str = _f("netvlad", "Candidate ordering: netvlad (descriptor distance only), maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded ImageNet-initialised model MAQBOOL lowers recall (docs/maqbool.md); use maqbool with trained NetVLAD weights and a PDL trained for them.", choices=("netvlad", "maqbool", "landmarks"), read_only=True)
+    method: str = _f("netvlad", "Candidate ordering: netvlad (descriptor distance only), netvlad_full (re-rank the top_k by the full-dimension whitened descriptor stored per keyframe, 2*P bytes each: the baseline MAQBOOL must beat), maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded ImageNet-initialised model MAQBOOL does not yet beat it (docs/maqbool.md, docs/results.md).", choices=("netvlad", "netvlad_full", "maqbool", "landmarks"), read_only=True)
     region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
     alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: the paper's value for the model's descriptor dimension (1.15 up to 512-D, 0.31 above).", range=(-1.0, 10.0, 0.0))
+    maqbool_mode: str = _f("paper", "MAQBOOL pairwise features and distance update: scale_free (features normalised by the query's own candidate-distance statistics; alpha and the P->distance mapping fitted at training time and read from the decision layer's metadata) or paper (eqs 1-12 as published, alpha from the alpha field). The decision layer must have been trained in the same mode (docs/maqbool.md).", choices=("scale_free", "paper"), read_only=True)
     pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)
     rerank_deadline_ms: float = _f(1000.0, "Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, flagged partial.", range=(10.0, 60000.0, 0.0))
     vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
