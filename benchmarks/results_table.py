@@ -1,10 +1,11 @@
-"""Generate docs/results.md: every method on every dataset in ../shared/data, both dims, n = 5 and 50.
+"""Generate docs/results.md: every method on every dataset in ../shared/data, both dims.
 
     python benchmarks/results_table.py                      # the whole table -> docs/results.md
     python benchmarks/results_table.py --datasets corridor --dims 512 --models default --out /tmp/r.md
 
 Rows: dataset x model (embedded default / fitted on the dataset's map images) x descriptor
-dim x method (netvlad; maqbool at n = 5 and 50; landmarks at its configured M). Columns:
+dim x method (netvlad; netvlad_full; maqbool at n = 5, 10, 25, 50 in each --modes; landmarks
+at its configured M). Columns:
 recall@1/5/10/20, PR-AUC, max recall at 100% precision, latency p50. The protocol is
 `maqbool eval`'s (docs/evaluation.md). Each image is described once per (dataset, model,
 dim) and reused by every method (descriptor latency is from that first pass); a method
@@ -26,7 +27,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RUNS = (("netvlad", None), ("maqbool", 5), ("maqbool", 50), ("landmarks", None))
+BUDGETS = (5, 10, 25, 50)
+
+
+def runs(modes) -> list[tuple[str, int | None, str | None]]:
+    """(method, region budget, maqbool_mode) of every row, in table order."""
+    out = [("netvlad", None, None), ("netvlad_full", None, None)]
+    out += [("maqbool", n, mode) for mode in modes for n in BUDGETS]
+    return out + [("landmarks", None, None)]
 
 
 class CachingEngine:
@@ -66,8 +74,10 @@ def main() -> int:
     ap.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
     ap.add_argument("--dims", nargs="+", type=int, default=[512, 4096])
     ap.add_argument("--models", nargs="+", choices=("default", "fitted"), default=["default", "fitted"])
-    ap.add_argument("--methods", nargs="+", choices=("netvlad", "maqbool", "landmarks"),
-                    default=["netvlad", "maqbool", "landmarks"])
+    ap.add_argument("--methods", nargs="+", choices=("netvlad", "netvlad_full", "maqbool", "landmarks"),
+                    default=["netvlad", "netvlad_full", "maqbool", "landmarks"])
+    ap.add_argument("--modes", nargs="+", choices=("scale_free", "paper"), default=["scale_free", "paper"],
+                    help="maqbool_mode rows (the decision layer is the default one for each mode)")
     ap.add_argument("--config", default=None, help="base YAML config (default: the schema's defaults)")
     ap.add_argument("--out", default=str(REPO / "docs" / "results.md"))
     args = ap.parse_args()
@@ -104,24 +114,25 @@ def main() -> int:
                     engine = CachingEngine(DescriptorEngine(path, device=cfg.device, image_size=(cfg.image_width, cfg.image_height),
                                                             resize_policy=cfg.resize_policy))
                 except Exception as exc:  # noqa: BLE001 - report and go on with the table
-                    for method, n in RUNS:
+                    for method, n, mode in runs(args.modes):
                         if method in args.methods:
-                            rows.append((label, method, n, None, f"model unavailable: {exc}"))
+                            rows.append((label, method, n, mode, None, f"model unavailable: {exc}"))
                     continue
-                for method, n in RUNS:
+                for method, n, mode in runs(args.modes):
                     if method not in args.methods:
                         continue
                     t0 = time.perf_counter()
                     try:
-                        run_cfg = cfg.replace(method=method, **({"region_budget": n} if n else {}))
+                        run_cfg = cfg.replace(method=method, **({"region_budget": n} if n else {}),
+                                              **({"maqbool_mode": mode} if mode else {}))
                         summary = run_cell(dataset, run_cfg, engine)
-                        rows.append((label, method, n, summary, ""))
+                        rows.append((label, method, n, mode, summary, ""))
                         status = f"R@1 {summary['recall@1']:.3f}"
                     except Exception as exc:  # noqa: BLE001
                         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-                        rows.append((label, method, n, None, reason))
+                        rows.append((label, method, n, mode, None, reason))
                         status = "n/a: " + reason
-                    print(f"{label} | {method} n={n or '-'}: {status} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                    print(f"{label} | {method} {mode or ''} n={n or '-'}: {status} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 desc = np.median(engine.first_pass_ms) if engine.first_pass_ms else float("nan")
                 notes.append(f"{label}: descriptor p50 {desc:.1f} ms per image (first pass, {len(engine.first_pass_ms)} images)")
     write_markdown(Path(args.out), rows, notes, machine_info(), eval_report.git_commit(), base)
@@ -158,8 +169,9 @@ def write_markdown(out: Path, rows, notes, machine, commit, base) -> None:
         "| dataset | model | dim | method | n | R@1 | R@5 | R@10 | R@20 | PR-AUC | maxR@P100 | rerank p50 ms | cut by deadline |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, method, n, s, reason in rows:
+    for label, method, n, mode, s, reason in rows:
         ds, model, dim = [x.strip() for x in label.split("|")]
+        method = f"{method} ({mode})" if mode else method
         n_txt = str(n) if n else ("M" if method == "landmarks" else "—")
         if s is None:
             why = reason.replace("|", "/")

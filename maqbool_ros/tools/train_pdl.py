@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, nargs="+", help="dataset folder(s) to train on")
     p.add_argument("--out", required=True, help="output file, .npz or .onnx")
     add_common_options(p, model=True, dim=True)
-    add_config_options(p, "top_k", "region_budget", "region_source", "exclude_recent_keyframes",
+    add_config_options(p, "top_k", "region_budget", "region_source", "exclude_recent_keyframes", "maqbool_mode",
                        aliases={"exclude_recent_keyframes": ("--exclude-recent",)},
                        extra_help={"exclude_recent_keyframes": "Here: sequence datasets' frames this close to "
                                                            "the query are not candidates."})
