@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import replace
 import hashlib
 import shlex
 import sys
@@ -57,6 +58,27 @@ class CachingEngine:
         return self._cache[key]
 
 
+class TruncatedEngine(CachingEngine):
+    """A P-D model searched at its first ``dim`` whitened dims, re-normalised (the paper's 512-D
+    variant of a 4096-D model): the global descriptor shrinks, the whitened output (regions,
+    netvlad_full) keeps all P dims."""
+
+    def __init__(self, engine, dim: int):
+        super().__init__(engine)
+        self.dim = int(dim)
+        self.metadata = {**engine.metadata, "descriptor_dim": str(self.dim)}
+        self.head = replace(engine.head, descriptor_dim=self.dim)  # paper alpha, PDL metadata: D, not P
+        path = Path(engine.model_path)
+        self.model_path = str(path.with_name(f"{path.stem}_d{self.dim}{path.suffix}"))  # own default-PDL tag
+
+    def compute(self, image_rgb: np.ndarray):
+        from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
+
+        out = super().compute(image_rgb)
+        w = np.asarray(out.whitened, np.float32)
+        return replace(out, descriptor=l2_normalize(w[: self.dim].reshape(1, -1), axis=1)[0])
+
+
 def fmt(x: float) -> str:
     return "—" if x is None or x != x else f"{x:.3f}"
 
@@ -73,7 +95,9 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder of datasets")
     ap.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
     ap.add_argument("--dims", nargs="+", type=int, default=[512, 4096])
-    ap.add_argument("--models", nargs="+", choices=("default", "fitted"), default=["default", "fitted"])
+    ap.add_argument("--models", nargs="+", choices=("default", "fitted", "wide"), default=["default", "fitted"],
+                    help="wide: the default 4096-D model searched at --dims 512 (P = 4096 > D, where "
+                         "netvlad_full and 4096-D regions differ from the 512-D search)")
     ap.add_argument("--methods", nargs="+", choices=("netvlad", "netvlad_full", "maqbool", "landmarks"),
                     default=["netvlad", "netvlad_full", "maqbool", "landmarks"])
     ap.add_argument("--modes", nargs="+", choices=("scale_free", "paper"), default=["scale_free", "paper"],
@@ -106,13 +130,18 @@ def main() -> int:
                 cfg = base.replace(descriptor_dim=dim)
                 label = f"{name} | {model_kind} | {dim}"
                 try:
-                    if model_kind == "default":
+                    if model_kind == "wide":
+                        if dim >= 4096:
+                            continue
+                        path = str(default_model_path(4096, progress=True))
+                    elif model_kind == "default":
                         path = str(default_model_path(dim, progress=True))
                     else:
                         path = fit_model_on_refs(dataset, cfg, fit_dir)
                     cfg = cfg.replace(model_path=path)
-                    engine = CachingEngine(DescriptorEngine(path, device=cfg.device, image_size=(cfg.image_width, cfg.image_height),
-                                                            resize_policy=cfg.resize_policy))
+                    raw = DescriptorEngine(path, device=cfg.device, image_size=(cfg.image_width, cfg.image_height),
+                                           resize_policy=cfg.resize_policy)
+                    engine = TruncatedEngine(raw, dim) if model_kind == "wide" else CachingEngine(raw)
                 except Exception as exc:  # noqa: BLE001 - report and go on with the table
                     for method, n, mode in runs(args.modes):
                         if method in args.methods:
