@@ -63,9 +63,9 @@ def _heldout(informative: bool, seed: int = 0):
 
 def test_fit_update_uses_informative_p_and_ignores_noise():
     good = fit_update(_heldout(True))
-    assert good["alpha"] > 0 and good["heldout_r1"] > good["heldout_r1_descriptor"]
+    assert good["alpha"] > 0 and good["heldout_r1"] > good["heldout_r1_base"]
     noise = fit_update(_heldout(False))
-    assert noise["heldout_r1"] >= noise["heldout_r1_descriptor"]  # never worse than no update on its pairs
+    assert noise["heldout_r1"] >= noise["heldout_r1_base"]  # never worse than no update on its pairs
 
 
 class SfPdl(FakePdl):
@@ -84,8 +84,11 @@ def test_reranker_scale_free_mode_follows_the_layer_metadata(setup):  # noqa: F8
 
     rows, _ = rr.query_rows(q, 10)
     x = scale_free_features(correlation_distances(rows, extras["maqbool_regions"]), cands.distances)
-    d = np.asarray(cands.distances, np.float64)
-    expected = d + 0.5 * d.std() * (2.0 - SfPdl().predict(x))
+    C = correlation_distances(rows, extras["maqbool_regions"])
+    b = C[:, 0, 0].astype(np.float64)  # full-dim whole-image distance (netvlad_full's)
+    np.testing.assert_allclose(b, np.sum((extras["maqbool_regions"][:, 0].astype(np.float64) - q["regions"][0]) ** 2,
+                                         axis=1), rtol=1e-3, atol=1e-4)
+    expected = b + 0.5 * b.std() * (2.0 - SfPdl().predict(x))
     np.testing.assert_allclose(res.reranked_distances, expected, rtol=1e-5)
     assert np.all(np.diff(res.reranked_distances[res.order]) >= 0)
 

@@ -5,8 +5,8 @@ Per keyframe (once, :meth:`MaqboolReranker.keyframe_extras`): proposals, area fi
 quantise / pad to 50 boxes (M4), region NetVLAD descriptors (full whitened dim P).
 Per query (:meth:`MaqboolReranker.rerank`), config.maqbool_mode:
 paper: eqs 1-10 for the top-K candidates, the PDL's P_j, d_new = |d - alpha ln P|;
-scale_free: features.scale_free_features, d_new = d + alpha s f(P) with alpha and f read
-from the layer's metadata (update.py). Then a stable ascending sort.
+scale_free: features.scale_free_features, d_new = b + alpha s f(P), b the full-dim whole-image
+distance (netvlad_full's), alpha and f read from the layer's metadata (update.py). Then a stable ascending sort.
 
 Deadline semantics: candidates are scored in chunks, in descriptor order; before each
 chunk the clock is compared with ``deadline`` (a time.perf_counter() value). When it
@@ -26,8 +26,8 @@ import numpy as np
 
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
 from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: F401 - re-exported for callers
-from maqbool_ros.core.rerank.maqbool.features import (TOP, correlation_distances, list_scale, pairwise_features,
-                                                      scale_free_features)
+from maqbool_ros.core.rerank.maqbool.features import (TOP, base_distances, correlation_distances, list_scale,
+                                                      pairwise_features, scale_free_features)
 from maqbool_ros.core.rerank.maqbool.update import updated_distances
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
                                                         padding_box, propose_boxes)
@@ -139,7 +139,8 @@ class MaqboolReranker:
 
     def _scale_free(self, q_rows, c_rows, d_all, new_d, deadline, timings) -> int:
         """Mode scale_free: eq. 1 for the whole list first (the features standardise over it),
-        then features + P chunk by chunk; d_new = d + alpha s f(P) from the layer's metadata."""
+        then features + P chunk by chunk; d_new = b + alpha s_b f(P), b the full-dim whole-image
+        distance (features.base_distances), alpha and f from the layer's metadata."""
         update = self.pdl.meta.get("update") if isinstance(getattr(self.pdl, "meta", None), dict) else None
         if not update:
             raise ValueError("maqbool_mode: scale_free needs a decision layer trained in that mode "
@@ -151,7 +152,8 @@ class MaqboolReranker:
         with single_thread_blas():
             C = correlation_distances(q_rows, c_rows)
         timings["correlation"] += (time.perf_counter() - t0) * 1e3
-        scale = list_scale(d_all)
+        base = base_distances(C)
+        scale = list_scale(base)
         while done < k and time.perf_counter() < deadline:
             idx = np.arange(done, min(done + self.chunk_size, k))
             t1 = time.perf_counter()
@@ -159,7 +161,7 @@ class MaqboolReranker:
             t2 = time.perf_counter()
             p = self.pdl.predict(x)
             t3 = time.perf_counter()
-            new_d[idx] = updated_distances(d_all[idx], p, scale, update["alpha"], update["p_map"])
+            new_d[idx] = updated_distances(base[idx], p, scale, update["alpha"], update["p_map"])
             timings["features"] += (t2 - t1) * 1e3
             timings["pdl"] += (t3 - t2) * 1e3
             done = int(idx[-1]) + 1

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maqbool_ros.core.rerank.maqbool.features import (correlation_distances, list_scale, pairwise_features,
-                                                      scale_free_features)
+from maqbool_ros.core.rerank.maqbool.features import (base_distances, correlation_distances, list_scale,
+                                                      pairwise_features, scale_free_features)
 
 BUDGETS = (5, 10, 25, 50)  # scale_free layers are trained on every budget, so n is a trade-off, not a shift
 
@@ -87,6 +87,12 @@ def pair_features(reranker, queries: DescribedImages, refs: DescribedImages, pai
     return pairwise_features(C, areas, refs.db_areas[pair.candidates], pair.distances)
 
 
+def whole_distances(reranker, queries: DescribedImages, refs: DescribedImages, pair: QueryPairs) -> np.ndarray:
+    """(K,) full-dim whole-image distances (features.base_distances): scale_free's base distance."""
+    rows, _ = reranker.query_rows(queries.query_extras[pair.query], 10)
+    return base_distances(correlation_distances(rows[:1], refs.db_regions[pair.candidates][:, :1]))
+
+
 def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
                  region_budget: int, mode: str = "paper") -> tuple[np.ndarray, np.ndarray]:
     """Stacked features and labels Y = 1 + isPos (docs/method-reference.md, M6)."""
@@ -96,7 +102,7 @@ def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pair
 
 
 def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
-    """groups: per query list, {n: (x (K, 112), y (K,))} plus its distances under key "d".
+    """groups: per query list, {n: (x (K, 112), y (K,))} plus its base distances under key "d".
 
     Out-of-fold P (2 folds: first / second half of the lists, so neighbouring frames of a
     sequence stay together) picks alpha and the P map on pairs the forest never saw
@@ -155,7 +161,7 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
         pairs = candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
         if mode == "scale_free":
             new = [{**{n: (pair_features(reranker, queries, refs, p, n, mode), 1.0 + p.positive)
-                       for n in BUDGETS}, "d": p.distances} for p in pairs]
+                       for n in BUDGETS}, "d": whole_distances(reranker, queries, refs, p)} for p in pairs]
             groups += new
             x = np.concatenate([g[n][0] for g in new for n in BUDGETS]) if new else np.zeros((0, 112), np.float32)
             y = np.concatenate([g[n][1] for g in new for n in BUDGETS]) if new else np.zeros(0)

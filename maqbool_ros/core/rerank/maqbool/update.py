@@ -1,11 +1,15 @@
-"""MAQBOOL's distance update in mode scale_free: d_new = d + alpha * s * f(P), fitted at training time.
+"""MAQBOOL's distance update in mode scale_free: d_new = b + alpha * s * f(P), fitted at training time.
+
+b is the full-dimension whole-image distance of query and candidate (netvlad_full's
+distance; the search distance d when the model's P equals its descriptor dim), so alpha = 0
+IS the netvlad_full ranking and MAQBOOL builds on the stronger baseline.
 
 The paper's d_new = |d - alpha ln P| (eq. 12) mixes an absolute distance with a fixed
 alpha; when d < alpha ln P the absolute value FLIPS the order (the closest candidate with
 the highest P ends up far), and the right alpha depends on the model's distance scale
 (docs/maqbool.md). Here instead:
 
-* s = std of the query's candidate-list distances (features.list_scale), so alpha is in
+* s = std of the query's candidate-list base distances (features.list_scale), so alpha is in
   units of the query's own spread and a model's distance scale cancels out;
 * f maps the decision layer's P in [1, 2] (1 + probability of a true match) to a
   non-negative penalty that falls as P rises (no absolute value, nothing can flip):
@@ -60,7 +64,7 @@ def fit_update(lists) -> dict:
     lists = [t for t in lists if np.asarray(t[3]).any()]
     if not lists:
         return {"alpha": 0.0, "p_map": "linear", "heldout_queries": 0, "heldout_r1": float("nan"),
-                "heldout_r1_descriptor": float("nan")}
+                "heldout_r1_base": float("nan")}
     base, base_auc = _ranks(lists, 0.0, "linear")
     best = None
     for p_map in P_MAPS:
@@ -71,5 +75,5 @@ def fit_update(lists) -> dict:
                 best = (key, alpha, p_map)
     (r1, mrr, auc, _), alpha, p_map = best
     return {"alpha": float(alpha), "p_map": p_map, "heldout_queries": len(lists), "heldout_r1": r1,
-            "heldout_mrr": mrr, "heldout_auc": auc, "heldout_r1_descriptor": float(np.mean(base == 0)),
-            "heldout_auc_descriptor": base_auc}
+            "heldout_mrr": mrr, "heldout_auc": auc, "heldout_r1_base": float(np.mean(base == 0)),
+            "heldout_auc_base": base_auc}
