@@ -37,6 +37,12 @@ class QueryPairs:
     distances: np.ndarray            # (K,) ascending squared L2
     positive: np.ndarray             # (K,) bool
     has_positive: bool               # any positive exists among all searchable images
+    labelled: np.ndarray | None = None  # (K,) bool: rows with a known label (None: all; bag_labels)
+
+
+def _rows(pair: QueryPairs) -> np.ndarray | slice:
+    """The candidate rows that are trained on."""
+    return slice(None) if pair.labelled is None else pair.labelled
 
 
 def describe_images(engine, reranker, images, desc: str = "describe", progress: bool = True) -> DescribedImages:
@@ -96,8 +102,8 @@ def whole_distances(reranker, queries: DescribedImages, refs: DescribedImages, p
 def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
                  region_budget: int, mode: str = "paper") -> tuple[np.ndarray, np.ndarray]:
     """Stacked features and labels Y = 1 + isPos (docs/method-reference.md, M6)."""
-    x = [pair_features(reranker, queries, refs, p, region_budget, mode) for p in pairs]
-    y = [1.0 + p.positive.astype(np.float64) for p in pairs]
+    x = [pair_features(reranker, queries, refs, p, region_budget, mode)[_rows(p)] for p in pairs]
+    y = [1.0 + p.positive[_rows(p)].astype(np.float64) for p in pairs]
     return np.concatenate(x).astype(np.float32), np.concatenate(y)
 
 
@@ -138,7 +144,7 @@ def load_images(dataset) -> tuple[object, object]:
 
 
 def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: bool = True,
-              log=print) -> tuple[object, dict]:
+              log=print, verify_top: int = 0, verification=None) -> tuple[object, dict]:
     """Train MAQBOOL's decision layer for ``engine``'s model on labelled datasets.
 
     One recipe for `maqbool train-pdl` and the embedded default PDL: each dataset's images
@@ -146,6 +152,9 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
     than ``cfg.exclude_recent_keyframes``) gives 112-D pair features at ``cfg.region_budget``
     (mode scale_free: at every n of BUDGETS, with alpha and the P map fitted out-of-fold, update.py)
     regions labelled 1 + isPos, and a bagged forest is fitted. Returns (forest, metadata).
+    verify_top > 0: labels come from geometric verification of each list's first verify_top
+    candidates (bag_labels.label_by_verification, VerificationParams ``verification``), not
+    from the dataset's ground truth.
     """
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, train_forest
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
@@ -159,9 +168,15 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
         queries = refs if q_imgs is r_imgs else describe_images(engine, reranker, q_imgs, f"{ds.name} queries",
                                                                 progress)
         pairs = candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
+        if verify_top > 0:
+            from maqbool_ros.core.rerank.maqbool.bag_labels import label_by_verification
+
+            if ds.kind != "sequence":
+                raise ValueError(f"{ds.name}: verification labels need a single sequence (a recorded run)")
+            pairs = label_by_verification(r_imgs, pairs, verification, verify_top, log)
         if mode == "scale_free":
-            new = [{**{n: (pair_features(reranker, queries, refs, p, n, mode), 1.0 + p.positive)
-                       for n in BUDGETS}, "d": whole_distances(reranker, queries, refs, p)} for p in pairs]
+            new = [{**{n: (pair_features(reranker, queries, refs, p, n, mode)[_rows(p)], 1.0 + p.positive[_rows(p)])
+                       for n in BUDGETS}, "d": whole_distances(reranker, queries, refs, p)[_rows(p)]} for p in pairs]
             groups += new
             x = np.concatenate([g[n][0] for g in new for n in BUDGETS]) if new else np.zeros((0, 112), np.float32)
             y = np.concatenate([g[n][1] for g in new for n in BUDGETS]) if new else np.zeros(0)
@@ -184,7 +199,8 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
             "backbone": str(engine.metadata.get("backbone", "")), "trees": trees, "seed": seed,
             "trained_on": names, "pairs": int(len(y)), "positives": int((y > 1.5).sum()),
             "top_k": cfg.top_k, "region_budget": cfg.region_budget, "region_source": cfg.region_source,
-            "oob_r2": float(getattr(model, "oob_score_", float("nan"))), "mode": mode}
+            "oob_r2": float(getattr(model, "oob_score_", float("nan"))), "mode": mode,
+            "labels": f"geometric verification of the top {verify_top}" if verify_top > 0 else "ground truth"}
     if update is not None:
         meta.update(update=update, region_budget=list(BUDGETS))
     return model, meta
