@@ -3,9 +3,9 @@
 `maqbool train-pdl --bag RUN` (issue #15): a bag's image stream is a sequence with NO ground
 truth; each frame's NetVLAD top-K among earlier frames (outside the exclusion window) is
 built as usual, then the first ``top`` candidates of every list are checked with the
-verification stage (maqbool_ros.core.verification.verify.verify, uncalibrated: fundamental
-matrix, or essential matrix when the config gives intrinsics is not used here): a verified
-pair is a positive, a rejected pair a negative. Candidates beyond ``top`` stay in the list
+verification stage (maqbool_ros.core.verification.verify.verify, uncalibrated: camera None,
+fundamental matrix, the config's verification_* thresholds): a verified pair is a positive,
+a rejected pair a negative. Candidates beyond ``top`` stay in the list
 (so list statistics match inference at the same top_k) but carry no label and are not
 trained on. Any bag ground truth is ignored on purpose: the labels are what the robot's own
 verifier accepts.
