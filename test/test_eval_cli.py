@@ -250,8 +250,8 @@ def test_results_table_marks_unavailable_methods(tmp_path):
     summary = {"recall@1": 0.5, "recall@5": 0.75, "recall@10": 1.0, "recall@20": 1.0, "pr_auc": 0.4,
                "max_recall_at_100_precision": 0.25, "latency_ms": {"rerank": {"p50": 3.0}},
                "num_incomplete_reranks": 1, "num_queries": 4}
-    rows = [("corridor | default | 512", "netvlad", None, summary, ""),
-            ("corridor | default | 512", "maqbool", 5, None, "FileNotFoundError: no | decision layer")]
+    rows = [("corridor | default | 512", "netvlad", None, None, summary, ""),
+            ("corridor | default | 512", "maqbool", 5, "paper", None, "FileNotFoundError: no | decision layer")]
     out = tmp_path / "results.md"
     mod.write_markdown(out, rows, ["a note"], {"cpu": "cpu", "cores": 2, "python": "3", "libraries": {}},
                        "abc", MaqboolConfig())

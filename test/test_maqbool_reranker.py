@@ -59,7 +59,7 @@ def candidates_for(rr, outs, query_out):
 
 def test_keyframe_extras_shapes(setup):
     head, outs = setup
-    rr = MaqboolReranker(MaqboolConfig(), head, FakePdl())
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, FakePdl())
     q, db = rr.keyframe_extras(outs[0])
     assert q["regions"].shape == (51, head.output_dim) and q["areas"].shape == (51,)
     assert q["areas"][0] == 1.0 and (q["areas"][1:] > 0.3).all()
@@ -71,7 +71,7 @@ def test_keyframe_extras_shapes(setup):
 @pytest.mark.parametrize("budget", [5, 10, 50])
 def test_rerank_complete_reorders_scored_candidates(setup, budget):
     head, outs = setup
-    cfg = MaqboolConfig(region_budget=budget)
+    cfg = MaqboolConfig(maqbool_mode="paper", region_budget=budget)
     rr = MaqboolReranker(cfg, head, FakePdl(), chunk_size=3)
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
@@ -92,7 +92,7 @@ def test_rerank_complete_reorders_scored_candidates(setup, budget):
 
 def test_region_budget_is_read_live(setup):
     head, outs = setup
-    rr = MaqboolReranker(MaqboolConfig(region_budget=50), head, FakePdl())
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper", region_budget=50), head, FakePdl())
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
     assert rr.rerank(q, cands, extras, time.perf_counter() + 10).region_budget == 50
@@ -105,7 +105,7 @@ def test_region_budget_is_read_live(setup):
 def test_deadline_in_the_past_returns_descriptor_order(setup):
     head, outs = setup
     pdl = FakePdl()
-    rr = MaqboolReranker(MaqboolConfig(), head, pdl)
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, pdl)
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
     res = rr.rerank(q, cands, extras, time.perf_counter() - 1.0)
@@ -116,7 +116,7 @@ def test_deadline_in_the_past_returns_descriptor_order(setup):
 
 def test_deadline_mid_way_keeps_unscored_in_descriptor_order(setup):
     head, outs = setup
-    rr = MaqboolReranker(MaqboolConfig(), head, FakePdl(delay_s=0.05), chunk_size=2)
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, FakePdl(delay_s=0.05), chunk_size=2)
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
     res = rr.rerank(q, cands, extras, time.perf_counter() + 0.06)
@@ -128,7 +128,7 @@ def test_deadline_mid_way_keeps_unscored_in_descriptor_order(setup):
 
 def test_empty_candidates_and_missing_extras(setup):
     head, outs = setup
-    rr = MaqboolReranker(MaqboolConfig(), head, FakePdl())
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, FakePdl())
     q, _ = rr.keyframe_extras(outs[0])
     empty = Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0, np.float32))
     res = rr.rerank(q, empty, {}, time.perf_counter() + 1)
@@ -158,7 +158,7 @@ def test_make_reranker_and_netvlad_identity(setup):
 
 def test_conv_landmarks_region_source(setup):
     head, outs = setup
-    rr = MaqboolReranker(MaqboolConfig(region_source="conv_landmarks"), head, FakePdl())
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper", region_source="conv_landmarks"), head, FakePdl())
     q, db = rr.keyframe_extras(outs[0])
     cells = rr.boxes(outs[0])
     assert cells.shape == (50, 4) and (cells[:, :2] >= 1).all()

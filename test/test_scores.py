@@ -76,7 +76,7 @@ class ExtremePdl(FakePdl):
 @pytest.mark.parametrize("pdl", [FakePdl(), ExtremePdl()], ids=["paper_range", "extreme"])
 def test_maqbool_scores_complete(maqbool_setup, pdl):
     head, outs = maqbool_setup
-    rr = MaqboolReranker(MaqboolConfig(), head, pdl, chunk_size=3)
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, pdl, chunk_size=3)
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
     res = rr.rerank(q, cands, extras, time.perf_counter() + 60)
@@ -97,7 +97,7 @@ def test_maqbool_scores_when_the_deadline_cuts_reranking(maqbool_setup, monkeypa
             clock.now = 10.0  # the deadline (1.0) passes during the first chunk
             return np.full(len(x), 2.0)  # P = 2: every scored candidate moves closer
 
-    rr = MaqboolReranker(MaqboolConfig(), head, DeadlinePdl(), chunk_size=3)
+    rr = MaqboolReranker(MaqboolConfig(maqbool_mode="paper"), head, DeadlinePdl(), chunk_size=3)
     q, _ = rr.keyframe_extras(outs[0])
     cands, extras = candidates_for(rr, outs[1:], outs[0])
     clock.now = 0.0 if chunks_before_deadline else 5.0

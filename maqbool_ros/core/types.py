@@ -71,7 +71,10 @@ class Candidates:
 #: candidate the re-ranker did not reach before its deadline (docs/method-reference.md).
 SCORE_KINDS = {
     "netvlad_similarity": "1 - d/4 of the squared L2 descriptor distance d (unit vectors: d in [0, 4])",
-    "maqbool_similarity": "1 - d_new/4 of MAQBOOL's re-ranked distance d_new = |d - alpha ln P|, clipped to [0, 1]",
+    "netvlad_full_similarity": "1 - d/4 of the squared L2 distance of the re-normalised full-dimension whitened "
+                               "descriptors (method netvlad_full)",
+    "maqbool_similarity": "1 - d_new/4 of MAQBOOL's re-ranked distance, clipped to [0, 1] (d_new = |d - alpha ln P| "
+                          "in maqbool_mode paper, d + alpha s f(P) in scale_free)",
     "landmarks_match": "Q_mean / w_max^2 clipped to [0, 1] (w_max: largest IDF weight, 1 without vocabulary)",
 }
 

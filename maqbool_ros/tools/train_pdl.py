@@ -21,10 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ground_truth.csv, or a sequence (frames/ + loop_pairs.csv). Train on data "
                     "other than what you evaluate on; use the node's config (--config: model, "
                     "descriptor dim, image size, region source) so the layer fits the node's model.")
-    p.add_argument("--dataset", required=True, nargs="+", help="dataset folder(s) to train on")
+    p.add_argument("--dataset", nargs="+", default=[], help="dataset folder(s) to train on (ground-truth labels)")
+    p.add_argument("--bag", nargs="+", default=[], metavar="RUN",
+                   help="recorded run(s) (ROS bag): labels from geometric verification of each frame's top "
+                        "--verify-top candidates (verified loop = positive, rejection = negative); the bag's "
+                        "ground truth, if any, is ignored")
+    p.add_argument("--verify-top", type=int, default=10,
+                   help="with --bag: candidates per frame checked by verification (default %(default)s)")
     p.add_argument("--out", required=True, help="output file, .npz or .onnx")
     add_common_options(p, model=True, dim=True)
-    add_config_options(p, "top_k", "region_budget", "region_source", "exclude_recent_keyframes",
+    add_config_options(p, "top_k", "region_budget", "region_source", "exclude_recent_keyframes", "maqbool_mode",
                        aliases={"exclude_recent_keyframes": ("--exclude-recent",)},
                        extra_help={"exclude_recent_keyframes": "Here: sequence datasets' frames this close to "
                                                            "the query are not candidates."})
@@ -43,10 +49,23 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".onnx"):
         raise ValueError(f"--out: {out} must end in .npz or .onnx")
+    if bool(args.dataset) == bool(args.bag):
+        raise ValueError("train-pdl: give either --dataset (ground truth) or --bag (verification labels)")
+    if args.bag and args.verify_top < 1:
+        raise ValueError(f"--verify-top: must be >= 1, got {args.verify_top}")
     cfg = config_from_args(args, method="maqbool")
-    datasets = [load_dataset(path) for path in args.dataset]  # all checked before the long part
+    if args.bag:
+        from maqbool_ros.core.rerank.maqbool.bag_labels import bag_sequence
+        from maqbool_ros.core.verification.params import VerificationParams
+
+        datasets = [bag_sequence(path) for path in args.bag]
+        labels = {"verify_top": args.verify_top, "verification": VerificationParams.from_config(cfg)}
+    else:
+        datasets = [load_dataset(path) for path in args.dataset]  # all checked before the long part
+        labels = {}
     engine = DescriptorEngine.from_config(cfg, progress=not args.quiet)
-    model, meta = train_pdl(engine, datasets, cfg, trees=args.trees, seed=args.seed, progress=not args.quiet)
+    model, meta = train_pdl(engine, datasets, cfg, trees=args.trees, seed=args.seed, progress=not args.quiet,
+                            **labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     to_pdl(model, str(out), meta).save(out)
     print(f"wrote {out}: {json.dumps(meta)}")

@@ -26,10 +26,14 @@ class NetvladReranker:
 
 
 def make_reranker(config, engine):
-    """config.method -> NetvladReranker / MaqboolReranker / LandmarkReranker."""
+    """config.method -> NetvladReranker / NetvladFullReranker / MaqboolReranker / LandmarkReranker."""
     method = config.method
     if method == "netvlad":
         return NetvladReranker(config)
+    if method == "netvlad_full":
+        from maqbool_ros.core.rerank.netvlad_full import NetvladFullReranker
+
+        return NetvladFullReranker(config)
     if method == "maqbool":
         from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
         from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker

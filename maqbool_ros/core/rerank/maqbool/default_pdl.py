@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-RECIPE_VERSION = 1  # bump when the training recipe below changes
+RECIPE_VERSION = 3  # bump when the training recipe below changes (2: maqbool_mode, 3 seeds; 3: base b)
+SEQUENCE_SEEDS = (8, 9, 10)  # renderings of the embedded synthetic sequence (8 = the demo's own seed)
 TREES, SEED, BUDGET, TOP_K, EXCLUDE_RECENT = 50, 0, 50, 100, 20
 
 
@@ -28,17 +29,17 @@ def _model_tag(engine) -> str:
     return f"{path.stem[:40]}_{digest.hexdigest()[:10]}"
 
 
-def default_pdl_path(engine) -> Path:
-    """Cached default PDL for this engine's model, building it on first use."""
+def default_pdl_path(engine, mode: str = "paper") -> Path:
+    """Cached default PDL for this engine's model and maqbool_mode, building it on first use."""
     from maqbool_ros.core.descriptor.default_model import cache_dir
 
-    path = cache_dir() / f"default_pdl_{_model_tag(engine)}_r{RECIPE_VERSION}.onnx"
+    path = cache_dir() / f"default_pdl_{_model_tag(engine)}_{mode}_r{RECIPE_VERSION}.onnx"
     if not path.is_file():
-        build_default_pdl(engine, path)
+        build_default_pdl(engine, path, mode)
     return path
 
 
-def build_default_pdl(engine, path: Path) -> Path:
+def build_default_pdl(engine, path: Path, mode: str = "paper") -> Path:
     """Train the default decision layer on the embedded synthetic sequence (atomic write)."""
     from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.config import MaqboolConfig
@@ -46,12 +47,12 @@ def build_default_pdl(engine, path: Path) -> Path:
     from maqbool_ros.core.rerank.maqbool.pdl import to_pdl
     from maqbool_ros.core.rerank.maqbool.training import train_pdl
 
-    dataset = demo_sequence()
+    datasets = [demo_sequence(seed) for seed in SEQUENCE_SEEDS]
     cfg = MaqboolConfig(method="maqbool", region_budget=BUDGET, top_k=TOP_K, exclude_recent_keyframes=EXCLUDE_RECENT,
-                        region_source="edge_boxes")
-    model, meta = train_pdl(engine, [dataset], cfg, trees=TREES, seed=SEED, progress=False, log=None)
-    meta.update(trained_on=f"embedded synthetic sequence '{dataset.name}' ({len(dataset.frames)} frames)",
-                model=_model_tag(engine))
+                        region_source="edge_boxes", maqbool_mode=mode)
+    model, meta = train_pdl(engine, datasets, cfg, trees=TREES, seed=SEED, progress=False, log=None)
+    meta.update(trained_on=f"embedded synthetic sequence '{datasets[0].name}', seeds {list(SEQUENCE_SEEDS)} "
+                           f"({sum(len(d.frames) for d in datasets)} frames)", model=_model_tag(engine))
     with atomic_target(path) as tmp:
         to_pdl(model, str(path), meta).save(tmp)  # the format comes from the final name's suffix
     return path
@@ -61,13 +62,18 @@ def load_configured_pdl(config, head=None, engine=None):
     """Load config.pdl_path, or the default for ``engine``'s model; warn on a dim mismatch."""
     from maqbool_ros.core.rerank.maqbool.pdl import check_pdl_meta, load_pdl
 
+    mode = getattr(config, "maqbool_mode", "paper")
     if config.pdl_path:
         pdl = load_pdl(config.pdl_path)
     elif engine is not None:
-        pdl = load_pdl(default_pdl_path(engine))
+        pdl = load_pdl(default_pdl_path(engine, mode))
     else:
         raise ValueError("pdl_path: empty, and no descriptor engine was given to build the default "
                          "decision layer for (train one with `maqbool train-pdl`)")
+    trained = pdl.meta.get("mode", "paper")  # layers from before the modes are paper layers
+    if trained != mode:
+        raise ValueError(f"maqbool_mode: {mode!r}, but the decision layer {config.pdl_path or '(default)'} was "
+                         f"trained in mode {trained!r}; retrain it with `maqbool train-pdl --maqbool-mode {mode}`")
     if head is not None:
         check_pdl_meta(pdl, head)
     return pdl

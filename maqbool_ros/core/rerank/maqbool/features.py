@@ -67,3 +67,54 @@ def pairwise_features(C: np.ndarray, area_q: np.ndarray, area_c: np.ndarray, d_a
     m = p_sm[:, None, None] * p_sc  # eq. 9
     feats = np.concatenate([d_j[:, None], r0[:, None], C[:, 0, :TOP], m.reshape(k, -1)], axis=1)  # eq. 10
     return feats.astype(np.float32)
+
+
+def _standardise(x: np.ndarray, axis: int) -> np.ndarray:
+    """(x - mean) / std along ``axis``; a flat axis (one candidate, equal values) gives 0."""
+    mean = x.mean(axis=axis, keepdims=True)
+    std = x.std(axis=axis, keepdims=True)
+    return (x - mean) / np.maximum(std, 1e-6 * (1.0 + np.abs(mean)))
+
+
+def list_scale(d_all: np.ndarray) -> float:
+    """The query's own distance scale: std of its candidate-list distances (floored, never 0)."""
+    d_all = np.asarray(d_all, np.float64)
+    return float(max(d_all.std(), 1e-6 * (1.0 + abs(d_all.mean())))) if len(d_all) else 1.0
+
+
+def base_distances(C_all: np.ndarray) -> np.ndarray:
+    """(K,) squared L2 between the query's and each candidate's WHOLE-image row (P-D whitened):
+    the netvlad_full distance, which scale_free mode re-ranks from (equals d when P = D)."""
+    return np.asarray(C_all, np.float64)[:, 0, 0]
+
+
+def scale_free_features(C_all: np.ndarray, d_all: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    """Scale-free pair features (mode scale_free, docs/maqbool.md) -> (len(idx), 112) float32.
+
+    Every distance is expressed against the query's OWN candidate list, so multiplying all
+    distances by a constant (another model, another dimension) leaves the features unchanged:
+
+    * [0] (b_j - min b) / s_b, b = base_distances (full-dim whole image), s_b their std;
+      [1] (d_j - d_min) / s_d, d = the search distances (descriptor dim), s_d their std;
+    * [2:12] the whole query's distance to candidate j's 10 rows, standardised per row
+      over the K candidates (how much closer than the other candidates j is there);
+    * [12:112] for each of the candidate's 10 rows, the 10 smallest standardised distances
+      over the query's boxes, ascending (a 10 x 10 matrix, row-major).
+
+    C_all: (K, 1+n, 10) eq. 1 distances for the WHOLE list (n >= 10 query boxes, padded);
+    the per-row standardisation uses all K, so a candidate's feature does not depend on how
+    many others a deadline let through. idx: the candidates to return (default all).
+    """
+    C_all = np.asarray(C_all, np.float64)
+    d_all = np.asarray(d_all, np.float64)
+    k, rows, cols = C_all.shape
+    if rows - 1 < TOP or cols != TOP or len(d_all) != k:
+        raise ValueError(f"C_all: expected ({len(d_all)}, 1+n>=11, {TOP}) for the whole list, got {C_all.shape}")
+    idx = np.arange(k) if idx is None else np.asarray(idx, np.int64)
+    b = base_distances(C_all)
+    z = _standardise(C_all, axis=0)[idx]  # (k', 1+n, 10): per (query row, candidate row) over candidates
+    boxes = np.sort(z[:, 1:, :], axis=1)[:, :TOP, :]  # (k', 10 smallest over boxes, 10 rows)
+    feats = np.concatenate([((b[idx] - b.min()) / list_scale(b))[:, None],
+                            ((d_all[idx] - d_all.min()) / list_scale(d_all))[:, None], z[:, 0, :],
+                            boxes.transpose(0, 2, 1).reshape(len(idx), -1)], axis=1)
+    return feats.astype(np.float32)

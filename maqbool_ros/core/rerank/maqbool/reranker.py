@@ -3,8 +3,10 @@ layer -> new order.
 
 Per keyframe (once, :meth:`MaqboolReranker.keyframe_extras`): proposals, area filter /
 quantise / pad to 50 boxes (M4), region NetVLAD descriptors (full whitened dim P).
-Per query (:meth:`MaqboolReranker.rerank`): eqs 1-10 for the top-K candidates, the PDL's
-P_j, d_new = |d - alpha ln P|, stable ascending sort.
+Per query (:meth:`MaqboolReranker.rerank`), config.maqbool_mode:
+paper: eqs 1-10 for the top-K candidates, the PDL's P_j, d_new = |d - alpha ln P|;
+scale_free: features.scale_free_features, d_new = b + alpha s f(P), b the full-dim whole-image
+distance (netvlad_full's), alpha and f read from the layer's metadata (update.py). Then a stable ascending sort.
 
 Deadline semantics: candidates are scored in chunks, in descriptor order; before each
 chunk the clock is compared with ``deadline`` (a time.perf_counter() value). When it
@@ -24,7 +26,9 @@ import numpy as np
 
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
 from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: F401 - re-exported for callers
-from maqbool_ros.core.rerank.maqbool.features import TOP, correlation_distances, pairwise_features
+from maqbool_ros.core.rerank.maqbool.features import (TOP, base_distances, correlation_distances, list_scale,
+                                                      pairwise_features, scale_free_features)
+from maqbool_ros.core.rerank.maqbool.update import updated_distances
 from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
                                                         padding_box, propose_boxes)
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
@@ -112,9 +116,60 @@ class MaqboolReranker:
         return regions, areas
 
     # --- per query ---------------------------------------------------------------
+    def _paper(self, q_rows, q_areas, c_rows, c_areas, d_all, new_d, deadline, timings) -> int:
+        """Eqs 1-12 as published, chunk by chunk; writes new_d, returns candidates scored."""
+        k, done, alpha = len(d_all), 0, self.alpha
+        while done < k and time.perf_counter() < deadline:
+            idx = np.arange(done, min(done + self.chunk_size, k))
+            t0 = time.perf_counter()
+            with single_thread_blas():
+                C = correlation_distances(q_rows, c_rows[idx])
+            t1 = time.perf_counter()
+            x = pairwise_features(C, q_areas, c_areas[idx], d_all, idx)
+            t2 = time.perf_counter()
+            # A non-finite P (a broken decision layer) counts as "no evidence" (P = 1).
+            p = np.clip(np.nan_to_num(self.pdl.predict(x), nan=1.0, posinf=1.0, neginf=1.0), 1e-6, None)
+            t3 = time.perf_counter()
+            new_d[idx] = np.abs(d_all[idx] - alpha * np.log(p))  # eq. 12
+            timings["correlation"] += (t1 - t0) * 1e3
+            timings["features"] += (t2 - t1) * 1e3
+            timings["pdl"] += (t3 - t2) * 1e3
+            done = int(idx[-1]) + 1
+        return done
+
+    def _scale_free(self, q_rows, c_rows, d_all, new_d, deadline, timings) -> int:
+        """Mode scale_free: eq. 1 for the whole list first (the features standardise over it),
+        then features + P chunk by chunk; d_new = b + alpha s_b f(P), b the full-dim whole-image
+        distance (features.base_distances), alpha and f from the layer's metadata."""
+        update = self.pdl.meta.get("update") if isinstance(getattr(self.pdl, "meta", None), dict) else None
+        if not update:
+            raise ValueError("maqbool_mode: scale_free needs a decision layer trained in that mode "
+                             "(its metadata has no 'update'); retrain with `maqbool train-pdl`")
+        k, done = len(d_all), 0
+        if time.perf_counter() >= deadline:
+            return 0
+        t0 = time.perf_counter()
+        with single_thread_blas():
+            C = correlation_distances(q_rows, c_rows)
+        timings["correlation"] += (time.perf_counter() - t0) * 1e3
+        base = base_distances(C)
+        scale = list_scale(base)
+        while done < k and time.perf_counter() < deadline:
+            idx = np.arange(done, min(done + self.chunk_size, k))
+            t1 = time.perf_counter()
+            x = scale_free_features(C, d_all, idx)
+            t2 = time.perf_counter()
+            p = self.pdl.predict(x)
+            t3 = time.perf_counter()
+            new_d[idx] = updated_distances(base[idx], p, scale, update["alpha"], update["p_map"])
+            timings["features"] += (t2 - t1) * 1e3
+            timings["pdl"] += (t3 - t2) * 1e3
+            done = int(idx[-1]) + 1
+        return done
+
     def rerank(self, query: dict[str, np.ndarray], candidates: Candidates,
                candidate_extras: dict[str, np.ndarray], deadline: float) -> RerankResult:
-        """Re-order candidates by d_new = |d - alpha ln P| (see the module doc for deadlines)."""
+        """Re-order candidates by d_new (mode paper or scale_free; the module doc has deadlines)."""
         k = len(candidates)
         d_all = np.asarray(candidates.distances, np.float64)
         n = int(self.config.region_budget)  # read every call: a live parameter
@@ -128,23 +183,10 @@ class MaqboolReranker:
             q_rows, q_areas = self.query_rows(query, n)
             c_rows = candidate_extras["maqbool_regions"]
             c_areas = np.asarray(candidate_extras["maqbool_areas"], np.float64)
-            alpha = self.alpha
-            while done < k and time.perf_counter() < deadline:
-                idx = np.arange(done, min(done + self.chunk_size, k))
-                t0 = time.perf_counter()
-                with single_thread_blas():
-                    C = correlation_distances(q_rows, c_rows[idx])
-                t1 = time.perf_counter()
-                x = pairwise_features(C, q_areas, c_areas[idx], d_all, idx)
-                t2 = time.perf_counter()
-                # A non-finite P (a broken decision layer) counts as "no evidence" (P = 1).
-                p = np.clip(np.nan_to_num(self.pdl.predict(x), nan=1.0, posinf=1.0, neginf=1.0), 1e-6, None)
-                t3 = time.perf_counter()
-                new_d[idx] = np.abs(d_all[idx] - alpha * np.log(p))  # eq. 12
-                timings["correlation"] += (t1 - t0) * 1e3
-                timings["features"] += (t2 - t1) * 1e3
-                timings["pdl"] += (t3 - t2) * 1e3
-                done = int(idx[-1]) + 1
+            if getattr(self.config, "maqbool_mode", "paper") == "scale_free":
+                done = self._scale_free(q_rows, c_rows, d_all, new_d, deadline, timings)
+            else:
+                done = self._paper(q_rows, q_areas, c_rows, c_areas, d_all, new_d, deadline, timings)
         order = np.concatenate([np.argsort(new_d[:done], kind="stable"), np.arange(done, k)]).astype(np.int64)
         scores = np.zeros(k, np.float32)  # unscored candidates: 0, below or equal to any scored one
         scores[:done] = distance_scores(new_d[:done])

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maqbool_ros.core.rerank.maqbool.features import correlation_distances, pairwise_features
+from maqbool_ros.core.rerank.maqbool.features import (base_distances, correlation_distances, list_scale,
+                                                      pairwise_features, scale_free_features)
+
+BUDGETS = (5, 10, 25, 50)  # scale_free layers are trained on every budget, so n is a trade-off, not a shift
 
 
 @dataclass
@@ -34,6 +37,12 @@ class QueryPairs:
     distances: np.ndarray            # (K,) ascending squared L2
     positive: np.ndarray             # (K,) bool
     has_positive: bool               # any positive exists among all searchable images
+    labelled: np.ndarray | None = None  # (K,) bool: rows with a known label (None: all; bag_labels)
+
+
+def _rows(pair: QueryPairs) -> np.ndarray | slice:
+    """The candidate rows that are trained on."""
+    return slice(None) if pair.labelled is None else pair.labelled
 
 
 def describe_images(engine, reranker, images, desc: str = "describe", progress: bool = True) -> DescribedImages:
@@ -75,19 +84,56 @@ def candidate_lists(dataset, queries: DescribedImages, refs: DescribedImages, to
 
 
 def pair_features(reranker, queries: DescribedImages, refs: DescribedImages, pair: QueryPairs,
-                  region_budget: int) -> np.ndarray:
-    """(K, 112) features of one query's candidates at region budget n."""
+                  region_budget: int, mode: str = "paper") -> np.ndarray:
+    """(K, 112) features of one query's candidates at region budget n (mode paper / scale_free)."""
     rows, areas = reranker.query_rows(queries.query_extras[pair.query], region_budget)
     C = correlation_distances(rows, refs.db_regions[pair.candidates])
+    if mode == "scale_free":
+        return scale_free_features(C, pair.distances)
     return pairwise_features(C, areas, refs.db_areas[pair.candidates], pair.distances)
 
 
+def whole_distances(reranker, queries: DescribedImages, refs: DescribedImages, pair: QueryPairs) -> np.ndarray:
+    """(K,) full-dim whole-image distances (features.base_distances): scale_free's base distance."""
+    rows, _ = reranker.query_rows(queries.query_extras[pair.query], 10)
+    return base_distances(correlation_distances(rows[:1], refs.db_regions[pair.candidates][:, :1]))
+
+
 def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
-                 region_budget: int) -> tuple[np.ndarray, np.ndarray]:
+                 region_budget: int, mode: str = "paper") -> tuple[np.ndarray, np.ndarray]:
     """Stacked features and labels Y = 1 + isPos (docs/method-reference.md, M6)."""
-    x = [pair_features(reranker, queries, refs, p, region_budget) for p in pairs]
-    y = [1.0 + p.positive.astype(np.float64) for p in pairs]
+    x = [pair_features(reranker, queries, refs, p, region_budget, mode)[_rows(p)] for p in pairs]
+    y = [1.0 + p.positive[_rows(p)].astype(np.float64) for p in pairs]
     return np.concatenate(x).astype(np.float32), np.concatenate(y)
+
+
+def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
+    """groups: per query list, {n: (x (K, 112), y (K,))} plus its base distances under key "d".
+
+    Out-of-fold P (2 folds: first / second half of the lists, so neighbouring frames of a
+    sequence stay together) picks alpha and the P map on pairs the forest never saw
+    (update.fit_update); the returned forest is then fitted on everything."""
+    from maqbool_ros.core.rerank.maqbool.pdl import train_forest
+    from maqbool_ros.core.rerank.maqbool.update import fit_update
+
+    def stack(gs):
+        return (np.concatenate([g[n][0] for g in gs for n in BUDGETS]),
+                np.concatenate([g[n][1] for g in gs for n in BUDGETS]))
+
+    half = len(groups) // 2
+    heldout = []
+    for fit_part, held_part in ((groups[:half], groups[half:]), (groups[half:], groups[:half])):
+        x, y = stack(fit_part)
+        if not held_part or not len(y) or len(np.unique(y)) < 2:
+            continue
+        forest = train_forest(x, y, trees=trees, seed=seed)
+        for g in held_part:
+            for n in BUDGETS:
+                heldout.append((g["d"], forest.predict(g[n][0]), list_scale(g["d"]), g[n][1] > 1.5))
+    update = fit_update(heldout)
+    update["heldout_budgets"] = list(BUDGETS)
+    x, y = stack(groups)
+    return train_forest(x, y, trees=trees, seed=seed), update
 
 
 def load_images(dataset) -> tuple[object, object]:
@@ -98,26 +144,44 @@ def load_images(dataset) -> tuple[object, object]:
 
 
 def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: bool = True,
-              log=print) -> tuple[object, dict]:
+              log=print, verify_top: int = 0, verification=None) -> tuple[object, dict]:
     """Train MAQBOOL's decision layer for ``engine``'s model on labelled datasets.
 
     One recipe for `maqbool train-pdl` and the embedded default PDL: each dataset's images
     are described once, each query's NetVLAD top ``cfg.top_k`` (sequences: frames older
     than ``cfg.exclude_recent_keyframes``) gives 112-D pair features at ``cfg.region_budget``
+    (mode scale_free: at every n of BUDGETS, with alpha and the P map fitted out-of-fold, update.py)
     regions labelled 1 + isPos, and a bagged forest is fitted. Returns (forest, metadata).
+    verify_top > 0: labels come from geometric verification of each list's first verify_top
+    candidates (bag_labels.label_by_verification, VerificationParams ``verification``), not
+    from the dataset's ground truth.
     """
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, train_forest
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
 
     reranker = MaqboolReranker(cfg.replace(method="maqbool"), engine.head, UntrainedPdl())
-    xs, ys, names = [], [], []
+    mode = cfg.maqbool_mode
+    xs, ys, names, groups = [], [], [], []
     for ds in datasets:
         q_imgs, r_imgs = load_images(ds)
         refs = describe_images(engine, reranker, r_imgs, f"{ds.name} refs", progress)
         queries = refs if q_imgs is r_imgs else describe_images(engine, reranker, q_imgs, f"{ds.name} queries",
                                                                 progress)
         pairs = candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
-        x, y = training_set(reranker, queries, refs, pairs, cfg.region_budget)
+        if verify_top > 0:
+            from maqbool_ros.core.rerank.maqbool.bag_labels import label_by_verification
+
+            if ds.kind != "sequence":
+                raise ValueError(f"{ds.name}: verification labels need a single sequence (a recorded run)")
+            pairs = label_by_verification(r_imgs, pairs, verification, verify_top, log)
+        if mode == "scale_free":
+            new = [{**{n: (pair_features(reranker, queries, refs, p, n, mode)[_rows(p)], 1.0 + p.positive[_rows(p)])
+                       for n in BUDGETS}, "d": whole_distances(reranker, queries, refs, p)[_rows(p)]} for p in pairs]
+            groups += new
+            x = np.concatenate([g[n][0] for g in new for n in BUDGETS]) if new else np.zeros((0, 112), np.float32)
+            y = np.concatenate([g[n][1] for g in new for n in BUDGETS]) if new else np.zeros(0)
+        else:
+            x, y = training_set(reranker, queries, refs, pairs, cfg.region_budget)
         xs.append(x)
         ys.append(y)
         names.append(ds.name)
@@ -126,10 +190,17 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
     if not xs or not sum(len(y) for y in ys):
         raise ValueError("dataset: no query has a candidate to train on (too few images?)")
     x, y = np.concatenate(xs), np.concatenate(ys)
-    model = train_forest(x, y, trees=trees, seed=seed)
+    update = None
+    if mode == "scale_free":
+        model, update = fit_scale_free(groups, trees, seed)
+    else:
+        model = train_forest(x, y, trees=trees, seed=seed)
     meta = {"descriptor_dim": int(engine.head.descriptor_dim), "region_dim": int(engine.head.output_dim),
             "backbone": str(engine.metadata.get("backbone", "")), "trees": trees, "seed": seed,
             "trained_on": names, "pairs": int(len(y)), "positives": int((y > 1.5).sum()),
             "top_k": cfg.top_k, "region_budget": cfg.region_budget, "region_source": cfg.region_source,
-            "oob_r2": float(getattr(model, "oob_score_", float("nan")))}
+            "oob_r2": float(getattr(model, "oob_score_", float("nan"))), "mode": mode,
+            "labels": f"geometric verification of the top {verify_top}" if verify_top > 0 else "ground truth"}
+    if update is not None:
+        meta.update(update=update, region_budget=list(BUDGETS))
     return model, meta

@@ -1,0 +1,79 @@
+"""MAQBOOL's distance update in mode scale_free: d_new = b + alpha * s * f(P), fitted at training time.
+
+b is the full-dimension whole-image distance of query and candidate (netvlad_full's
+distance; the search distance d when the model's P equals its descriptor dim), so alpha = 0
+IS the netvlad_full ranking and MAQBOOL builds on the stronger baseline.
+
+The paper's d_new = |d - alpha ln P| (eq. 12) mixes an absolute distance with a fixed
+alpha; when d < alpha ln P the absolute value FLIPS the order (the closest candidate with
+the highest P ends up far), and the right alpha depends on the model's distance scale
+(docs/maqbool.md). Here instead:
+
+* s = std of the query's candidate-list base distances (features.list_scale), so alpha is in
+  units of the query's own spread and a model's distance scale cancels out;
+* f maps the decision layer's P in [1, 2] (1 + probability of a true match) to a
+  non-negative penalty that falls as P rises (no absolute value, nothing can flip):
+  ``neglog`` f = -ln(P - 1 + 0.01), ``linear`` f = 2 - P;
+* alpha and f are chosen at training time on HELD-OUT pairs (out-of-fold P of a 2-fold
+  split by query) to maximise recall@1, then mean reciprocal rank, then the within-list
+  pair AUC (share of (positive, negative) pairs ordered right: it still discriminates when
+  recall@1 is saturated, as on the easy synthetic sequence), then smaller alpha; and
+  stored in the decision layer's metadata (``update``). alpha = 0 is on the grid, so
+  a layer that does not help its held-out pairs reduces to the descriptor order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+P_MAPS = ("neglog", "linear")
+ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+def penalty(p: np.ndarray, p_map: str) -> np.ndarray:
+    """f(P) >= 0, decreasing in P (see the module doc)."""
+    q = np.clip(np.nan_to_num(np.asarray(p, np.float64), nan=1.0, posinf=1.0, neginf=1.0) - 1.0, 0.0, 1.0)
+    if p_map == "neglog":
+        return -np.log(q + 0.01)
+    if p_map == "linear":
+        return 1.0 - q
+    raise ValueError(f"update.p_map: {p_map!r} is not one of {P_MAPS}")
+
+
+def updated_distances(d: np.ndarray, p: np.ndarray, scale: float, alpha: float, p_map: str) -> np.ndarray:
+    """d + alpha * scale * f(P): never below d, order-preserving in d at equal P."""
+    return np.asarray(d, np.float64) + float(alpha) * float(scale) * penalty(p, p_map)
+
+
+def _ranks(lists, alpha: float, p_map: str) -> tuple[np.ndarray, float]:
+    """(rank (0-based) of the first positive per list, mean within-list pair AUC) under the update."""
+    ranks, aucs = [], []
+    for d, p, scale, positive in lists:
+        new_d = updated_distances(d, p, scale, alpha, p_map)
+        order = np.argsort(new_d, kind="stable")
+        ranks.append(int(np.flatnonzero(positive[order])[0]))
+        pos, neg = new_d[positive], new_d[~positive]
+        if len(neg):
+            aucs.append(float(np.mean(pos[:, None] < neg[None, :]) + 0.5 * np.mean(pos[:, None] == neg[None, :])))
+    return np.asarray(ranks), float(np.mean(aucs)) if aucs else 1.0
+
+
+def fit_update(lists) -> dict:
+    """Choose (alpha, p_map) on held-out lists [(d (K,), P (K,), scale, positive (K,) bool)].
+
+    Only lists with a positive count. Returns the metadata dict stored in the layer."""
+    lists = [t for t in lists if np.asarray(t[3]).any()]
+    if not lists:
+        return {"alpha": 0.0, "p_map": "linear", "heldout_queries": 0, "heldout_r1": float("nan"),
+                "heldout_r1_base": float("nan")}
+    base, base_auc = _ranks(lists, 0.0, "linear")
+    best = None
+    for p_map in P_MAPS:
+        for alpha in ALPHAS:
+            r, auc = _ranks(lists, alpha, p_map)
+            key = (float(np.mean(r == 0)), float(np.mean(1.0 / (1 + r))), round(auc, 6), -alpha)
+            if best is None or key > best[0]:
+                best = (key, alpha, p_map)
+    (r1, mrr, auc, _), alpha, p_map = best
+    return {"alpha": float(alpha), "p_map": p_map, "heldout_queries": len(lists), "heldout_r1": r1,
+            "heldout_mrr": mrr, "heldout_auc": auc, "heldout_r1_base": float(np.mean(base == 0)),
+            "heldout_auc_base": base_auc}
