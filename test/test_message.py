@@ -133,7 +133,8 @@ def _to_rosbags(store, msg):
     return t["maqbool_ros/msg/LoopClosureCandidate"](
         header=header, query_keyframe_id=msg.query_keyframe_id, robot_id=msg.robot_id, candidates=cands,
         latency_ms=msg.latency_ms, descriptor_ms=msg.descriptor_ms, search_ms=msg.search_ms,
-        rerank_ms=msg.rerank_ms, verify_ms=msg.verify_ms, num_reranked=msg.num_reranked, region_budget=msg.region_budget,
+        rerank_ms=msg.rerank_ms, verify_ms=msg.verify_ms, num_reranked=msg.num_reranked,
+        region_budget=msg.region_budget,
         method=msg.method, region_source=msg.region_source, reranking_complete=msg.reranking_complete)
 
 
@@ -187,13 +188,13 @@ def test_rosbags_and_rclpy_read_each_other_with_any_strings():
 def test_result_to_msg_carries_the_verification_and_the_pose():
     """A verified metric candidate's pose, quaternion and covariance reach the message exactly."""
     import numpy as np
+    from std_msgs.msg import Header
     from test_verification_pipeline import R_TRUE, T_TRUE, ThumbnailEngine, build_map, config, revisit
 
     from maqbool_ros.core.pipeline import LoopClosurePipeline
     from maqbool_ros.core.verification import transform_from_xyz_quat
     from maqbool_ros.msg import CandidateMatch
     from maqbool_ros.ros.conversions import result_to_msg
-    from std_msgs.msg import Header
 
     pipe = LoopClosurePipeline(config(), engine=ThumbnailEngine())
     build_map(pipe)

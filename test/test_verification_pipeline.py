@@ -8,7 +8,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from helpers.rgbd_scene import HEIGHT, K, WIDTH, candidate_depth, rotation, rotation_error_deg, texture, view
 
 from maqbool_ros.core.config import MaqboolConfig

@@ -192,8 +192,9 @@ class LoopClosurePipeline:
     def query(self, kf: Keyframe, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
         """Stage 2 (re-rank worker): per-keyframe extras, search, re-rank, then insert.
 
-        add_to_database: None follows config.insert_keyframes. The re-ranking deadline (rerank_deadline_ms) counts from the start of this stage,
-        so region proposals are inside it.
+        add_to_database: None follows config.insert_keyframes. The re-ranking deadline
+        (rerank_deadline_ms) counts from the start of this stage, so region proposals and
+        geometric verification of the top-N are inside it.
         """
         cfg = self._config
         if add_to_database is None:
