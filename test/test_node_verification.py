@@ -140,3 +140,61 @@ def test_rgbd_revisit_is_verified_with_a_metric_pose_and_bad_depth_is_counted(tm
     finally:
         driver.close()
         assert node.stop() == 0
+
+
+class StubNode:
+    """Records subscriptions so a test can call their callbacks directly."""
+
+    def __init__(self):
+        self.callbacks = {}
+
+    def create_subscription(self, typ, topic, callback, qos, event_callbacks=None):
+        self.callbacks[topic] = callback
+        return object()
+
+
+def _stamped(msg, sec: int, nanosec: int = 0):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    return msg
+
+
+def test_sensor_sync_matches_by_stamp_and_counts_problems():
+    from maqbool_ros.ros.sensors import SensorSync, depth_from_msg
+    from maqbool_ros.ros.stats import Counters
+
+    counts = Counters(lambda text: None)
+    node = StubNode()
+    sync = SensorSync(node, CFG.replace(depth_wait_s=0.05, sensor_sync_tolerance_s=0.01), counts)
+    on_depth, on_info = node.callbacks["keyframes/depth"], node.callbacks["keyframes/camera_info"]
+    stamp = _stamped(Image(), 10, 5_000_000).header.stamp
+    assert sync.for_image(stamp, 1) == (None, None) and counts["missing_depth"] == 1  # nothing yet
+
+    # 16UC1 with row padding and big-endian bytes; stamp 4 ms off (inside the 10 ms tolerance)
+    depth = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
+    padded = np.zeros((3, 10), np.uint8)
+    padded[:, :8] = depth.astype(">u2").view(np.uint8).reshape(3, 8)
+    on_depth(_stamped(Image(height=3, width=4, encoding="16UC1", is_bigendian=1, step=10,
+                            data=padded.tobytes()), 10, 9_000_000))
+    good = CameraInfo(width=WIDTH, height=HEIGHT, k=K.ravel().tolist(), distortion_model="plumb_bob")
+    on_info(_stamped(good, 3))  # far in time: used as the latest one
+    camera, got = sync.for_image(stamp, 2)
+    np.testing.assert_array_equal(got, depth)
+    assert camera is not None and camera.width == WIDTH and np.allclose(camera.K, K)
+    assert counts["depth_received"] == 1 and counts["camera_info_received"] == 1
+
+    on_info(_stamped(CameraInfo(width=WIDTH, height=HEIGHT, k=[0.0] * 9), 10, 5_000_000))  # nearest, malformed
+    assert sync.for_image(stamp, 3)[0] is None and counts["malformed_camera_info"] == 1
+    later = _stamped(Image(), 11).header.stamp
+    assert sync.for_image(later, 4) == (None, None)  # the latest info is the malformed one; no depth
+    on_info(_stamped(good, 12))
+    assert sync.for_image(later, 5) == (camera, None) and counts["malformed_camera_info"] == 1  # decoded once
+    assert counts["missing_depth"] == 3
+
+    f32 = np.array([[1.5, np.nan], [0.0, 2.0]], np.float32)
+    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=f32.tobytes())
+    np.testing.assert_array_equal(depth_from_msg(msg), f32)
+    for bad, why in ((Image(height=2, width=2, encoding="mono8", step=2, data=bytes(4)), "encoding"),
+                     (Image(height=2, width=2, encoding="32FC1", step=4, data=bytes(16)), "step"),
+                     (Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(12)), "bytes")):
+        with pytest.raises(ValueError, match=why):
+            depth_from_msg(bad)
