@@ -16,8 +16,11 @@ gives the depth (z in the camera frame, float32 metres) and a texture coordinate
 bilinearly (cv2.remap) from one texture atlas. Poses are ``world_T_camera`` (4x4, OpenCV
 optical frame: x right, y down, z forward; world z up), so the ground-truth relative pose of a
 (query, candidate) pair is ``inv(T_wq) @ T_wc`` = T_query_candidate, the convention of
-maqbool_ros.core.verification. Positives: earlier frames within ``RADIUS_M`` and
-``MAX_ANGLE_DEG`` between optical axes and at least ``MIN_GAP_S`` before.
+maqbool_ros.core.verification. Positives: frames at least ``MIN_GAP_S`` earlier that share at
+least ``MIN_OVERLAP`` of the view both ways (exact co-visibility from the rendered depth, see
+:func:`covisibility`). Not a radius/angle rule: in a room, views 1-2 m apart facing the same
+wall are the same place for a loop constraint (verification finds their pose to ~1 deg / 2 cm),
+while a camera on the same spot facing the other way is not.
 
 It is a functional benchmark for geometric verification (exact ground truth), not a
 substitute for real data: textures are planar, lighting is uniform, there is no motion blur.
@@ -48,7 +51,7 @@ OBSTACLES = (                                           # (lo, hi): island, two 
 LOOP_CENTRE, LOOP_AXES = (4.0, 3.0), (2.6, 1.75)       # ellipse the camera drives
 CAMERA_HEIGHT_M, PITCH_DEG, OUTWARD_YAW_DEG = 1.3, 8.0, 25.0
 LAP1, LAP2 = 40, 32
-RADIUS_M, MAX_ANGLE_DEG, MIN_GAP_S = 0.6, 30.0, 20.0
+MIN_OVERLAP, MIN_GAP_S = 0.1, 20.0                     # see positives_from_overlap
 TEXELS_PER_M = 220.0
 
 
@@ -117,16 +120,38 @@ def trajectory(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(poses), np.asarray(laps)
 
 
-def positives_from_6dof(poses: np.ndarray, stamps: np.ndarray, radius: float = RADIUS_M,
-                        max_angle_deg: float = MAX_ANGLE_DEG, min_gap_s: float = MIN_GAP_S) -> list[np.ndarray]:
-    """Earlier frames within ``radius`` metres AND ``max_angle_deg`` between optical axes AND at
-    least ``min_gap_s`` seconds before (same place, looking the same way, a real return)."""
-    pos, axes = poses[:, :3, 3], poses[:, :3, 2]
-    dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
-    angle = np.degrees(np.arccos(np.clip(axes @ axes.T, -1.0, 1.0)))
+def covisibility(poses: np.ndarray, width: int = 80, height: int = 60, rel_tol: float = 0.02) -> np.ndarray:
+    """(N, N) overlap[i, j]: fraction of frame i's pixels whose surface point frame j also sees
+    (inside j's image and not occluded: j's own depth there agrees within rel_tol). Exact depth
+    rendered at width x height (same field of view) is plenty for a fraction."""
+    focal = FOCAL * width / WIDTH
+    K = np.array([[focal, 0, (width - 1) / 2.0], [0, focal, (height - 1) / 2.0], [0, 0, 1]])
+    rays = _camera_rays(width, height, focal).astype(np.float64)
+    depths = [render_depth(T, width, height).astype(np.float64).ravel() for T in poses]
+    world = [T[:3, :3] @ (rays * z) + T[:3, 3:4] for T, z in zip(poses, depths)]
+    out = np.zeros((len(poses), len(poses)))
+    for j, Tj in enumerate(poses):
+        Tinv = np.linalg.inv(Tj)
+        for i in range(len(poses)):
+            X = Tinv[:3, :3] @ world[i] + Tinv[:3, 3:4]
+            z = X[2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = np.rint(K[0, 0] * X[0] / z + K[0, 2])
+                v = np.rint(K[1, 1] * X[1] / z + K[1, 2])
+            inside = (z > 1e-3) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+            idx = (v[inside] * width + u[inside]).astype(np.int64)
+            seen = np.abs(depths[j][idx] - z[inside]) <= rel_tol * z[inside]
+            out[i, j] = seen.sum() / len(z)
+    return out
+
+
+def positives_from_overlap(overlap: np.ndarray, stamps: np.ndarray, min_overlap: float = MIN_OVERLAP,
+                           min_gap_s: float = MIN_GAP_S) -> list[np.ndarray]:
+    """Earlier frames (at least min_gap_s before) sharing at least min_overlap of the view both
+    ways (min of overlap[i, j] and overlap[j, i]): the same place as a camera sees it."""
+    both = np.minimum(overlap, overlap.T)
     earlier = (stamps[:, None] - stamps[None, :]) >= min_gap_s
-    ok = (dist <= radius) & (angle <= max_angle_deg) & earlier
-    return [np.flatnonzero(ok[i]).astype(np.int64) for i in range(len(poses))]
+    return [np.flatnonzero((both[i] >= min_overlap) & earlier[i]).astype(np.int64) for i in range(len(stamps))]
 
 
 # --- textures ------------------------------------------------------------------------------------
@@ -223,11 +248,10 @@ def _camera_rays(width: int, height: int, focal: float) -> np.ndarray:
                      np.ones_like(u)], axis=0).reshape(3, -1).astype(np.float32)  # z = 1: t is z-depth
 
 
-def render(pose: np.ndarray, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (RGB uint8 (H, W, 3), depth float32 metres (H, W)) of the room from world_T_camera."""
-    atlas, layout = texture_atlas(seed)
+def _trace(pose: np.ndarray, width: int, height: int, focal: float):
+    """Cast one ray per pixel: (z-depth t, face id into _faces(), world ray directions, centre)."""
     # float32 rays: depth is exact to ~1e-7 relative, and half the memory traffic of float64
-    d = pose[:3, :3].astype(np.float32) @ _camera_rays(WIDTH, HEIGHT, FOCAL)  # (3, P) world directions
+    d = pose[:3, :3].astype(np.float32) @ _camera_rays(width, height, focal)  # (3, P) world directions
     c = pose[:3, 3].astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / d
@@ -249,7 +273,19 @@ def render(pose: np.ndarray, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
             axis = np.where(hit, ax, axis)
             face_box = np.where(hit, b, face_box)
             face_side = np.where(hit, (d[ax, np.arange(d.shape[1])] < 0).astype(np.int64), face_side)
-    fid = (face_box * 3 + axis) * 2 + face_side                   # index into _faces()
+    return best_t, (face_box * 3 + axis) * 2 + face_side, d, c
+
+
+def render_depth(pose: np.ndarray, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """Exact depth (float32 metres, z in the camera frame) at any resolution of the same field of view."""
+    t, _, _, _ = _trace(pose, width, height, FOCAL * width / WIDTH)
+    return t.reshape(height, width)
+
+
+def render(pose: np.ndarray, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (RGB uint8 (H, W, 3), depth float32 metres (H, W)) of the room from world_T_camera."""
+    atlas, _ = texture_atlas(seed)
+    best_t, fid, d, c = _trace(pose, WIDTH, HEIGHT, FOCAL)
     table = _face_table(seed)                                     # (F, 7): r0 c0 density u_ax v_ax lo_u lo_v
     cols = np.arange(d.shape[1])
     u_ax, v_ax = table[fid, 3].astype(np.int64), table[fid, 4].astype(np.int64)
@@ -267,7 +303,7 @@ def synthetic_rgbd_sequence(seed: int = SEED, *, depth: bool = True) -> RGBDSequ
     same frames, poses and camera, ``depths`` None). Frames render on first access (~30 ms each)."""
     poses, laps = trajectory(seed)
     stamps = np.arange(len(poses), dtype=float)  # one frame per second
-    positives = positives_from_6dof(poses, stamps)
+    positives = positives_from_overlap(covisibility(poses), stamps)
     light = np.random.default_rng(seed + 1)
     gains = np.where(laps == 2, light.uniform(0.8, 1.15, len(poses)), 1.0)
 
