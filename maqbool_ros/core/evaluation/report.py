@@ -83,7 +83,8 @@ def write_csv(dataset: Any, records: Sequence[Any], path: str | Path, top: int =
             rank = next((i + 1 for i, c in enumerate(r.ranked) if int(c) in pos), "")
             w.writerow([r.query_index, " ".join(map(str, sorted(pos))), " ".join(map(str, r.ranked[:top])),
                         f"{r.confidence:.6g}", int(bool(len(r.ranked)) and int(r.ranked[0]) in pos), rank,
-                        int(r.complete)] + _verified_cells(r) + [f"{r.timings_ms.get(s, float('nan')):.3f}" for s in stages])
+                        int(r.complete)] + _verified_cells(r)
+                       + [f"{r.timings_ms.get(s, float('nan')):.3f}" for s in stages])
 
 
 def _verified_cells(r: Any) -> list:
