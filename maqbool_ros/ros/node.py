@@ -80,6 +80,7 @@ class LoopClosureNode(Node):
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
             f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}, "
             f"QoS {cfg.image_qos_reliability}, depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
+            f"verification {cfg.verification_features if cfg.verification_enabled else 'off'}; "
             f"{len(self.pipeline.database)} keyframes in the database")
 
     # --- callbacks (executor threads: enqueue only, never raise) ------------------------
@@ -230,19 +231,18 @@ class LoopClosureNode(Node):
         self.latency.add({**result.timings_ms, "end_to_end": latency})
         if result.num_verified:
             self._count("verified_keyframes")
-        try:
-            self.debug.publish(kf, result, header)
-        except Exception as exc:  # noqa: BLE001 - a drawing error must not lose the keyframe's message
-            self._count_error("publish_errors", f"debug image of keyframe {kf.keyframe_id}: {exc}")
         threshold = self.config.publish_min_score
-        if self.config.publish_only_verified and not result.num_verified:
-            return
-        if threshold < 0 or result.best_score >= threshold:
+        if (threshold < 0 or result.best_score >= threshold) and (
+                result.num_verified or not self.config.publish_only_verified):
             try:
                 self._pub.publish(result_to_msg(result, header, latency))
                 self._count("published")
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
                 self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
+        try:  # after the candidates: drawing must not delay them
+            self.debug.publish(kf, result, header)
+        except Exception as exc:  # noqa: BLE001 - a drawing error must not kill the worker
+            self._count_error("publish_errors", f"debug image of keyframe {kf.keyframe_id}: {exc}")
 
     # --- diagnostics ------------------------------------------------------------------
     def stats(self) -> dict:
