@@ -250,3 +250,11 @@ def test_bag_cli_help():
     text = sub.choices["bag"].format_help()
     for word in ("from-images", "play", "record-candidates"):
         assert word in text
+
+
+def test_msg_dir_is_the_source_trees_in_a_checkout():
+    """In a checkout the .msg files of the checkout are registered, not an installed (maybe older) copy."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    assert bags.msg_dir() == repo / "msg"

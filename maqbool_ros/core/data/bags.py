@@ -32,7 +32,7 @@ STORAGES = ("sqlite3", "mcap")
 
 def msg_dir() -> Path:
     """Folder with the project's .msg files: the source tree's msg/, else the installed share/."""
-    candidates = [Path(__file__).resolve().parents[2] / "msg",
+    candidates = [Path(__file__).resolve().parents[3] / "msg",  # <repo>/msg beside <repo>/maqbool_ros/core/data
                   Path(sys.prefix) / "share" / "maqbool_ros" / "msg"]
     for folder in candidates:
         if (folder / "LoopClosureCandidate.msg").is_file():
