@@ -206,3 +206,44 @@ def test_tiny_images_give_no_local_features_instead_of_an_opencv_error():
     feats = LocalFeatureExtractor().extract(np.zeros((1, 1, 3), np.uint8))
     assert len(feats) == 0 and feats.image_size == (1, 1)
     assert len(LocalFeatureExtractor().extract(texture(0, 40, 30))) == 0
+
+
+def test_an_opencv_estimator_error_rejects_the_pair_instead_of_raising(monkeypatch):
+    """OpenCV's USAC asserts on some degenerate match sets (corridor refs 15/17, fundamental
+    matrix: "!model.empty() in setModelParameters"); the pair must be rejected, not raise."""
+    from maqbool_ros.core.verification import verify
+
+    ex = LocalFeatureExtractor()
+    q, c = ex.extract(view(texture(0), R_TRUE, T_TRUE, DEPTH_M)[0]), ex.extract(texture(0))
+
+    def broken(*args, **kwargs):
+        raise cv2.error("OpenCV(5.0.0) estimator.cpp:418: error: (-215:Assertion failed) !model.empty()")
+
+    monkeypatch.setattr(cv2, "findFundamentalMat", broken)
+    v = verify(q, c, None)
+    assert not v.verified and v.pose_type == "none" and "model.empty" in v.error and v.num_matches >= 20
+
+
+def test_opencv_assertion_on_a_real_degenerate_pair_is_a_rejection(corridor_dir):
+    from maqbool_ros.core.data.datasets import load_query_ref_folder
+    from maqbool_ros.core.verification import verify
+
+    refs = load_query_ref_folder(corridor_dir).refs
+    ex = LocalFeatureExtractor()
+    v = verify(ex.extract(refs[15]), ex.extract(refs[17]), None)  # raised cv2.error before
+    assert not v.verified and v.error
+
+
+def test_a_verification_failure_keeps_the_candidates(monkeypatch):
+    from maqbool_ros.core.verification import stage
+
+    pipe = LoopClosurePipeline(config(), engine=ThumbnailEngine())
+    build_map(pipe)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(stage, "verify_candidates", broken)
+    res = revisit(pipe)
+    assert len(res) == 5 and res.keyframe_ids[0] == 0 and not res.verification_attempted.any()
+    assert res.checks.error == "RuntimeError: boom"

@@ -231,6 +231,8 @@ class LoopClosureNode(Node):
         self.latency.add({**result.timings_ms, "end_to_end": latency})
         if result.num_verified:
             self._count("verified_keyframes")
+        if result.checks.error:
+            self._count_error("verification_errors", f"keyframe {kf.keyframe_id}: {result.checks.error}")
         threshold = self.config.publish_min_score
         if (threshold < 0 or result.best_score >= threshold) and (
                 result.num_verified or not self.config.publish_only_verified):

@@ -79,6 +79,7 @@ class CandidateChecks:
     pose_covariances: np.ndarray
     match_points: list[np.ndarray | None] = field(default_factory=list)
     frame: str = "camera"
+    error: str = ""  # verification failed as a whole (every candidate unverified): why
 
     @classmethod
     def none(cls, n: int, frame: str = "camera") -> CandidateChecks:
@@ -167,10 +168,15 @@ class VerificationStage:
             order = np.asarray(order, dtype=np.int64)
             out = CandidateChecks.none(len(order), self.frame)
             head = order[: p.top_n]
-            cands = [self._candidate(extras, int(i), camera) for i in head]
             mono_deadline = time.monotonic() + (deadline - time.perf_counter())
-            results = verify_candidates(query, cands, camera, p, deadline=mono_deadline,
-                                        camera_to_base=self.camera_to_base)
+            try:
+                cands = [self._candidate(extras, int(i), camera) for i in head]
+                results = verify_candidates(query, cands, camera, p, deadline=mono_deadline,
+                                            camera_to_base=self.camera_to_base)
+            except Exception as exc:  # noqa: BLE001 - a verification failure must not lose the candidates
+                self.temporal.update([])
+                out.error = f"{type(exc).__name__}: {exc}"
+                return out
             accepted = self.temporal.update([keys[int(head[j])] for j, v in enumerate(results)
                                              if v is not None and v.verified])
             for j, v in enumerate(results):
