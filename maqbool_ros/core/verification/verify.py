@@ -119,7 +119,6 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
     except (cv2.error, np.linalg.LinAlgError) as exc:
         # OpenCV's USAC asserts on some degenerate match sets (e.g. "!model.empty()" in
         # setModelParameters for a near-pure-translation fundamental matrix): no model = rejected
-        timings["estimator_error"] = 1.0
         out = reject(len(pairs))
         out.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}"
         return out
