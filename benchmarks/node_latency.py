@@ -6,6 +6,11 @@ own process, with the default backbone and MAQBOOL, for each region budget, and 
 p50/p95/max of the latency seen by the publisher and of the node's own stage timings.
 
     python benchmarks/node_latency.py [--budgets 5 50] [--frames 84] [--dataset DIR]
+                                      [--verification on|off] [--top-n 3] [--hfov-deg 60]
+
+Verification (on by default, like the node) uses a nominal pinhole of --hfov-deg horizontal field
+of view (rtabmap_loop ships no calibration), so verified pairs get a monocular pose; the
+local-feature extraction is in `descriptor`, matching + estimation in `verify`.
 """
 from __future__ import annotations
 
@@ -36,17 +41,20 @@ def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
     return [frames[i] for i in range(min(count, len(frames)))]
 
 
-def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> dict[str, np.ndarray]:
+def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path, args) -> dict[str, np.ndarray]:
     from helpers.node_proc import Driver, NodeProcess
 
     from maqbool_ros.core.config import MaqboolConfig
 
+    w = frames[0].shape[1]
+    fx = (w / 2) / np.tan(np.radians(args.hfov_deg) / 2)
     cfg = MaqboolConfig(method=method, region_budget=budget, exclude_recent_keyframes=5,
-                        exclude_recent_seconds=0.0)
+                        exclude_recent_seconds=0.0, verification_enabled=args.verification == "on",
+                        verification_top_n=args.top_n, camera_fx=float(fx))
     node = NodeProcess(cfg, workdir, name=f"bench_{method}_{budget}")
     driver = Driver(node)
     out: dict[str, list[float]] = {"publish_to_candidate": [], "node_total": [], "descriptor": [],
-                                   "search": [], "rerank(incl. proposals)": []}
+                                   "search": [], "rerank(incl. proposals)": [], "verify": [], "verified": []}
     try:
         driver.wait_for_node()
         for i, frame in enumerate(frames):
@@ -57,6 +65,8 @@ def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path) -> di
             out["descriptor"].append(msg.descriptor_ms)
             out["search"].append(msg.search_ms)
             out["rerank(incl. proposals)"].append(msg.rerank_ms)
+            out["verify"].append(msg.verify_ms)
+            out["verified"].append(sum(c.verified for c in msg.candidates))
     finally:
         driver.close()
         node.stop()
@@ -69,6 +79,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=84)
     parser.add_argument("--method", default="maqbool", choices=["netvlad", "maqbool", "landmarks"])
     parser.add_argument("--dataset", type=Path, default=None, help="a folder of images (default: rtabmap_loop frames)")
+    parser.add_argument("--verification", choices=["on", "off"], default="on")
+    parser.add_argument("--top-n", type=int, default=3, help="verification_top_n")
+    parser.add_argument("--hfov-deg", type=float, default=60.0, help="nominal horizontal field of view for camera_fx")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -79,16 +92,20 @@ def main() -> int:
 
     print(f"machine: {machine_line('onnxruntime', 'faiss', 'cv2')}")
     print(f"{len(frames)} keyframes of {frames[0].shape[1]}x{frames[0].shape[0]}, method={args.method}, "
-          "default backbone, input fit inside 640x480, one keyframe in flight at a time")
+          "default backbone, input fit inside 640x480, one keyframe in flight at a time; "
+          f"verification {args.verification} (top_n {args.top_n}, nominal hfov {args.hfov_deg} deg); "
+          f"load average {os.getloadavg()[0]:.1f}")
     rclpy.init()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"{'budget':>6} {'stage':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
             for budget in args.budgets:
-                stats = run(budget, frames, args.method, Path(tmp))
+                stats = run(budget, frames, args.method, Path(tmp), args)
+                verified = stats.pop("verified")
                 for stage, values in stats.items():
                     print(f"{budget:>6} {stage:<26} {np.percentile(values, 50):8.1f} "
                           f"{np.percentile(values, 95):8.1f} {values.max():8.1f}")
+                print(f"{budget:>6} keyframes with a verified candidate: {int((verified > 0).sum())}/{len(verified)}")
     finally:
         rclpy.shutdown()
     return 0

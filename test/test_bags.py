@@ -129,12 +129,13 @@ def _rclpy_candidate():
     msg = LoopClosureCandidate(query_keyframe_id=42, robot_id="robot7", method="maqbool",
                                region_source="edge_boxes", region_budget=50, num_reranked=3,
                                reranking_complete=True, latency_ms=12.5, descriptor_ms=7.0, search_ms=1.5,
-                               rerank_ms=4.0)
+                               rerank_ms=4.0, verify_ms=3.25)
     msg.header.frame_id = "42"
     msg.header.stamp = Time(sec=3, nanosec=500)
     for i in range(3):
         c = CandidateMatch(keyframe_id=i, robot_id="robot7", descriptor_distance=0.5 + i,
-                           reranked_distance=0.25 + i, score=0.9 - i * 0.1, has_relative_pose=bool(i == 1))
+                           reranked_distance=0.25 + i, score=0.9 - i * 0.1, has_relative_pose=bool(i == 1),
+                           verified=bool(i == 1), num_inliers=40 * i, inlier_ratio=0.25 * i, pose_type=2 * (i == 1))
         c.stamp = Time(sec=i, nanosec=7)
         c.relative_pose.pose.position.x = 1.0 + i
         c.relative_pose.pose.orientation.w = 1.0
@@ -163,14 +164,15 @@ def test_candidate_bytes_equal_rclpy_serialization():
             keyframe_id=c.keyframe_id, robot_id=c.robot_id,
             stamp=T["builtin_interfaces/msg/Time"](sec=c.stamp.sec, nanosec=c.stamp.nanosec),
             descriptor_distance=c.descriptor_distance, reranked_distance=c.reranked_distance, score=c.score,
-            has_relative_pose=c.has_relative_pose,
+            has_relative_pose=c.has_relative_pose, verified=c.verified, num_inliers=c.num_inliers,
+            inlier_ratio=c.inlier_ratio, pose_type=c.pose_type,
             relative_pose=T["geometry_msgs/msg/PoseWithCovariance"](
                 pose=pose, covariance=np.asarray(c.relative_pose.covariance, dtype=np.float64))))
     msg = T[bags.CANDIDATE_TYPE](
         header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=3, nanosec=500), frame_id="42"),
         query_keyframe_id=42, robot_id="robot7", candidates=cands, method="maqbool", region_source="edge_boxes",
         region_budget=50, num_reranked=3, reranking_complete=True, latency_ms=12.5, descriptor_ms=7.0,
-        search_ms=1.5, rerank_ms=4.0)
+        search_ms=1.5, rerank_ms=4.0, verify_ms=3.25)
     ours, theirs = bytes(ts.serialize_cdr(msg, bags.CANDIDATE_TYPE)), bytes(serialize_message(ref))
     assert len(ours) == len(theirs)
     # Byte for byte equal except CDR alignment padding, which rclpy's typesupport leaves
@@ -181,6 +183,7 @@ def test_candidate_bytes_equal_rclpy_serialization():
     back = ts.deserialize_cdr(theirs, bags.CANDIDATE_TYPE)
     assert bytes(ts.serialize_cdr(back, bags.CANDIDATE_TYPE)) == ours
     assert back.candidates[2].score == pytest.approx(0.7) and back.candidates[1].has_relative_pose
+    assert back.candidates[1].verified and back.candidates[1].pose_type == 2 and back.candidates[2].num_inliers == 80
 
 
 def test_play_and_record_with_rclpy(tiny_dataset, tmp_path):
@@ -247,3 +250,11 @@ def test_bag_cli_help():
     text = sub.choices["bag"].format_help()
     for word in ("from-images", "play", "record-candidates"):
         assert word in text
+
+
+def test_msg_dir_is_the_source_trees_in_a_checkout():
+    """In a checkout the .msg files of the checkout are registered, not an installed (maybe older) copy."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    assert bags.msg_dir() == repo / "msg"

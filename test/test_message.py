@@ -18,8 +18,9 @@ MAKE_MSG = textwrap.dedent("""
     from builtin_interfaces.msg import Time
     from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 
-    def make_msg(cam="cam", robot="robot_a", cand_robot="robot{}"):
-        # Default string lengths make a message with no CDR alignment padding (see test below).
+    def make_msg(cam="cam", robot="robot_a", cand_robot="rob{}"):
+        # Default string lengths make a message with no CDR alignment padding (see test below):
+        # a candidate is 388 bytes + its robot id's length, a multiple of 8 for 4 characters.
         m = LoopClosureCandidate()
         m.header.stamp = Time(sec=1700000000, nanosec=123456789)
         m.header.frame_id = cam
@@ -28,11 +29,13 @@ MAKE_MSG = textwrap.dedent("""
         m.method, m.region_source = "maqbool", "edge_boxes"
         m.region_budget, m.num_reranked, m.reranking_complete = 25, 100, True
         m.latency_ms, m.descriptor_ms, m.search_ms, m.rerank_ms = 512.5, 80.25, 3.5, 400.0
+        m.verify_ms = 45.75
         for i in range(3):
             c = CandidateMatch(keyframe_id=10 + i, robot_id=cand_robot.format(i),
                                stamp=Time(sec=100 + i, nanosec=7), descriptor_distance=0.5 + i,
                                reranked_distance=0.25 + i, score=0.9 - i * 0.1,
-                               has_relative_pose=(i == 1))
+                               has_relative_pose=(i == 1), verified=(i < 2), num_inliers=100 - 30 * i,
+                               inlier_ratio=0.75 - 0.25 * i, pose_type=(CandidateMatch.POSE_METRIC, 1, 0)[i])
             c.relative_pose.pose.position.x = 1.5 * i
             c.relative_pose.pose.orientation.w = 1.0
             c.relative_pose.covariance[0] = 0.01 * (i + 1)
@@ -122,14 +125,16 @@ def _to_rosbags(store, msg):
     cands = [t["maqbool_ros/msg/CandidateMatch"](
         keyframe_id=c.keyframe_id, relative_pose=pose_cov(c.relative_pose),
         stamp=Time(sec=c.stamp.sec, nanosec=c.stamp.nanosec), descriptor_distance=c.descriptor_distance,
-        reranked_distance=c.reranked_distance, score=c.score, robot_id=c.robot_id,
-        has_relative_pose=c.has_relative_pose) for c in msg.candidates]
+        reranked_distance=c.reranked_distance, score=c.score, inlier_ratio=c.inlier_ratio,
+        num_inliers=c.num_inliers, robot_id=c.robot_id, has_relative_pose=c.has_relative_pose,
+        verified=c.verified, pose_type=c.pose_type) for c in msg.candidates]
     header = t["std_msgs/msg/Header"](stamp=Time(sec=msg.header.stamp.sec, nanosec=msg.header.stamp.nanosec),
                                       frame_id=msg.header.frame_id)
     return t["maqbool_ros/msg/LoopClosureCandidate"](
         header=header, query_keyframe_id=msg.query_keyframe_id, robot_id=msg.robot_id, candidates=cands,
         latency_ms=msg.latency_ms, descriptor_ms=msg.descriptor_ms, search_ms=msg.search_ms,
-        rerank_ms=msg.rerank_ms, num_reranked=msg.num_reranked, region_budget=msg.region_budget,
+        rerank_ms=msg.rerank_ms, verify_ms=msg.verify_ms, num_reranked=msg.num_reranked,
+        region_budget=msg.region_budget,
         method=msg.method, region_source=msg.region_source, reranking_complete=msg.reranking_complete)
 
 
@@ -174,4 +179,35 @@ def test_rosbags_and_rclpy_read_each_other_with_any_strings():
     back = store.deserialize_cdr(theirs, TYPE)
     assert back.candidates[2].robot_id == "agent-2-x" and back.header.frame_id == "camera_left"
     assert math.isclose(back.latency_ms, 512.5) and back.region_budget == 25
+    assert [c.verified for c in back.candidates] == [True, True, False]
+    assert [c.pose_type for c in back.candidates] == [2, 1, 0] and back.candidates[1].num_inliers == 70
+    assert math.isclose(back.verify_ms, 45.75) and math.isclose(back.candidates[0].inlier_ratio, 0.75)
     assert bytes(store.serialize_cdr(back, TYPE)) == ours
+
+
+def test_result_to_msg_carries_the_verification_and_the_pose():
+    """A verified metric candidate's pose, quaternion and covariance reach the message exactly."""
+    import numpy as np
+    from std_msgs.msg import Header
+    from test_verification_pipeline import R_TRUE, T_TRUE, ThumbnailEngine, build_map, config, revisit
+
+    from maqbool_ros.core.pipeline import LoopClosurePipeline
+    from maqbool_ros.core.verification import transform_from_xyz_quat
+    from maqbool_ros.msg import CandidateMatch
+    from maqbool_ros.ros.conversions import result_to_msg
+
+    pipe = LoopClosurePipeline(config(), engine=ThumbnailEngine())
+    build_map(pipe)
+    res = revisit(pipe)
+    msg = result_to_msg(res, Header(frame_id="100"), 12.5)
+    best, other = msg.candidates[0], msg.candidates[1]
+    assert best.verified and best.has_relative_pose and best.pose_type == CandidateMatch.POSE_METRIC
+    assert best.num_inliers == res.num_inliers[0] and math.isclose(best.inlier_ratio, res.inlier_ratios[0],
+                                                                   rel_tol=1e-6)
+    p, q = best.relative_pose.pose.position, best.relative_pose.pose.orientation
+    T = transform_from_xyz_quat([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+    np.testing.assert_allclose(T, res.relative_poses[0], atol=1e-9)
+    assert np.linalg.norm(T[:3, 3] - T_TRUE) < 0.03 and np.allclose(T[:3, :3], R_TRUE, atol=0.01)
+    np.testing.assert_allclose(np.reshape(best.relative_pose.covariance, (6, 6)), res.pose_covariances[0])
+    assert not other.verified and not other.has_relative_pose and other.pose_type == CandidateMatch.POSE_NONE
+    assert msg.verify_ms == pytest.approx(res.timings_ms["verify"], rel=1e-6)

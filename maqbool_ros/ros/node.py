@@ -26,10 +26,12 @@ from maqbool_ros.core.images.decode import ImageDecodeError
 from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
+from maqbool_ros.ros.debug_image import DebugImages
 from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
 from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
+from maqbool_ros.ros.sensors import SensorSync
 from maqbool_ros.ros.stats import WARN, Counters, Health, LatencyStats, diagnostic_status
 
 
@@ -58,6 +60,8 @@ class LoopClosureNode(Node):
         image_type = CompressedImage if cfg.image_transport == "compressed" else Image
         self._image_type = image_type
         self._image_sub = self._subscribe_images(best_effort=False)
+        self.sensors = SensorSync(self, cfg, self.counts)  # depth_topic, camera_info_topic
+        self.debug = DebugImages(self)
         self._adapt_timer = None
         if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
             self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
@@ -76,6 +80,7 @@ class LoopClosureNode(Node):
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
             f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}, "
             f"QoS {cfg.image_qos_reliability}, depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
+            f"verification {cfg.verification_features if cfg.verification_enabled else 'off'}; "
             f"{len(self.pipeline.database)} keyframes in the database")
 
     # --- callbacks (executor threads: enqueue only, never raise) ------------------------
@@ -190,8 +195,12 @@ class LoopClosureNode(Node):
                 return
             try:
                 rgb = image_to_rgb(msg, self.config.max_image_pixels)
+                camera, depth = self.sensors.for_image(msg.header.stamp, kf_id) if self.sensors.enabled \
+                    else (None, None)
                 kf = self.pipeline.describe(rgb, kf_id, self.robot_id, stamp_to_seconds(msg.header.stamp),
-                                            received=received)
+                                            received=received, camera=camera, depth=depth)
+                for note in kf.notes:  # "malformed_depth: why": dropped, the keyframe goes on
+                    self._count_error(note.split(":")[0], f"keyframe {kf_id}: {note}")
                 self._described.put((kf, msg.header))  # before done(): never invisible in stats
             except ImageDecodeError as exc:
                 self._count_error("malformed_images", f"keyframe {kf_id}: {exc}")
@@ -220,13 +229,22 @@ class LoopClosureNode(Node):
         self._count("processed")
         latency = (time.perf_counter() - kf.received) * 1e3
         self.latency.add({**result.timings_ms, "end_to_end": latency})
+        if result.num_verified:
+            self._count("verified_keyframes")
+        if result.checks.error:
+            self._count_error("verification_errors", f"keyframe {kf.keyframe_id}: {result.checks.error}")
         threshold = self.config.publish_min_score
-        if threshold < 0 or result.best_score >= threshold:
+        if (threshold < 0 or result.best_score >= threshold) and (
+                result.num_verified or not self.config.publish_only_verified):
             try:
                 self._pub.publish(result_to_msg(result, header, latency))
                 self._count("published")
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
                 self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
+        try:  # after the candidates: drawing must not delay them
+            self.debug.publish(kf, result, header)
+        except Exception as exc:  # noqa: BLE001 - a drawing error must not kill the worker
+            self._count_error("publish_errors", f"debug image of keyframe {kf.keyframe_id}: {exc}")
 
     # --- diagnostics ------------------------------------------------------------------
     def stats(self) -> dict:

@@ -71,7 +71,9 @@ class Counters:
 
 #: Counters that mean something went wrong (dropped, malformed or failed work).
 PROBLEM_COUNTS = ("dropped_ingress", "dropped_rerank", "malformed_headers", "malformed_images",
-                  "descriptor_errors", "rerank_errors", "publish_errors", "callback_errors")
+                  "descriptor_errors", "rerank_errors", "publish_errors", "callback_errors",
+                  "malformed_depth", "missing_depth", "malformed_camera_info", "camera_mismatch",
+                  "verification_errors")
 OK, WARN, ERROR = 0, 1, 2
 
 

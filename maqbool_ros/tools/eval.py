@@ -25,9 +25,17 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
                    help="pose ground truth: a revisit is at least this many seconds later (default %(default)s)")
 
 
+#: --dataset names of the embedded synthetic sequences (data/rgbd_sequence.py), not paths
+SYNTHETIC_DATASETS = ("synthetic-rgbd", "synthetic-mono")
+
+
 def open_dataset(args: argparse.Namespace):
     from maqbool_ros.core.data.datasets import load_dataset
 
+    if args.dataset in SYNTHETIC_DATASETS:
+        from maqbool_ros.core.data.rgbd_sequence import synthetic_rgbd_sequence
+
+        return synthetic_rgbd_sequence(depth=args.dataset == "synthetic-rgbd")
     return load_dataset(args.dataset, image_topic=args.image_topic, pose_topic=args.pose_topic,
                         radius=args.radius, min_gap_s=args.min_gap)
 
@@ -42,8 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Offline (default) runs the pipeline in this process; --online plays a bag to a running "
                     "maqbool-node; --candidates scores a bag recorded with `maqbool bag record-candidates`. "
                     "See docs/evaluation.md for the protocol and the JSON schema.")
-    p.add_argument("--dataset", required=True, help="dataset folder or bag")
+    p.add_argument("--dataset", required=True,
+                   help="dataset folder or bag, or synthetic-rgbd / synthetic-mono: the embedded SYNTHETIC room "
+                        "loop with exact poses, intrinsics and (rgbd) depth")
     add_config_options(p, "method", "region_source", "region_budget", "top_k")
+    p.add_argument("--verify", action="store_true",
+                   help="run geometric verification (verification_enabled) and add the `verified` object "
+                        "(precision, recall, false positives, pose errors) to the report; without it "
+                        "verification is off and only retrieval is scored")
+    add_config_options(p, "verification_features", "verification_top_n")
     add_common_options(p, model=True, dim=True)
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
@@ -101,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.evaluation.protocol import evaluate_offline, records_from_candidates, summarize
 
     dataset = open_dataset(args)
-    cfg = build_config(args)
+    cfg = build_config(args).replace(verification_enabled=bool(args.verify))
     command = command_line(args)
     model_info: dict = {}
     if args.candidates or args.online:
@@ -122,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if not messages:
             raise ValueError("no LoopClosureCandidate messages to score")
         records = records_from_candidates(dataset, messages)
-        summary, mode = summarize(dataset, records, RECALL_NS), "online"
+        summary, mode = summarize(dataset, records, RECALL_NS, verify=args.verify), "online"
         method = messages[-1].method or cfg.method
         model_info = {"note": "online: the running node's model and parameters were used; "
                               "config below is this command's, not necessarily the node's"}
@@ -131,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir = Path(tempfile.mkdtemp(prefix="maqbool-fit-"))
             cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, out_dir, progress=not args.quiet))
         embedded = not cfg.model_path
-        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet)
+        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet, verify=args.verify)
         mode, method = "offline", cfg.method
         meta = getattr(pipeline.engine, "metadata", {}) or {}
         model_info = {"path": str(pipeline.engine.model_path), "embedded_default": embedded,
@@ -169,4 +184,12 @@ def print_summary(report: dict) -> None:
     print("  " + "  ".join(f"R@{n} {report[f'recall@{n}']:.3f}" for n in RECALL_NS)
           + f"  PR-AUC {report['pr_auc']:.3f}  maxR@P100 {report['max_recall_at_100_precision']:.3f}")
     for stage, row in report["latency_ms"].items():
-        print(f"  {stage:>10} ms: p50 {row['p50']:8.1f}  p95 {row['p95']:8.1f}  p99 {row['p99']:8.1f}")
+        print(f"  {stage:>14} ms: p50 {row['p50']:8.1f}  p95 {row['p95']:8.1f}  p99 {row['p99']:8.1f}")
+    v = report.get("verified")
+    if v:
+        fmt = lambda x, spec=".3f": "n/a" if x is None else format(x, spec)  # noqa: E731
+        print(f"  verified: R@P100 {fmt(v['recall_at_100_precision'])}  precision {fmt(v['precision'])}  "
+              f"recall {fmt(v['recall'])}  FP {v['false_positives']} (wrong pose {v['false_positives_wrong_pose']})"
+              f"  TP {v['true_positives']}  rot err median {fmt(v['rotation_error_deg_median'], '.2f')} deg  "
+              f"trans err median {fmt(v['translation_error_m_median'], '.3f')} m  "
+              f"direction err median {fmt(v['translation_direction_error_deg_median'], '.2f')} deg")

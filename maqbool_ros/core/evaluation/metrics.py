@@ -81,16 +81,26 @@ def best_match_pr_curve(best_ids: Sequence[int | None], confidences: Sequence[fl
     if not len(best_ids) == len(confidences) == len(positives):
         raise ValueError("best_ids, confidences and positives must have one entry per query")
     pos_sets = _positive_sets(positives)
-    num_revisits = sum(1 for p in pos_sets if p)
-    answered = [q for q, b in enumerate(best_ids) if b is not None and np.isfinite(confidences[q])]
+    correct = [b is not None and int(b) in pos_sets[q] for q, b in enumerate(best_ids)]
+    conf = [float(c) if b is not None else float("-inf") for b, c in zip(best_ids, confidences)]
+    return pr_curve_from_correct(correct, conf, sum(1 for p in pos_sets if p))
+
+
+def pr_curve_from_correct(correct: Sequence[bool], confidences: Sequence[float], num_revisits: int) -> PRCurve:
+    """PR curve from one accepted-or-not answer per query: correct[q] says whether query q's
+    answer is right, confidences[q] its confidence (-inf or NaN: no answer, never accepted).
+    Recall is over num_revisits queries; see best_match_pr_curve."""
+    if len(correct) != len(confidences):
+        raise ValueError("correct and confidences must have one entry per query")
+    answered = [q for q, c in enumerate(confidences) if np.isfinite(c)]
     if num_revisits == 0 or not answered:
         empty = np.zeros(0)
         return PRCurve(empty, empty, empty, 0.0, 0.0)
     conf = np.asarray([float(confidences[q]) for q in answered])
-    correct = np.asarray([int(best_ids[q]) in pos_sets[q] for q in answered], dtype=float)
+    correct_arr = np.asarray([bool(correct[q]) for q in answered], dtype=float)
     order = np.argsort(-conf, kind="stable")
-    conf, correct = conf[order], correct[order]
-    tp = np.cumsum(correct)
+    conf, correct_arr = conf[order], correct_arr[order]
+    tp = np.cumsum(correct_arr)
     accepted = np.arange(1, len(conf) + 1)
     # keep the last index of each run of equal confidences: ties are accepted together
     last_of_tie = np.r_[conf[1:] != conf[:-1], True]

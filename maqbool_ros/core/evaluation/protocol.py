@@ -26,7 +26,7 @@ from maqbool_ros.core.evaluation.metrics import DEFAULT_RECALL_NS, best_match_pr
 
 REF_ROBOT, QUERY_ROBOT, SEQUENCE_ROBOT = "ref", "query", "robot0"
 #: per-stage timings kept in reports (the pipeline's keys; "total" = whole keyframe)
-LATENCY_STAGES = ("descriptor", "extras", "search", "rerank", "total")
+LATENCY_STAGES = ("descriptor", "local_features", "extras", "search", "rerank", "verify", "total")
 
 
 @dataclass
@@ -40,6 +40,18 @@ class QueryRecord:
     complete: bool = True
     region_budget: int = 0
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per ranked candidate
+    # geometric verification per ranked candidate (all False / 0 / "none" when it did not run)
+    attempted: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    verified: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    num_inliers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pose_types: list[str] = field(default_factory=list)
+    relative_poses: np.ndarray | None = None  # (N, 4, 4) T_query_candidate, meaningful where verified
+
+    def __post_init__(self) -> None:
+        n = len(self.ranked)
+        if len(self.verified) != n:  # records made without verification: nothing verified
+            self.attempted, self.verified = np.zeros(n, bool), np.zeros(n, bool)
+            self.num_inliers, self.pose_types = np.zeros(n, np.int64), ["none"] * n
 
 
 def protocol_config(dataset: Dataset, config: MaqboolConfig) -> MaqboolConfig:
@@ -59,9 +71,26 @@ def _record(index: int, result: Any) -> QueryRecord:
     if result is None or len(result) == 0:
         return QueryRecord(index, np.zeros(0, dtype=np.int64), float("-inf"),
                            dict(getattr(result, "timings_ms", {}) or {}))
-    return QueryRecord(index, np.asarray(result.keyframe_ids, dtype=np.int64),
-                       float(result.scores[0]), dict(result.timings_ms), bool(result.complete),
-                       int(result.region_budget), np.asarray(result.scores, dtype=float))
+    rec = QueryRecord(index, np.asarray(result.keyframe_ids, dtype=np.int64),
+                      float(result.scores[0]), dict(result.timings_ms), bool(result.complete),
+                      int(result.region_budget), np.asarray(result.scores, dtype=float))
+    checks = getattr(result, "checks", None)
+    if checks is not None and len(checks.verified) == len(rec.ranked):
+        rec.attempted, rec.verified = np.asarray(checks.attempted, bool), np.asarray(checks.verified, bool)
+        rec.num_inliers, rec.pose_types = np.asarray(checks.num_inliers, np.int64), list(checks.pose_types)
+        rec.relative_poses = np.asarray(checks.relative_poses, dtype=float)
+    return rec
+
+
+def _sensors(dataset: Dataset, i: int) -> dict[str, Any]:
+    """camera / depth of sequence frame i for pipeline.process, when the dataset has them
+    (data.rgbd_sequence); else nothing (the config's camera_* parameters apply)."""
+    out: dict[str, Any] = {}
+    if getattr(dataset, "camera", None) is not None:
+        out["camera"] = dataset.camera
+    if getattr(dataset, "depths", None) is not None:
+        out["depth"] = dataset.depths[i]
+    return out
 
 
 def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
@@ -86,7 +115,8 @@ def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
     else:
         for i in tqdm(range(len(dataset.frames)), desc="frames", unit="img", disable=not progress):
             res = pipeline.process(dataset.frames[i], keyframe_id=i, robot_id=SEQUENCE_ROBOT,
-                                   stamp=float(dataset.stamps[i]), add_to_database=True, query=True)
+                                   stamp=float(dataset.stamps[i]), add_to_database=True, query=True,
+                                   **_sensors(dataset, i))
             records.append(_record(i, res))
             if on_result is not None:
                 on_result(i, res)
@@ -111,15 +141,43 @@ def records_from_candidates(dataset: Dataset, messages: Iterable[Any]) -> list[Q
         ids, scores = ids[keep], scores[keep]
         timings = {"descriptor": float(msg.descriptor_ms), "search": float(msg.search_ms),
                    "rerank": float(msg.rerank_ms), "total": float(msg.latency_ms)}
+        if hasattr(msg, "verify_ms"):
+            timings["verify"] = float(msg.verify_ms)
+        cands = [c for c, k in zip(msg.candidates, keep) if k]
         by_query[q] = QueryRecord(q, ids, float(scores[0]) if len(scores) else float("-inf"), timings,
-                                  bool(msg.reranking_complete), int(msg.region_budget), scores)
+                                  bool(msg.reranking_complete), int(msg.region_budget), scores,
+                                  **_checks_from_msg(cands))
     return [by_query.get(q, QueryRecord(q, np.zeros(0, dtype=np.int64), float("-inf"))) for q in range(n)]
 
 
+_MSG_POSE_TYPES = {0: "none", 1: "rotation_unit_translation", 2: "metric"}  # CandidateMatch.POSE_*
+
+
+def _pose_to_T(pose: Any) -> np.ndarray:
+    from maqbool_ros.core.verification.geometry import transform_from_xyz_quat
+
+    p, o = pose.position, pose.orientation
+    return transform_from_xyz_quat([p.x, p.y, p.z], [o.x, o.y, o.z, o.w])
+
+
+def _checks_from_msg(cands: list) -> dict[str, Any]:
+    """Verification fields of CandidateMatch messages (absent in older messages: nothing verified)."""
+    if not cands or not hasattr(cands[0], "verified"):
+        return {}
+    verified = np.asarray([bool(c.verified) for c in cands])
+    return {"attempted": verified | np.asarray([int(c.num_inliers) > 0 for c in cands]), "verified": verified,
+            "num_inliers": np.asarray([int(c.num_inliers) for c in cands], np.int64),
+            "pose_types": [_MSG_POSE_TYPES.get(int(c.pose_type), "none") for c in cands],
+            "relative_poses": np.stack([_pose_to_T(c.relative_pose.pose) if c.has_relative_pose else np.eye(4)
+                                        for c in cands])}
+
+
 def summarize(dataset: Dataset, records: Sequence[QueryRecord],
-              recall_ns: Sequence[int] = DEFAULT_RECALL_NS, curve_max_n: int = 50) -> dict[str, Any]:
+              recall_ns: Sequence[int] = DEFAULT_RECALL_NS, curve_max_n: int = 50,
+              verify: bool = False) -> dict[str, Any]:
     """Metrics over the records: recall@N (the headline Ns and a 1..curve_max_n curve),
-    the best-match PR curve with its AUC and max recall at 100% precision, latencies."""
+    the best-match PR curve with its AUC and max recall at 100% precision, latencies; with
+    verify, the ``verified`` object (evaluation.verified.summarize_verified)."""
     positives = [dataset.positives[r.query_index] for r in records]
     ranked = [r.ranked for r in records]
     curve_ns = list(range(1, curve_max_n + 1))
@@ -145,15 +203,20 @@ def summarize(dataset: Dataset, records: Sequence[QueryRecord],
         "pr_curve": {"thresholds": pr.thresholds.tolist(), "precision": pr.precision.tolist(),
                      "recall": pr.recall.tolist()},
     })
+    if verify:
+        from maqbool_ros.core.evaluation.verified import summarize_verified
+
+        out["verified"] = summarize_verified(dataset, records)
     return out
 
 
 def evaluate_offline(dataset: Dataset, config: MaqboolConfig, *, engine: Any = None, progress: bool = True,
-                     on_result: Callable[[int, Any], None] | None = None):
+                     on_result: Callable[[int, Any], None] | None = None, verify: bool | None = None):
     """Build a pipeline for config (sharing ``engine`` if given), run the protocol and score it.
     Returns (summary dict, records, pipeline)."""
     from maqbool_ros.core.pipeline import LoopClosurePipeline
 
     pipeline = LoopClosurePipeline(protocol_config(dataset, config), engine=engine)
     records = run_offline(dataset, pipeline, progress=progress, on_result=on_result)
-    return summarize(dataset, records), records, pipeline
+    verify = config.verification_enabled if verify is None else verify
+    return summarize(dataset, records, verify=verify), records, pipeline

@@ -76,17 +76,25 @@ def write_csv(dataset: Any, records: Sequence[Any], path: str | Path, top: int =
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["query_index", "positives", f"top{top}", "confidence", "correct_at_1",
-                    "first_positive_rank", "reranking_complete"] + [f"{s}_ms" for s in stages])
+                    "first_positive_rank", "reranking_complete", "best_verified", "best_verified_inliers"]
+                   + [f"{s}_ms" for s in stages])
         for r in records:
             pos = set(int(p) for p in dataset.positives[r.query_index])
             rank = next((i + 1 for i, c in enumerate(r.ranked) if int(c) in pos), "")
             w.writerow([r.query_index, " ".join(map(str, sorted(pos))), " ".join(map(str, r.ranked[:top])),
                         f"{r.confidence:.6g}", int(bool(len(r.ranked)) and int(r.ranked[0]) in pos), rank,
-                        int(r.complete)] + [f"{r.timings_ms.get(s, float('nan')):.3f}" for s in stages])
+                        int(r.complete)] + _verified_cells(r)
+                       + [f"{r.timings_ms.get(s, float('nan')):.3f}" for s in stages])
+
+
+def _verified_cells(r: Any) -> list:
+    hits = np.flatnonzero(np.asarray(getattr(r, "verified", ()), dtype=bool))
+    return [int(r.ranked[hits[0]]), int(r.num_inliers[hits[0]])] if len(hits) else ["", ""]
 
 
 def write_plots(report: dict[str, Any], records: Sequence[Any], out_dir: str | Path) -> list[Path]:
-    """recall_at_n.png, pr_curve.png and latency.png (matplotlib, Agg: no display needed)."""
+    """recall_at_n.png, pr_curve.png, verified_pr_curve.png (with --verify) and latency.png
+    (matplotlib, Agg: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,6 +121,9 @@ def write_plots(report: dict[str, Any], records: Sequence[Any], out_dir: str | P
     ax.grid(True, alpha=0.3)
     written.append(_save(fig, out / "pr_curve.png"))
 
+    if report.get("verified"):
+        written.append(_verified_pr_plot(report, title, out / "verified_pr_curve.png"))
+
     stages = [s for s in report["latency_ms"]]
     fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(3.2 * max(1, len(stages)), 3), squeeze=False)
     for ax, stage in zip(axes[0], stages):
@@ -123,6 +134,23 @@ def write_plots(report: dict[str, Any], records: Sequence[Any], out_dir: str | P
     fig.suptitle(title)
     written.append(_save(fig, out / "latency.png"))
     return written
+
+
+def _verified_pr_plot(report: dict[str, Any], title: str, path: Path) -> Path:
+    """Verified loops accepted from the most inliers down, beside the unverified best-match curve."""
+    import matplotlib.pyplot as plt
+
+    v = report["verified"]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for pr, label in ((report["pr_curve"], "best match (unverified score)"),
+                      (v["pr_curve"], "best verified (inlier count)")):
+        if pr["recall"]:
+            ax.step([0.0] + pr["recall"], [pr["precision"][0]] + pr["precision"], where="post", label=label)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
+           title=f"{title} · verified R@P100 {v['recall_at_100_precision']:.3f}, FP {v['false_positives']}")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -11,6 +11,7 @@ from maqbool_ros.core.verification.camera import sample_depth
 from maqbool_ros.core.verification.params import VerificationParams
 
 DESCRIPTOR_SHAPES = {"orb": (32, np.uint8), "sift": (128, np.uint8), "aliked": (128, np.float16)}
+MIN_SIDE = 32  # smaller images give no keypoints (ORB's border alone is 19 px)
 DESCRIPTOR_BYTES = {k: n * np.dtype(t).itemsize for k, (n, t) in DESCRIPTOR_SHAPES.items()}
 
 
@@ -131,7 +132,8 @@ class LocalFeatureExtractor:
         scale = min(1.0, side / max(h, w)) if side > 0 else 1.0
         small = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
             if scale < 1.0 else grey
-        kps, desc = self._detector.detectAndCompute(small, None)
+        # OpenCV's ORB pyramid asserts on images a few pixels wide; nothing is detectable there anyway
+        kps, desc = self._detector.detectAndCompute(small, None) if min(small.shape) >= MIN_SIDE else ((), None)
         if desc is None or not kps:
             kp = np.zeros((0, 2), np.float32)
             desc = np.zeros((0, DESCRIPTOR_SHAPES[self.kind][0]), np.uint8)

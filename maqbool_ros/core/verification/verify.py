@@ -57,6 +57,7 @@ class Verification:
     parallax_deg: float = float("nan")
     inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str = ""  # why the estimator failed (an OpenCV error on degenerate matches): rejected
 
     @property
     def T(self) -> np.ndarray:
@@ -113,6 +114,20 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
 
     if len(pairs) < p.min_inliers:  # cannot pass the decision: skip the estimator
         return reject(len(pairs))
+    try:
+        return _estimate(query, cand, pairs, camera, depth_q, depth_c, p, A, t0, timings, reject)
+    except (cv2.error, np.linalg.LinAlgError) as exc:
+        # OpenCV's USAC asserts on some degenerate match sets (e.g. "!model.empty()" in
+        # setModelParameters for a near-pure-translation fundamental matrix): no model = rejected
+        out = reject(len(pairs))
+        out.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}"
+        return out
+
+
+def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, camera: Camera | None,
+              depth_q: np.ndarray | None, depth_c: np.ndarray | None, p: VerificationParams, A: np.ndarray | None,
+              t0: float, timings: dict[str, float], reject) -> Verification:
+    """verify() from the matches on: robust estimation, covariance, decision."""
     uv_q_raw = query.keypoints[pairs[:, 0]].astype(np.float64)
     uv_c_raw = cand.keypoints[pairs[:, 1]].astype(np.float64)
     t1 = time.perf_counter()

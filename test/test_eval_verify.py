@@ -1,0 +1,108 @@
+"""Scoring of verified loops (evaluation/verified.py) and the verification fields of records."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from maqbool_ros.core.evaluation.protocol import QueryRecord, records_from_candidates, summarize
+from maqbool_ros.core.evaluation.verified import pose_errors, summarize_verified
+from maqbool_ros.core.verification.geometry import make_T
+
+
+def _rot_z(deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+
+
+def _dataset(with_poses: bool):
+    poses = np.stack([make_T(_rot_z(5 * i), [0.3 * i, 0.0, 0.0]) for i in range(6)])
+    positives = [np.zeros(0, np.int64)] * 2 + [np.array([0]), np.array([1]), np.array([0]), np.array([1])]
+    ds = SimpleNamespace(positives=positives, kind="sequence", name="toy")
+    if with_poses:
+        ds.poses = poses
+    return ds, poses
+
+
+def _record(q: int, ranked, verified, inliers, poses_est, types=None) -> QueryRecord:
+    n = len(ranked)
+    rec = QueryRecord(q, np.asarray(ranked, np.int64), 1.0)
+    rec.attempted = np.ones(n, bool)
+    rec.verified = np.asarray(verified, bool)
+    rec.num_inliers = np.asarray(inliers, np.int64)
+    rec.pose_types = types or ["metric" if v else "none" for v in verified]
+    rec.relative_poses = np.stack(poses_est)
+    return rec
+
+
+def _records(poses):
+    gt = lambda q, c: np.linalg.inv(poses[q]) @ poses[c]  # noqa: E731
+    wrong = gt(3, 1) @ make_T(_rot_z(10.0), [0, 0, 0])     # right place, rotation 10 deg off
+    return [
+        QueryRecord(0, np.zeros(0, np.int64), float("-inf")),                       # no candidate
+        QueryRecord(1, np.array([0]), 0.5),                                         # nothing verified
+        _record(2, [1, 0], [False, True], [5, 120], [np.eye(4), gt(2, 0)]),          # TP (2nd in rank)
+        _record(3, [1], [True], [60], [wrong]),                                      # FP: wrong pose
+        _record(4, [2], [True], [40], [gt(4, 2)]),                                   # FP: not the place
+        _record(5, [0, 1], [False, False], [3, 4], [np.eye(4), np.eye(4)]),          # revisit, none verified
+    ]
+
+
+def test_verified_counts_precision_recall_and_pose_errors():
+    ds, poses = _dataset(with_poses=True)
+    v = summarize_verified(ds, _records(poses))
+    assert (v["true_positives"], v["false_positives"], v["false_positives_wrong_pose"]) == (1, 2, 1)
+    assert v["precision"] == pytest.approx(1 / 3) and v["recall"] == pytest.approx(1 / 4)
+    assert v["num_queries_with_revisit"] == 4 and v["num_queries_verified"] == 3
+    # accepted from the most inliers down: the TP (120) first, then the FPs (60, 40)
+    assert v["recall_at_100_precision"] == pytest.approx(1 / 4)
+    assert v["rotation_error_deg_median"] == pytest.approx(0.0, abs=1e-4)  # errors 0, 10, 0 (arccos near 1)
+    assert v["translation_error_m_median"] == pytest.approx(0.0, abs=1e-9)
+    assert v["tolerances"]["rotation_deg"] == 5.0
+
+
+def test_without_poses_a_verified_positive_is_a_true_positive_and_pose_figures_are_null():
+    ds, poses = _dataset(with_poses=False)
+    v = summarize_verified(ds, _records(poses))
+    assert (v["true_positives"], v["false_positives"]) == (2, 1)
+    assert v["rotation_error_deg_median"] is None and v["translation_error_m_median"] is None
+    assert v["tolerances"] is None
+    assert v["recall_at_100_precision"] == pytest.approx(2 / 4)
+
+
+def test_summarize_adds_verified_only_when_asked():
+    ds, poses = _dataset(with_poses=True)
+    recs = _records(poses)
+    assert "verified" not in summarize(ds, recs)
+    keys = {"recall_at_100_precision", "precision", "recall", "false_positives", "rotation_error_deg_median",
+            "translation_error_m_median"}
+    assert keys <= set(summarize(ds, recs, verify=True)["verified"])
+
+
+def test_monocular_pose_error_is_the_translation_direction():
+    T_gt = make_T(np.eye(3), [1.0, 0.0, 0.0])
+    e = pose_errors(make_T(_rot_z(2.0), [0.0, 1.0, 0.0]), T_gt, "rotation_unit_translation")
+    assert e["rotation_deg"] == pytest.approx(2.0) and e["translation_direction_deg"] == pytest.approx(90.0)
+    assert np.isnan(e["translation_m"])
+    tiny = pose_errors(np.eye(4), make_T(np.eye(3), [0.01, 0, 0]), "rotation_unit_translation")
+    assert np.isnan(tiny["translation_direction_deg"])  # baseline too short for a direction
+
+
+def test_online_records_carry_the_verification_fields():
+    def cand(kf, verified, inliers, pose_type, xyz):
+        pose = SimpleNamespace(position=SimpleNamespace(x=xyz[0], y=xyz[1], z=xyz[2]),
+                               orientation=SimpleNamespace(x=0.0, y=0.0, z=0.0, w=1.0))
+        return SimpleNamespace(keyframe_id=kf, score=0.5, verified=verified, num_inliers=inliers,
+                               pose_type=pose_type, has_relative_pose=verified and pose_type != 0,
+                               relative_pose=SimpleNamespace(pose=pose))
+    msg = SimpleNamespace(query_keyframe_id=3,
+                          candidates=[cand(1, False, 4, 0, (0, 0, 0)), cand(0, True, 80, 2, (1, 2, 3))],
+                          descriptor_ms=1.0, search_ms=1.0, rerank_ms=1.0, latency_ms=5.0, verify_ms=2.0,
+                          reranking_complete=True, region_budget=0)
+    ds = SimpleNamespace(kind="sequence", frames=[None] * 4, positives=[np.zeros(0, np.int64)] * 4)
+    rec = records_from_candidates(ds, [msg])[3]
+    assert rec.verified.tolist() == [False, True] and rec.num_inliers.tolist() == [4, 80]
+    assert rec.pose_types == ["none", "metric"] and rec.timings_ms["verify"] == 2.0
+    assert np.allclose(rec.relative_poses[1][:3, 3], [1, 2, 3])
+    assert records_from_candidates(ds, [msg])[0].verified.tolist() == []  # no message: nothing verified
