@@ -106,3 +106,30 @@ def test_online_records_carry_the_verification_fields():
     assert rec.pose_types == ["none", "metric"] and rec.timings_ms["verify"] == 2.0
     assert np.allclose(rec.relative_poses[1][:3, 3], [1, 2, 3])
     assert records_from_candidates(ds, [msg])[0].verified.tolist() == []  # no message: nothing verified
+
+
+def test_offline_protocol_gives_the_pipeline_each_frames_camera_and_depth():
+    from maqbool_ros.core.evaluation.protocol import run_offline
+    from maqbool_ros.core.verification.stage import CandidateChecks
+
+    calls = []
+
+    class Result(SimpleNamespace):
+        def __len__(self):
+            return 1
+
+    def process(image, keyframe_id, **kw):
+        calls.append((keyframe_id, kw.get("camera"), kw.get("depth")))
+        checks = CandidateChecks.none(1)
+        checks.verified[0], checks.num_inliers[0], checks.pose_types[0] = True, 77, "metric"
+        return Result(keyframe_ids=np.array([0]), scores=np.array([0.9]), timings_ms={}, complete=True,
+                      region_budget=0, checks=checks)
+
+    depths = [np.full((2, 2), float(i), np.float32) for i in range(3)]
+    ds = SimpleNamespace(kind="sequence", frames=[np.zeros((2, 2, 3), np.uint8)] * 3, stamps=np.arange(3.0),
+                         camera="CAM", depths=depths, positives=[np.zeros(0, np.int64)] * 3)
+    records = run_offline(ds, SimpleNamespace(process=process), progress=False)
+    assert [c[1] for c in calls] == ["CAM"] * 3
+    assert [float(c[2][0, 0]) for c in calls] == [0.0, 1.0, 2.0]
+    assert records[2].verified.tolist() == [True] and records[2].num_inliers.tolist() == [77]
+    assert records[2].pose_types == ["metric"]
