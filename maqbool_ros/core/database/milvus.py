@@ -1,0 +1,367 @@
+"""Keyframe database on Milvus (milvus-lite file or a Milvus server / cluster): the
+KeyframeDatabase interface the pipeline uses, for a map shared by several robots and
+sessions (docs/milvus.md).
+
+Search semantics equal the FAISS backend's: the exclusion rules are a Milvus filter
+expression applied before the top-k (milvus_schema.search_filter), distances are squared
+L2 between unit vectors (Milvus' L2 metric is already squared), ascending. Writes go
+through an Outbox: while the server is unreachable they wait in a bounded buffer and are
+retried with backoff; nothing accepted is dropped. Row handles (`Candidates.rows`) are the
+keyframes' 63-bit primary keys. One writer per robot id (its insertion counter lives in
+the writing process); any number of robots per collection.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import types
+
+import numpy as np
+
+from maqbool_ros.core.database import milvus_schema as ms
+from maqbool_ros.core.database import validate
+from maqbool_ros.core.database.outbox import Outbox
+from maqbool_ros.core.database.recovery import RecoveryReport
+from maqbool_ros.core.database.rows import ROBOT_FILTERS
+from maqbool_ros.core.types import Candidates
+
+# Session: a robot reads its own writes at once; other robots' keyframes appear within
+# Milvus' bounded staleness (well under a second), and searches never wait for a global
+# timestamp sync as Strong would (docs/milvus.md).
+CONSISTENCY = "Session"
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
+
+
+class MilvusKeyframeDatabase:
+    """The keyframe database in a Milvus collection (uri: a local .db path for milvus-lite,
+    or http(s)://host:19530)."""
+
+    def __init__(self, dim: int, uri: str, collection: str = "maqbool_keyframes", map_id: str = "",
+                 index_type: str = "flat", buffer_max: int = 10_000, timeout_s: float = 5.0):
+        from pymilvus import DataType, MilvusClient  # optional dependency: only this backend needs it
+
+        if int(dim) <= 0:
+            raise ValueError(f"dim: must be positive, got {dim}")
+        if index_type not in ms.INDEX:
+            raise ValueError(f"index_type: {index_type!r} is not one of {list(ms.INDEX)}")
+        if not uri:
+            raise ValueError("database_uri: empty; give a milvus-lite .db path or http(s)://host:19530")
+        self.dim, self.uri, self.collection, self.map_id = int(dim), str(uri), str(collection), str(map_id)
+        self.index_type, self.timeout_s = index_type, float(timeout_s)
+        self._lock = threading.RLock()
+        self._counters = f"{self.collection}_robots"
+        self.recovery_report = RecoveryReport()  # nothing to recover locally: the server keeps the data
+        self.scan_fallbacks = 0
+        self.flush_interval_s = 0.0  # accepted for the pipeline; the server decides its own flushing
+        self.dropped_duplicates = 0  # buffered keyframes found already stored when delivered
+        self.search_failures = 0  # searches answered empty because the server was unreachable
+        self._next: dict[str, int] = {}  # robot -> next insertion number (robots seen by this process)
+        self._own: set[str] = set()  # robots this process wrote: their counter is authoritative here
+        self._spec: dict[str, types.SimpleNamespace] = {}  # extras key -> row_shape, dtype
+        self._count = 0
+        try:
+            self._client = MilvusClient(uri=self.uri, timeout=self.timeout_s)
+            self._create(MilvusClient, DataType)
+            self._count = self._server_count()
+        except Exception as e:
+            raise ConnectionError(f"database_uri: cannot open Milvus collection {self.collection!r} at "
+                                  f"{self.uri}: {type(e).__name__}: {e}") from e
+        self.outbox = Outbox(self._deliver, self._lock, buffer_max)
+
+    def _create(self, client_cls, data_type) -> None:
+        c = self._client
+        if not c.has_collection(self.collection):
+            index = c.prepare_index_params()
+            kind, params = ms.INDEX[self.index_type]
+            index.add_index(field_name="descriptor", index_type=kind, metric_type="L2", params=params)
+            c.create_collection(self.collection, schema=ms.keyframe_schema(client_cls, data_type, self.dim),
+                                index_params=index, consistency_level=CONSISTENCY)
+        if not c.has_collection(self._counters):
+            index = c.prepare_index_params()
+            index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
+            c.create_collection(self._counters, schema=ms.counter_schema(client_cls, data_type),
+                                index_params=index, consistency_level=CONSISTENCY)
+        dim = next(f for f in c.describe_collection(self.collection)["fields"] if f["name"] == "descriptor")
+        stored = int(dim["params"]["dim"])
+        if stored != self.dim:
+            raise ValueError(f"dim: the collection {self.collection!r} holds {stored}-D descriptors, not {self.dim}")
+        c.load_collection(self.collection)
+        c.load_collection(self._counters)
+
+    def _server_count(self) -> int:
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
+        return int(res[0]["count(*)"])
+
+    # --- content ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Live keyframes: the collection's count at the last write or search, plus the
+        buffered ones (no round trip: a node's stats never wait for the server)."""
+        return self._count + sum(1 for op in list(self.outbox.ops) if op[0] == "add")
+
+    @property
+    def num_rows(self) -> int:
+        return len(self)
+
+    @_locked
+    def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        return {k: (v.row_shape, v.dtype) for k, v in self._spec.items()}
+
+    @_locked
+    def bytes_per_keyframe(self) -> int:
+        """Bytes one keyframe takes in the collection: fp32 descriptor (the FLAT index reads
+        it in place; HNSW adds ~2*M*4 bytes of links), the scalar fields, the extras JSON."""
+        links = 2 * ms.INDEX["hnsw"][1]["M"] * 4 if self.index_type == "hnsw" else 0
+        extras = sum(ms.encoded_bytes(v.row_shape, v.dtype) + 48 for v in self._spec.values())
+        return self.dim * 4 + links + 8 * 4 + 2 * 16 + extras
+
+    # --- writing ------------------------------------------------------------------------
+    @_locked
+    def add(self, keyframe_id: int, robot_id: str, stamp: float, descriptor,
+            extras: dict[str, np.ndarray] | None = None) -> int:
+        """Insert one keyframe; returns its primary key. Checked like the FAISS backend
+        (ValueError naming the field); accepted when written, or buffered while the server
+        is unreachable (delivered in order later)."""
+        kf, robot = validate.keyframe_id(keyframe_id), validate.robot_id(robot_id)
+        try:
+            row = {"pk": ms.keyframe_pk(robot, kf), "keyframe_id": kf, "robot_id": robot, "map_id": self.map_id,
+                   "stamp": validate.stamp(stamp), "seq": -1,
+                   "descriptor": validate.unit_descriptor(descriptor, self.dim).tolist()}
+            ex = validate.extras(extras, self._spec)
+            row["extras"] = ms.encode_extras(ex)
+            if any(op[0] == "add" and op[1]["pk"] == row["pk"] for op in self.outbox.ops):
+                raise ValueError("already in the database (remove it first)")
+        except ValueError as e:
+            raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
+        checked = False
+        if not self.outbox.ops:  # server presumably up: refuse a duplicate now, like FAISS
+            try:
+                self._check_new([row])
+                checked = True
+            except ValueError as e:
+                raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
+            except Exception:  # unreachable: the check is redone at delivery
+                pass
+        self.outbox.push(("add", row, checked))
+        for key, arr in ex.items():
+            self._spec.setdefault(key, types.SimpleNamespace(row_shape=arr.shape, dtype=arr.dtype))
+        self._own.add(robot)
+        self.outbox.drain()
+        return row["pk"]
+
+    def _check_new(self, rows: list[dict]) -> list[dict]:
+        """Rows whose key is not stored yet; a key held by another keyframe (hash collision) raises."""
+        got = self._client.get(self.collection, ids=[r["pk"] for r in rows], output_fields=["keyframe_id", "robot_id"],
+                               timeout=self.timeout_s)
+        stored = {g["pk"]: (g["keyframe_id"], g["robot_id"]) for g in got}
+        fresh = []
+        for r in rows:
+            if r["pk"] not in stored:
+                fresh.append(r)
+            elif stored[r["pk"]] == (r["keyframe_id"], r["robot_id"]):
+                if len(rows) == 1:
+                    raise ValueError("already in the database (remove it first)")
+                self.dropped_duplicates += 1
+            else:
+                raise ValueError(f"primary key {r['pk']} collides with keyframe {stored[r['pk']][1]}/"
+                                 f"{stored[r['pk']][0]}")
+        return fresh
+
+    def _deliver(self, ops: list) -> int:
+        """Outbox callback: write the leading run of adds in one insert, or one remove."""
+        if ops[0][0] == "remove":
+            self._remove_now(*ops[0][1:])
+            return 1
+        run = []
+        for op in ops:
+            if op[0] != "add" or len(run) >= 1000:
+                break
+            run.append(op)
+        unchecked = [op[1] for op in run if not op[2]]
+        fresh = {r["pk"] for r in self._check_new(unchecked)} if unchecked else set()
+        rows = [op[1] for op in run if op[2] or op[1]["pk"] in fresh]
+        for r in rows:  # insertion numbers are given at delivery, in order, from the server's state
+            if r["seq"] < 0:
+                r["seq"] = self._robot_next(r["robot_id"])
+                self._next[r["robot_id"]] = r["seq"] + 1
+        if rows:
+            self._client.insert(self.collection, rows, timeout=self.timeout_s)
+            self._count += len(rows)
+        return len(run)
+
+    def _robot_next(self, robot: str) -> int:
+        """The robot's next insertion number: known locally for our own robots once read;
+        otherwise the largest stored seq + 1 (or the kept counter, if larger)."""
+        if robot in self._next and robot in self._own:
+            return self._next[robot]
+        lo = self._next.get(robot, 0)
+        while True:  # only the largest seq matters: raise the floor until a page is not full
+            page = self._client.query(self.collection, filter=f"robot_id == {ms.quote(robot)} and seq >= {lo}",
+                                      output_fields=["seq"], limit=ms.MAX_TOP_K, timeout=self.timeout_s)
+            if page:
+                lo = max(int(p["seq"]) for p in page) + 1
+            if len(page) < ms.MAX_TOP_K:
+                break
+        kept = self._client.get(self._counters, ids=[robot], output_fields=["next_seq"], timeout=self.timeout_s)
+        self._next[robot] = max(lo, int(kept[0]["next_seq"]) if kept else 0)
+        return self._next[robot]
+
+    @_locked
+    def remove(self, keyframe_ids, robot_id: str | None = None) -> int:
+        """Forget keyframes (of robot_id, or of every robot when None); returns how many
+        (while the server is unreachable: buffered, returns 0)."""
+        ids = validate.keyframe_ids(keyframe_ids)
+        robot = None if robot_id is None else str(robot_id)
+        if len(ids) == 0:
+            return 0
+        self.outbox.push(("remove", [int(i) for i in ids], robot))
+        before = self._count
+        self.outbox.drain(force=len(self.outbox) == 1)
+        return max(0, before - self._count) if not self.outbox.ops else 0
+
+    def _remove_now(self, ids: list[int], robot: str | None) -> None:
+        expr = f"keyframe_id in {ids}" + (f" and robot_id == {ms.quote(robot)}" if robot is not None else "")
+        hits = self._client.query(self.collection, filter=expr, output_fields=["robot_id"], timeout=self.timeout_s)
+        if not hits:
+            return
+        robots = sorted({h["robot_id"] for h in hits})
+        # Keep each robot's insertion counter: removing its newest keyframes must not shift
+        # the "last N keyframes" window back onto older ones.
+        self._client.upsert(self._counters, [{"robot_id": r, "next_seq": self._robot_next(r), "unused": [0.0, 0.0]}
+                                             for r in robots], timeout=self.timeout_s)
+        self._client.delete(self.collection, ids=[h["pk"] for h in hits], timeout=self.timeout_s)
+        self._count -= len(hits)
+
+    # --- search -------------------------------------------------------------------------
+    @_locked
+    def search(self, query, k: int, *, robot_id: str | None = None, stamp: float | None = None,
+               exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
+               robot_filter: str = "all", max_distance: float = 4.0) -> Candidates:
+        """The k nearest admissible keyframes (FAISS backend semantics; empty, counted in
+        search_failures, while the server is unreachable)."""
+        return self._search(query, k, robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
+                            robot_filter, max_distance, False)[0]
+
+    @_locked
+    def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
+        """search() and the candidates' extras in one round trip."""
+        defaults = dict(robot_id=None, stamp=None, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+                        robot_filter="all", max_distance=4.0)
+        unknown = set(rules) - set(defaults)
+        if unknown:
+            raise TypeError(f"search_with_extras: unexpected arguments {sorted(unknown)}")
+        defaults.update(rules)
+        return self._search(query, k, *defaults.values(), True)
+
+    def _search(self, query, k, robot_id, stamp, n_recent, t_recent, robot_filter, max_distance, with_extras):
+        if int(k) < 1:
+            raise ValueError(f"k: must be >= 1, got {k}")
+        try:
+            q = validate.unit_descriptor(query, self.dim)
+        except ValueError as e:
+            raise ValueError(f"query: {e}") from None
+        if robot_filter not in ROBOT_FILTERS:
+            raise ValueError(f"robot_filter: {robot_filter!r} is not one of {list(ROBOT_FILTERS)}")
+        if n_recent < 0 or t_recent < 0:
+            raise ValueError("exclude_recent_keyframes / exclude_recent_seconds: must be >= 0")
+        if robot_id is None and robot_filter != "all":
+            raise ValueError(f"robot_filter {robot_filter!r} needs the query's robot_id")
+        fields = ms.OUTPUT + (["extras"] if with_extras else [])
+        try:
+            self.outbox.drain()
+            nxt = self._robot_next(robot_id) if robot_id is not None and n_recent > 0 else 0
+            if robot_id in self._own:  # buffered keyframes count as added (their seq comes later)
+                nxt += sum(1 for op in self.outbox.ops if op[0] == "add" and op[1]["robot_id"] == robot_id)
+            expr = ms.search_filter(robot_id, stamp, nxt, n_recent, t_recent, robot_filter)
+            params = {"metric_type": "L2", "params": {"ef": max(128, int(k))} if self.index_type == "hnsw" else {}}
+            hits = self._client.search(self.collection, data=[q.tolist()], anns_field="descriptor", filter=expr,
+                                       limit=min(int(k), ms.MAX_TOP_K), search_params=params, output_fields=fields,
+                                       timeout=self.timeout_s)[0]
+        except Exception as e:
+            from maqbool_ros.core.database.outbox import is_unavailable
+            if not is_unavailable(e):
+                raise
+            self.search_failures += 1
+            hits = []
+        dist = np.clip(np.array([h["distance"] for h in hits], np.float32), 0.0, 4.0)
+        ents = [h["entity"] for h in hits]
+        order = [i for i in np.lexsort((np.array([e["stamp"] for e in ents]), dist)) if dist[i] <= max_distance]
+        hits, ents = [hits[i] for i in order], [ents[i] for i in order]
+        cands = Candidates(rows=np.array([h["pk"] if "pk" in h else h["id"] for h in hits], np.int64),
+                           keyframe_ids=np.array([e["keyframe_id"] for e in ents], np.int64),
+                           robot_ids=[e["robot_id"] for e in ents], stamps=np.array([e["stamp"] for e in ents]),
+                           distances=dist[order].astype(np.float32))
+        return cands, (self._stack_extras([e.get("extras") for e in ents]) if with_extras and ents else {})
+
+    @_locked
+    def get_extras(self, rows) -> dict[str, np.ndarray]:
+        """Extras of the keyframes with these primary keys, stacked (zeros where a keyframe has no such key)."""
+        pks = [int(r) for r in np.asarray(rows, np.int64)]
+        got = self._client.get(self.collection, ids=pks, output_fields=["extras"], timeout=self.timeout_s)
+        by_pk = {g["pk"]: g.get("extras") for g in got}
+        return self._stack_extras([by_pk.get(p) for p in pks])
+
+    def _stack_extras(self, stored: list) -> dict[str, np.ndarray]:
+        decoded = [ms.decode_extras(s) for s in stored]
+        for d in decoded:
+            for key, arr in d.items():
+                self._spec.setdefault(key, types.SimpleNamespace(row_shape=arr.shape, dtype=arr.dtype))
+        out = {}
+        for key, spec in self._spec.items():
+            out[key] = np.zeros((len(decoded),) + tuple(spec.row_shape), spec.dtype)
+            for i, d in enumerate(decoded):
+                if key in d:
+                    out[key][i] = d[key]
+        return out
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @_locked
+    def flush(self) -> None:
+        """Deliver buffered writes now and make them durable on the server (raises
+        ConnectionError while it is unreachable; the writes stay buffered)."""
+        if not self.outbox.drain(force=True):
+            raise ConnectionError(f"database_uri: {len(self.outbox)} writes still buffered ({self.outbox.stats.last_error})")
+        self._client.flush(self.collection, timeout=self.timeout_s)
+
+    def save(self, path=None) -> None:
+        """flush(); the path is ignored (the server holds the map)."""
+        self.flush()
+
+    def close(self, wait_s: float = 10.0) -> None:
+        """Deliver what is buffered (retrying up to wait_s), stop the retry thread, close the client."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._lock:
+                if self.outbox.drain(force=True) or time.monotonic() > deadline:
+                    break
+            time.sleep(0.2)
+        self.outbox.close()
+        with self._lock:
+            self._client.close()
+
+    @_locked
+    def reset(self) -> None:
+        """Drop the collection (every robot's keyframes: the map is shared) and start empty."""
+        from pymilvus import DataType, MilvusClient
+
+        for name in (self.collection, self._counters):
+            self._client.drop_collection(name, timeout=self.timeout_s)
+        self.outbox.ops.clear()
+        self._next.clear()
+        self._own.clear()
+        self._spec.clear()
+        self._count = 0
+        self._create(MilvusClient, DataType)
+
+    def __enter__(self) -> "MilvusKeyframeDatabase":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
