@@ -71,6 +71,8 @@ class MilvusKeyframeDatabase:
             self._client = MilvusClient(uri=self.uri, timeout=self.timeout_s)
             self._create(MilvusClient, DataType)
             self._count = self._server_count()
+        except ValueError:
+            raise
         except Exception as e:
             raise ConnectionError(f"database_uri: cannot open Milvus collection {self.collection!r} at "
                                   f"{self.uri}: {type(e).__name__}: {e}") from e
@@ -209,7 +211,9 @@ class MilvusKeyframeDatabase:
                 lo = max(int(p["seq"]) for p in page) + 1
             if len(page) < ms.MAX_TOP_K:
                 break
-        kept = self._client.get(self._counters, ids=[robot], output_fields=["next_seq"], timeout=self.timeout_s)
+        # query, not get: pymilvus' get() quotes a string key without escaping it
+        kept = self._client.query(self._counters, filter=f"robot_id == {ms.quote(robot)}", output_fields=["next_seq"],
+                                  timeout=self.timeout_s)
         self._next[robot] = max(lo, int(kept[0]["next_seq"]) if kept else 0)
         return self._next[robot]
 
