@@ -80,6 +80,11 @@ def test_milvus_remove_keeps_the_recent_window_and_reopens(tmp_path):
     reopened = MilvusKeyframeDatabase(16, path)  # a restarted node: counters come from the collection
     assert len(reopened) == int(alive.sum())
     check_against_brute_force(reopened, desc, robots, stamps, alive, np.random.default_rng(4), queries=20)
+    # The window "alpha's last 3 added" is the 3 removed keyframes, after a restart too:
+    # alpha's newest remaining keyframe is a valid candidate of its own query.
+    newest = last_alpha[-4]
+    got = reopened.search(desc[newest], 1, robot_id="alpha", robot_filter="intra_robot", exclude_recent_keyframes=3)
+    assert got.keyframe_ids.tolist() == [newest]
     with pytest.raises(ValueError, match="already in the database"):
         reopened.add(5, robots[5], 1.0, desc[5])
     reopened.add(1, robots[1], float(stamps[1]), desc[1])  # a removed id may come back
