@@ -40,6 +40,31 @@ def _locked(method):
     return run
 
 
+class _Reloading:
+    """The MilvusClient, but a call that finds the collections released (a restarted
+    milvus-lite server forgets what was loaded) loads them and is retried once, instead of
+    being taken for a refused request."""
+
+    def __init__(self, client, collections: list[str]):
+        self._client, self._collections = client, collections
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except Exception as e:
+                if "released" not in str(e) and "not loaded" not in str(e) and "load()" not in str(e):
+                    raise
+                for c in self._collections:
+                    self._client.load_collection(c)
+                return method(*args, **kwargs)
+        return call
+
+
 class MilvusKeyframeDatabase:
     """The keyframe database in a Milvus collection (uri: a local .db path for milvus-lite,
     or http(s)://host:19530)."""
@@ -68,7 +93,8 @@ class MilvusKeyframeDatabase:
         self._spec: dict[str, types.SimpleNamespace] = {}  # extras key -> row_shape, dtype
         self._count = 0
         try:
-            self._client = MilvusClient(uri=self.uri, timeout=self.timeout_s)
+            self._client = _Reloading(MilvusClient(uri=self.uri, timeout=self.timeout_s),
+                                      [self.collection, self._counters])
             self._create(MilvusClient, DataType)
             self._count = self._server_count()
         except ValueError:
@@ -145,7 +171,7 @@ class MilvusKeyframeDatabase:
         checked = False
         if not self.outbox.ops:  # server presumably up: refuse a duplicate now, like FAISS
             try:
-                self._check_new([row])
+                self._check_new([row], strict=True)
                 checked = True
             except ValueError as e:
                 raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
@@ -158,7 +184,7 @@ class MilvusKeyframeDatabase:
         self.outbox.drain()
         return row["pk"]
 
-    def _check_new(self, rows: list[dict]) -> list[dict]:
+    def _check_new(self, rows: list[dict], strict: bool = False) -> list[dict]:
         """Rows whose key is not stored yet; a key held by another keyframe (hash collision) raises."""
         got = self._client.get(self.collection, ids=[r["pk"] for r in rows], output_fields=["keyframe_id", "robot_id"],
                                timeout=self.timeout_s)
@@ -168,7 +194,7 @@ class MilvusKeyframeDatabase:
             if r["pk"] not in stored:
                 fresh.append(r)
             elif stored[r["pk"]] == (r["keyframe_id"], r["robot_id"]):
-                if len(rows) == 1:
+                if strict:
                     raise ValueError("already in the database (remove it first)")
                 self.dropped_duplicates += 1
             else:

@@ -37,6 +37,7 @@ class OutboxStats:
     retries: int = 0  # background retry rounds
     delivered_late: int = 0  # operations written after having been buffered
     refused_full: int = 0  # writes refused because the buffer was full
+    refused_by_server: int = 0  # buffered writes the server refused (not an outage): reported, not retried
     last_error: str = ""
     stalls: list = field(default_factory=list)  # (start, end) monotonic times of outages (last 16)
 
@@ -88,6 +89,7 @@ class Outbox:
             except Exception as e:
                 if not is_unavailable(e):
                     self.ops.popleft()  # the head operation was refused: never retried
+                    self.stats.refused_by_server += 1
                     raise
                 self._failed(e)
                 return False
