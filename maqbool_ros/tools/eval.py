@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "maqbool-node; --candidates scores a bag recorded with `maqbool bag record-candidates`. "
                     "See docs/evaluation.md for the protocol and the JSON schema.")
     p.add_argument("--dataset", required=True, help="dataset folder or bag")
-    add_config_options(p, "method", "region_source", "region_budget", "top_k")
+    add_config_options(p, "method", "region_source", "region_budget", "top_k", "database_backend", "database_uri",
+                       extra_help={"database_uri": "milvus: empty = a temporary milvus-lite file; a given "
+                                                   "database must not hold keyframes in database_collection yet."})
     add_common_options(p, model=True, dim=True)
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
@@ -131,7 +133,18 @@ def run(args: argparse.Namespace) -> int:
             out_dir = Path(tempfile.mkdtemp(prefix="maqbool-fit-"))
             cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, out_dir, progress=not args.quiet))
         embedded = not cfg.model_path
-        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet)
+        cfg, scratch = _milvus_for_eval(cfg)
+        try:
+            summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet)
+            pipeline.close()
+        finally:
+            if scratch is not None:
+                import shutil
+
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(cfg.database_uri)  # the in-process milvus-lite
+                shutil.rmtree(scratch, ignore_errors=True)
         mode, method = "offline", cfg.method
         meta = getattr(pipeline.engine, "metadata", {}) or {}
         model_info = {"path": str(pipeline.engine.model_path), "embedded_default": embedded,
@@ -150,6 +163,30 @@ def run(args: argparse.Namespace) -> int:
         for path in eval_report.write_plots(report, records, args.plots):
             print(f"wrote {path}")
     return 0
+
+
+def _milvus_for_eval(cfg: MaqboolConfig) -> tuple[MaqboolConfig, Path | None]:
+    """milvus backend: a temporary milvus-lite file unless database_uri is given; the
+    protocol needs an empty map, so a given collection that holds keyframes is refused."""
+    if cfg.database_backend != "milvus":
+        return cfg, None
+    if not cfg.database_uri:
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="maqbool-eval-"))
+        return cfg.replace(database_uri=str(scratch / "keyframes.db")), scratch
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=cfg.database_uri)
+    try:
+        if client.has_collection(cfg.database_collection):
+            n = client.query(cfg.database_collection, filter="", output_fields=["count(*)"])[0]["count(*)"]
+            if n:
+                raise ValueError(f"database_uri: collection {cfg.database_collection!r} at {cfg.database_uri} "
+                                 f"already holds {n} keyframes; the evaluation needs an empty map")
+    finally:
+        client.close()
+    return cfg, None
 
 
 def command_line(args: argparse.Namespace) -> str:
