@@ -26,6 +26,11 @@ from maqbool_ros.core.database.recovery import RecoveryReport
 from maqbool_ros.core.database.rows import ROBOT_FILTERS
 from maqbool_ros.core.types import Candidates
 
+# milvus-lite searches slow down with every small insert left in its memtable (10k x 512
+# after 300 single inserts: ~1 s per search; flushed every 20: 26 ms), so on milvus-lite
+# the backend flushes every LITE_FLUSH_ROWS keyframes. A Milvus server seals growing
+# segments itself, and frequent flush() calls are discouraged there: not done.
+LITE_FLUSH_ROWS = 20
 # Session: a robot reads its own writes at once; other robots' keyframes appear within
 # Milvus' bounded staleness (well under a second), and searches never wait for a global
 # timestamp sync as Strong would (docs/milvus.md).
@@ -91,12 +96,13 @@ class MilvusKeyframeDatabase:
         self._next: dict[str, int] = {}  # robot -> next insertion number (robots seen by this process)
         self._own: set[str] = set()  # robots this process wrote: their counter is authoritative here
         self._spec: dict[str, types.SimpleNamespace] = {}  # extras key -> row_shape, dtype
-        self._count = 0
+        self._count = self._unflushed = 0
         try:
             self._client = _Reloading(MilvusClient(uri=self.uri, timeout=self.timeout_s),
                                       [self.collection, self._counters])
             self._create(MilvusClient, DataType)
             self._count = self._server_count()
+            self._lite = str(self._client.get_server_version()).startswith("milvus_lite")
         except ValueError:
             raise
         except Exception as e:
@@ -184,6 +190,27 @@ class MilvusKeyframeDatabase:
         self.outbox.drain()
         return row["pk"]
 
+    @_locked
+    def add_many(self, keyframe_ids, robot_ids, stamps, descriptors, batch: int = 1000) -> int:
+        """Bulk insert without extras (importing a map, benchmarks): rows checked like add(),
+        written `batch` at a time through the same buffer; returns how many were written
+        (keyframes already stored are skipped and counted in dropped_duplicates)."""
+        n, before = len(keyframe_ids), self._count
+        for lo in range(0, n, batch):
+            for i in range(lo, min(n, lo + batch)):
+                kf, robot = validate.keyframe_id(keyframe_ids[i]), validate.robot_id(robot_ids[i])
+                try:
+                    vec = validate.unit_descriptor(descriptors[i], self.dim)
+                    row = {"pk": ms.keyframe_pk(robot, kf), "keyframe_id": kf, "robot_id": robot,
+                           "map_id": self.map_id, "stamp": validate.stamp(stamps[i]), "seq": -1,
+                           "descriptor": vec.tolist(), "extras": {}}
+                except ValueError as e:
+                    raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
+                self.outbox.push(("add", row, False))
+                self._own.add(robot)
+            self.outbox.drain(force=True)
+        return self._count - before
+
     def _check_new(self, rows: list[dict], strict: bool = False) -> list[dict]:
         """Rows whose key is not stored yet; a key held by another keyframe (hash collision) raises."""
         got = self._client.get(self.collection, ids=[r["pk"] for r in rows], output_fields=["keyframe_id", "robot_id"],
@@ -222,6 +249,13 @@ class MilvusKeyframeDatabase:
         if rows:
             self._client.insert(self.collection, rows, timeout=self.timeout_s)
             self._count += len(rows)
+            self._unflushed += len(rows)
+            if self._lite and self._unflushed >= LITE_FLUSH_ROWS:
+                try:  # only for speed: a failure must not make the outbox insert these rows again
+                    self._client.flush(self.collection, timeout=self.timeout_s)
+                    self._unflushed = 0
+                except Exception:  # noqa: BLE001
+                    pass
         return len(run)
 
     def _robot_next(self, robot: str) -> int:
