@@ -114,8 +114,8 @@ def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float,
     hits all of them alike: (name, median ms, p10 ms)."""
     import faiss
 
-    from maqbool_ros.core.database.keyframes import KeyframeDatabase
     from maqbool_ros.core.database.index import HalfScan, exact_top_k
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
     data = make_data(n, 512)
     db = KeyframeDatabase(512)

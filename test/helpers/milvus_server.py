@@ -31,13 +31,14 @@ class MilvusLiteServer:
     def start(self, timeout_s: float = 60.0) -> "MilvusLiteServer":
         """Start and wait until the port accepts connections (RuntimeError with the log if it exits)."""
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
-                                          "--host", "127.0.0.1", "--port", str(self.port), "--max-workers", "4"],
-                                         stdout=log, stderr=subprocess.STDOUT)
+            cmd = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--max-workers", "4"]
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"milvus-lite server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+                tail = self.log.read_text()[-2000:]
+                raise RuntimeError(f"milvus-lite server exited ({self.proc.returncode}): {tail}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return self

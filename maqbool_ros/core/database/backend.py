@@ -9,8 +9,9 @@ def make_database(cfg, dim: int):
     """The database the pipeline uses, from a MaqboolConfig and the descriptor dimension."""
     if cfg.database_backend == "milvus":
         try:
-            from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
             import pymilvus  # noqa: F401
+
+            from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
         except ImportError as e:
             raise ValueError(f"database_backend: milvus needs pymilvus and milvus-lite ({e}); "
                              "pip install -r requirements-python.txt") from None

@@ -20,10 +20,10 @@ import types
 import numpy as np
 
 from maqbool_ros.core.database import milvus_schema as ms
+from maqbool_ros.core.database import milvus_store as store
 from maqbool_ros.core.database import validate
-from maqbool_ros.core.database.outbox import Outbox
+from maqbool_ros.core.database.outbox import Outbox, is_unavailable
 from maqbool_ros.core.database.recovery import RecoveryReport
-from maqbool_ros.core.database.rows import ROBOT_FILTERS
 from maqbool_ros.core.types import Candidates
 
 # milvus-lite searches slow down with every small insert left in its memtable (10k x 512
@@ -31,10 +31,6 @@ from maqbool_ros.core.types import Candidates
 # the backend flushes every LITE_FLUSH_ROWS keyframes. A Milvus server seals growing
 # segments itself, and frequent flush() calls are discouraged there: not done.
 LITE_FLUSH_ROWS = 20
-# Session: a robot reads its own writes at once; other robots' keyframes appear within
-# Milvus' bounded staleness (well under a second), and searches never wait for a global
-# timestamp sync as Strong would (docs/milvus.md).
-CONSISTENCY = "Session"
 
 
 def _locked(method):
@@ -45,38 +41,13 @@ def _locked(method):
     return run
 
 
-class _Reloading:
-    """The MilvusClient, but a call that finds the collections released (a restarted
-    milvus-lite server forgets what was loaded) loads them and is retried once, instead of
-    being taken for a refused request."""
-
-    def __init__(self, client, collections: list[str]):
-        self._client, self._collections = client, collections
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
-
-        def call(*args, **kwargs):
-            try:
-                return method(*args, **kwargs)
-            except Exception as e:
-                if "released" not in str(e) and "not loaded" not in str(e) and "load()" not in str(e):
-                    raise
-                for c in self._collections:
-                    self._client.load_collection(c)
-                return method(*args, **kwargs)
-        return call
-
-
 class MilvusKeyframeDatabase:
     """The keyframe database in a Milvus collection (uri: a local .db path for milvus-lite,
     or http(s)://host:19530)."""
 
     def __init__(self, dim: int, uri: str, collection: str = "maqbool_keyframes", map_id: str = "",
                  index_type: str = "flat", buffer_max: int = 10_000, timeout_s: float = 5.0):
-        from pymilvus import DataType, MilvusClient  # optional dependency: only this backend needs it
+        from pymilvus import MilvusClient  # optional dependency: only this backend needs it
 
         if int(dim) <= 0:
             raise ValueError(f"dim: must be positive, got {dim}")
@@ -98,9 +69,9 @@ class MilvusKeyframeDatabase:
         self._spec: dict[str, types.SimpleNamespace] = {}  # extras key -> row_shape, dtype
         self._count = self._unflushed = 0
         try:
-            self._client = _Reloading(MilvusClient(uri=self.uri, timeout=self.timeout_s),
-                                      [self.collection, self._counters])
-            self._create(MilvusClient, DataType)
+            self._client = store.Reloading(MilvusClient(uri=self.uri, timeout=self.timeout_s),
+                                           [self.collection, self._counters])
+            store.open_collections(self._client, self.collection, self._counters, self.dim, self.index_type)
             self._count = self._server_count()
             self._lite = str(self._client.get_server_version()).startswith("milvus_lite")
         except ValueError:
@@ -109,26 +80,6 @@ class MilvusKeyframeDatabase:
             raise ConnectionError(f"database_uri: cannot open Milvus collection {self.collection!r} at "
                                   f"{self.uri}: {type(e).__name__}: {e}") from e
         self.outbox = Outbox(self._deliver, self._lock, buffer_max)
-
-    def _create(self, client_cls, data_type) -> None:
-        c = self._client
-        if not c.has_collection(self.collection):
-            index = c.prepare_index_params()
-            kind, params = ms.INDEX[self.index_type]
-            index.add_index(field_name="descriptor", index_type=kind, metric_type="L2", params=params)
-            c.create_collection(self.collection, schema=ms.keyframe_schema(client_cls, data_type, self.dim),
-                                index_params=index, consistency_level=CONSISTENCY)
-        if not c.has_collection(self._counters):
-            index = c.prepare_index_params()
-            index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-            c.create_collection(self._counters, schema=ms.counter_schema(client_cls, data_type),
-                                index_params=index, consistency_level=CONSISTENCY)
-        dim = next(f for f in c.describe_collection(self.collection)["fields"] if f["name"] == "descriptor")
-        stored = int(dim["params"]["dim"])
-        if stored != self.dim:
-            raise ValueError(f"dim: the collection {self.collection!r} holds {stored}-D descriptors, not {self.dim}")
-        c.load_collection(self.collection)
-        c.load_collection(self._counters)
 
     def _server_count(self) -> int:
         res = self._client.query(self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
@@ -163,11 +114,9 @@ class MilvusKeyframeDatabase:
         """Insert one keyframe; returns its primary key. Checked like the FAISS backend
         (ValueError naming the field); accepted when written, or buffered while the server
         is unreachable (delivered in order later)."""
-        kf, robot = validate.keyframe_id(keyframe_id), validate.robot_id(robot_id)
+        row = store.new_row(keyframe_id, robot_id, stamp, descriptor, self.dim, self.map_id)
+        kf, robot = row["keyframe_id"], row["robot_id"]
         try:
-            row = {"pk": ms.keyframe_pk(robot, kf), "keyframe_id": kf, "robot_id": robot, "map_id": self.map_id,
-                   "stamp": validate.stamp(stamp), "seq": -1,
-                   "descriptor": validate.unit_descriptor(descriptor, self.dim).tolist()}
             ex = validate.extras(extras, self._spec)
             row["extras"] = ms.encode_extras(ex)
             if any(op[0] == "add" and op[1]["pk"] == row["pk"] for op in self.outbox.ops):
@@ -198,35 +147,15 @@ class MilvusKeyframeDatabase:
         n, before = len(keyframe_ids), self._count
         for lo in range(0, n, batch):
             for i in range(lo, min(n, lo + batch)):
-                kf, robot = validate.keyframe_id(keyframe_ids[i]), validate.robot_id(robot_ids[i])
-                try:
-                    vec = validate.unit_descriptor(descriptors[i], self.dim)
-                    row = {"pk": ms.keyframe_pk(robot, kf), "keyframe_id": kf, "robot_id": robot,
-                           "map_id": self.map_id, "stamp": validate.stamp(stamps[i]), "seq": -1,
-                           "descriptor": vec.tolist(), "extras": {}}
-                except ValueError as e:
-                    raise ValueError(f"keyframe {robot}/{kf}: {e}") from None
+                row = store.new_row(keyframe_ids[i], robot_ids[i], stamps[i], descriptors[i], self.dim, self.map_id)
                 self.outbox.push(("add", row, False))
-                self._own.add(robot)
+                self._own.add(row["robot_id"])
             self.outbox.drain(force=True)
         return self._count - before
 
     def _check_new(self, rows: list[dict], strict: bool = False) -> list[dict]:
-        """Rows whose key is not stored yet; a key held by another keyframe (hash collision) raises."""
-        got = self._client.get(self.collection, ids=[r["pk"] for r in rows], output_fields=["keyframe_id", "robot_id"],
-                               timeout=self.timeout_s)
-        stored = {g["pk"]: (g["keyframe_id"], g["robot_id"]) for g in got}
-        fresh = []
-        for r in rows:
-            if r["pk"] not in stored:
-                fresh.append(r)
-            elif stored[r["pk"]] == (r["keyframe_id"], r["robot_id"]):
-                if strict:
-                    raise ValueError("already in the database (remove it first)")
-                self.dropped_duplicates += 1
-            else:
-                raise ValueError(f"primary key {r['pk']} collides with keyframe {stored[r['pk']][1]}/"
-                                 f"{stored[r['pk']][0]}")
+        fresh, dups = store.check_new(self._client, self.collection, rows, strict, self.timeout_s)
+        self.dropped_duplicates += dups
         return fresh
 
     def _deliver(self, ops: list) -> int:
@@ -263,18 +192,8 @@ class MilvusKeyframeDatabase:
         otherwise the largest stored seq + 1 (or the kept counter, if larger)."""
         if robot in self._next and robot in self._own:
             return self._next[robot]
-        lo = self._next.get(robot, 0)
-        while True:  # only the largest seq matters: raise the floor until a page is not full
-            page = self._client.query(self.collection, filter=f"robot_id == {ms.quote(robot)} and seq >= {lo}",
-                                      output_fields=["seq"], limit=ms.MAX_TOP_K, timeout=self.timeout_s)
-            if page:
-                lo = max(int(p["seq"]) for p in page) + 1
-            if len(page) < ms.MAX_TOP_K:
-                break
-        # query, not get: pymilvus' get() quotes a string key without escaping it
-        kept = self._client.query(self._counters, filter=f"robot_id == {ms.quote(robot)}", output_fields=["next_seq"],
-                                  timeout=self.timeout_s)
-        self._next[robot] = max(lo, int(kept[0]["next_seq"]) if kept else 0)
+        self._next[robot] = store.stored_next_seq(self._client, self.collection, self._counters, robot,
+                                                  self._next.get(robot, 0), self.timeout_s)
         return self._next[robot]
 
     @_locked
@@ -325,18 +244,7 @@ class MilvusKeyframeDatabase:
         return self._search(query, k, *defaults.values(), True)
 
     def _search(self, query, k, robot_id, stamp, n_recent, t_recent, robot_filter, max_distance, with_extras):
-        if int(k) < 1:
-            raise ValueError(f"k: must be >= 1, got {k}")
-        try:
-            q = validate.unit_descriptor(query, self.dim)
-        except ValueError as e:
-            raise ValueError(f"query: {e}") from None
-        if robot_filter not in ROBOT_FILTERS:
-            raise ValueError(f"robot_filter: {robot_filter!r} is not one of {list(ROBOT_FILTERS)}")
-        if n_recent < 0 or t_recent < 0:
-            raise ValueError("exclude_recent_keyframes / exclude_recent_seconds: must be >= 0")
-        if robot_id is None and robot_filter != "all":
-            raise ValueError(f"robot_filter {robot_filter!r} needs the query's robot_id")
+        q = store.checked_query(query, k, self.dim, robot_id, robot_filter, n_recent, t_recent)
         fields = ms.OUTPUT + (["extras"] if with_extras else [])
         try:
             self.outbox.drain()
@@ -349,20 +257,12 @@ class MilvusKeyframeDatabase:
                                        limit=min(int(k), ms.MAX_TOP_K), search_params=params, output_fields=fields,
                                        timeout=self.timeout_s)[0]
         except Exception as e:
-            from maqbool_ros.core.database.outbox import is_unavailable
             if not is_unavailable(e):
                 raise
             self.search_failures += 1
             hits = []
-        dist = np.clip(np.array([h["distance"] for h in hits], np.float32), 0.0, 4.0)
-        ents = [h["entity"] for h in hits]
-        order = [i for i in np.lexsort((np.array([e["stamp"] for e in ents]), dist)) if dist[i] <= max_distance]
-        hits, ents = [hits[i] for i in order], [ents[i] for i in order]
-        cands = Candidates(rows=np.array([h["pk"] if "pk" in h else h["id"] for h in hits], np.int64),
-                           keyframe_ids=np.array([e["keyframe_id"] for e in ents], np.int64),
-                           robot_ids=[e["robot_id"] for e in ents], stamps=np.array([e["stamp"] for e in ents]),
-                           distances=dist[order].astype(np.float32))
-        return cands, (self._stack_extras([e.get("extras") for e in ents]) if with_extras and ents else {})
+        cands, ents = store.candidates(hits, max_distance)
+        return cands, (store.stack_extras([e.get("extras") for e in ents], self._spec) if with_extras and ents else {})
 
     @_locked
     def get_extras(self, rows) -> dict[str, np.ndarray]:
@@ -370,20 +270,7 @@ class MilvusKeyframeDatabase:
         pks = [int(r) for r in np.asarray(rows, np.int64)]
         got = self._client.get(self.collection, ids=pks, output_fields=["extras"], timeout=self.timeout_s)
         by_pk = {g["pk"]: g.get("extras") for g in got}
-        return self._stack_extras([by_pk.get(p) for p in pks])
-
-    def _stack_extras(self, stored: list) -> dict[str, np.ndarray]:
-        decoded = [ms.decode_extras(s) for s in stored]
-        for d in decoded:
-            for key, arr in d.items():
-                self._spec.setdefault(key, types.SimpleNamespace(row_shape=arr.shape, dtype=arr.dtype))
-        out = {}
-        for key, spec in self._spec.items():
-            out[key] = np.zeros((len(decoded),) + tuple(spec.row_shape), spec.dtype)
-            for i, d in enumerate(decoded):
-                if key in d:
-                    out[key][i] = d[key]
-        return out
+        return store.stack_extras([by_pk.get(p) for p in pks], self._spec)
 
     # --- lifecycle ----------------------------------------------------------------------
     @_locked
@@ -391,7 +278,8 @@ class MilvusKeyframeDatabase:
         """Deliver buffered writes now and make them durable on the server (raises
         ConnectionError while it is unreachable; the writes stay buffered)."""
         if not self.outbox.drain(force=True):
-            raise ConnectionError(f"database_uri: {len(self.outbox)} writes still buffered ({self.outbox.stats.last_error})")
+            raise ConnectionError(f"database_uri: {len(self.outbox)} writes still buffered "
+                                  f"({self.outbox.stats.last_error})")
         self._client.flush(self.collection, timeout=self.timeout_s)
 
     def save(self, path=None) -> None:
@@ -413,8 +301,6 @@ class MilvusKeyframeDatabase:
     @_locked
     def reset(self) -> None:
         """Drop the collection (every robot's keyframes: the map is shared) and start empty."""
-        from pymilvus import DataType, MilvusClient
-
         for name in (self.collection, self._counters):
             self._client.drop_collection(name, timeout=self.timeout_s)
         self.outbox.ops.clear()
@@ -422,7 +308,7 @@ class MilvusKeyframeDatabase:
         self._own.clear()
         self._spec.clear()
         self._count = 0
-        self._create(MilvusClient, DataType)
+        store.open_collections(self._client, self.collection, self._counters, self.dim, self.index_type)
 
     def __enter__(self) -> "MilvusKeyframeDatabase":
         return self
