@@ -141,3 +141,26 @@ def test_backend_factory(tmp_path):
     with pytest.raises(ValueError, match="database_uri"):
         make_database(MaqboolConfig(database_backend="milvus"), 8)
 
+
+
+def test_pipeline_evaluation_same_with_both_backends(tmp_path):
+    # The pipeline end to end (engine -> database -> re-ranking) on a tiny model and
+    # query/ref set: the milvus backend ranks every query exactly like faiss.
+    from helpers.tiny_models import IMAGE_SIZE, tiny_model, tiny_query_ref
+
+    from maqbool_ros.core.data.datasets import load_dataset
+    from maqbool_ros.core.evaluation.protocol import evaluate_offline
+
+    model = tiny_model(tmp_path / "tiny.onnx", 64)
+    dataset = load_dataset(str(tiny_query_ref(tmp_path / "data", count=8)))
+    base = MaqboolConfig(model_path=str(model), image_width=IMAGE_SIZE[0], image_height=IMAGE_SIZE[1],
+                         resize_policy="exact", device="cpu")
+    ranked = {}
+    for backend in ("faiss", "milvus"):
+        cfg = base.replace(database_backend=backend, database_uri=str(tmp_path / "kf.db"))
+        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=False)
+        assert type(pipeline.database).__name__ == ("KeyframeDatabase" if backend == "faiss"
+                                                     else "MilvusKeyframeDatabase")
+        pipeline.close()
+        ranked[backend] = ([r.ranked.tolist() for r in records], {k: v for k, v in summary.items() if "recall" in k})
+    assert ranked["milvus"] == ranked["faiss"] and ranked["faiss"][1]
