@@ -63,9 +63,15 @@ def test_two_robot_processes_share_one_database(server):
     procs = {robot: subprocess.Popen([sys.executable, "-c", ROBOT, server.uri, robot, str(seed), str(PLACES), str(DIM)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for robot, seed in (("robot_a", 1), ("robot_b", 2))}
-    for robot, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+    try:
+        outputs = {robot: proc.communicate(timeout=300) for robot, proc in procs.items()}
+    finally:
+        for proc in procs.values():  # a timed-out robot must not outlive the test
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for robot, (out, err) in outputs.items():
+        assert procs[robot].returncode == 0, err[-3000:]
         found = json.loads(out.strip().splitlines()[-1])
         other = "robot_b" if robot == "robot_a" else "robot_a"
         assert all(set(robots) == {other} for robots, _ in found)  # inter_robot: the other robot only
