@@ -201,7 +201,8 @@ def milvus_case(n: int, n_queries: int, warmup: int, progress, workdir: Path) ->
     faiss_ms, exact = time_search(faiss_db, queries, stamp, warmup)
     del faiss_db
     gc.collect()
-    db = MilvusKeyframeDatabase(dim, str(workdir / f"bench-{n}.db"))
+    # a long RPC timeout: milvus-lite searches at 1M take seconds (the node's default is 5 s)
+    db = MilvusKeyframeDatabase(dim, str(workdir / f"bench-{n}.db"), timeout_s=300.0)
     t0 = time.perf_counter()
     for lo in progress(range(0, n, 10_000), desc=f"milvus bulk {n}x{dim}", leave=False):
         hi = min(n, lo + 10_000)
@@ -214,6 +215,7 @@ def milvus_case(n: int, n_queries: int, warmup: int, progress, workdir: Path) ->
         db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, data[i])
         single.append(time.perf_counter() - t)
     milvus_ms, ids = time_search(db, queries, stamp, warmup)
+    assert db.search_failures == 0, "a search timed out: raise timeout_s"
     same = np.mean([list(a) == list(b) for a, b in zip(ids, exact)])
     per_kf = db.bytes_per_keyframe()
     db.close()
