@@ -164,3 +164,26 @@ def test_pipeline_evaluation_same_with_both_backends(tmp_path):
         pipeline.close()
         ranked[backend] = ([r.ranked.tolist() for r in records], {k: v for k, v in summary.items() if "recall" in k})
     assert ranked["milvus"] == ranked["faiss"] and ranked["faiss"][1]
+
+
+def test_timed_out_insert_that_was_applied_is_not_stored_twice(tmp_path):
+    # An insert whose answer is lost (timeout) may still have been applied; its retry
+    # checks the keys first, since Milvus would store a second row with the same key.
+    db = MilvusKeyframeDatabase(8, str(tmp_path / "kf.db"))
+    db.outbox._backoff = (0.01, 0.05)
+    client, real_insert, lost = db._client._client, db._client._client.insert, []
+
+    def applied_then_timeout(*args, **kwargs):
+        real_insert(*args, **kwargs)
+        if not lost:
+            lost.append(1)
+            raise TimeoutError("deadline exceeded")
+
+    client.insert = applied_then_timeout
+    db.add(1, "r", 0.0, np.ones(8))  # accepted: buffered after the "timeout"
+    assert len(db.outbox) == 1 and db.outbox.stats.failed_attempts == 1
+    db.flush()  # retried: found stored, not inserted again
+    assert len(db.outbox) == 0 and db.dropped_duplicates == 1
+    assert db._server_count() == 1 and len(db) == 1
+    assert db.search(np.ones(8), 5).keyframe_ids.tolist() == [1]
+    db.close()

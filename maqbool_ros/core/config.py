@@ -53,6 +53,7 @@ class MaqboolConfig:
     database_uri: str = _f("", "milvus backend: a local milvus-lite path ending in .db, or http(s)://host:19530 for a Milvus server or cluster.", read_only=True)
     database_collection: str = _f("maqbool_keyframes", "milvus backend: collection holding the keyframes (one per shared map).", read_only=True)
     database_map_id: str = _f("", "milvus backend: map/session id stored with every keyframe this node adds (provenance; searches span the whole collection).", read_only=True)
+    database_timeout_s: float = _f(5.0, "milvus backend: time limit of one request to the server (seconds). A search over it returns no candidates (counted); a write over it is buffered and retried.", range=(0.1, 600.0, 0.0), read_only=True)
     database_buffer_max: int = _f(10000, "milvus backend: keyframe writes buffered while the server is unreachable (retried with backoff, delivered in order); a full buffer refuses new keyframes.", range=(1, 10000000, 1), read_only=True)
     top_k: int = _f(100, "Candidates returned by the database and passed to the re-ranker.", range=(1, 1000, 1))
     exclude_recent_keyframes: int = _f(20, "Ignore this robot's last N keyframes (it is still there, not back).", range=(0, 100000, 1))

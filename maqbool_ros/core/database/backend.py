@@ -17,7 +17,7 @@ def make_database(cfg, dim: int):
                              "pip install -r requirements-python.txt") from None
         return MilvusKeyframeDatabase(dim, cfg.database_uri, collection=cfg.database_collection,
                                       map_id=cfg.database_map_id, index_type=cfg.index_type,
-                                      buffer_max=cfg.database_buffer_max)
+                                      buffer_max=cfg.database_buffer_max, timeout_s=cfg.database_timeout_s)
     if cfg.database_backend != "faiss":
         raise ValueError(f"database_backend: {cfg.database_backend!r} is not one of {list(BACKENDS)}")
     from maqbool_ros.core.database.keyframes import KeyframeDatabase

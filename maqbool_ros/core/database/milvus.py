@@ -176,7 +176,14 @@ class MilvusKeyframeDatabase:
                 r["seq"] = self._robot_next(r["robot_id"])
                 self._next[r["robot_id"]] = r["seq"] + 1
         if rows:
-            self._client.insert(self.collection, rows, timeout=self.timeout_s)
+            try:
+                self._client.insert(self.collection, rows, timeout=self.timeout_s)
+            except Exception:
+                # A timed-out insert may still have been applied: check these again before
+                # retrying (Milvus does not refuse a duplicate primary key).
+                for i, op in enumerate(run):
+                    self.outbox.ops[i] = ("add", op[1], False)
+                raise
             self._count += len(rows)
             self._unflushed += len(rows)
             if self._lite and self._unflushed >= LITE_FLUSH_ROWS:
@@ -281,6 +288,7 @@ class MilvusKeyframeDatabase:
             raise ConnectionError(f"database_uri: {len(self.outbox)} writes still buffered "
                                   f"({self.outbox.stats.last_error})")
         self._client.flush(self.collection, timeout=self.timeout_s)
+        self._count = self._server_count()
 
     def save(self, path=None) -> None:
         """flush(); the path is ignored (the server holds the map)."""
