@@ -102,6 +102,7 @@ def test_milvus_add_validation_names_the_field(tmp_path):
             db.add(*args)
     assert len(db) == 0
     db.add(1, "r", 0.0, v, {"a": np.ones(3, np.float32)})
+    assert db.bytes_per_keyframe() == 8 * 4 + 64 + (16 + 48)  # vector, scalars, base64 of 12 B + JSON keys
     with pytest.raises(ValueError, match=r"extras\['a'\]"):
         db.add(2, "r", 0.0, v, {"a": np.ones(4, np.float32)})
     with pytest.raises(ValueError, match="dim"):

@@ -103,9 +103,7 @@ class MilvusKeyframeDatabase:
     def bytes_per_keyframe(self) -> int:
         """Bytes one keyframe takes in the collection: fp32 descriptor (the FLAT index reads
         it in place; HNSW adds ~2*M*4 bytes of links), the scalar fields, the extras JSON."""
-        links = 2 * ms.INDEX["hnsw"][1]["M"] * 4 if self.index_type == "hnsw" else 0
-        extras = sum(ms.encoded_bytes(v.row_shape, v.dtype) + 48 for v in self._spec.values())
-        return self.dim * 4 + links + 8 * 4 + 2 * 16 + extras
+        return ms.bytes_per_row(self.dim, self.index_type, self._spec)
 
     # --- writing ------------------------------------------------------------------------
     @_locked
@@ -217,17 +215,8 @@ class MilvusKeyframeDatabase:
         return max(0, before - self._count) if not self.outbox.ops else 0
 
     def _remove_now(self, ids: list[int], robot: str | None) -> None:
-        expr = f"keyframe_id in {ids}" + (f" and robot_id == {ms.quote(robot)}" if robot is not None else "")
-        hits = self._client.query(self.collection, filter=expr, output_fields=["robot_id"], timeout=self.timeout_s)
-        if not hits:
-            return
-        robots = sorted({h["robot_id"] for h in hits})
-        # Keep each robot's insertion counter: removing its newest keyframes must not shift
-        # the "last N keyframes" window back onto older ones.
-        self._client.upsert(self._counters, [{"robot_id": r, "next_seq": self._robot_next(r), "unused": [0.0, 0.0]}
-                                             for r in robots], timeout=self.timeout_s)
-        self._client.delete(self.collection, ids=[h["pk"] for h in hits], timeout=self.timeout_s)
-        self._count -= len(hits)
+        self._count -= store.remove_keyframes(self._client, self.collection, self._counters, ids, robot,
+                                              self._robot_next, self.timeout_s)
 
     # --- search -------------------------------------------------------------------------
     @_locked

@@ -105,3 +105,11 @@ def decode_extras(stored: dict | None) -> dict[str, np.ndarray]:
 def encoded_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Bytes one extras array takes in the collection (base64: 4/3 of the raw bytes)."""
     return 4 * math.ceil(int(np.prod(shape)) * np.dtype(dtype).itemsize / 3)
+
+
+def bytes_per_row(dim: int, index_type: str, extras_spec: dict) -> int:
+    """Bytes one keyframe takes in the collection: fp32 descriptor (FLAT reads it in place;
+    HNSW adds ~2*M*4 bytes of links), the scalar fields, the extras JSON (base64 + keys)."""
+    links = 2 * INDEX["hnsw"][1]["M"] * 4 if index_type == "hnsw" else 0
+    extras = sum(encoded_bytes(v.row_shape, v.dtype) + 48 for v in extras_spec.values())
+    return dim * 4 + links + 8 * 4 + 2 * 16 + extras

@@ -159,3 +159,19 @@ def candidates(hits: list, max_distance: float) -> tuple[Candidates, list[dict]]
                       keyframe_ids=np.array([e["keyframe_id"] for e in ents], np.int64),
                       robot_ids=[e["robot_id"] for e in ents], stamps=np.array([e["stamp"] for e in ents]),
                       distances=dist[order].astype(np.float32)), ents
+
+
+def remove_keyframes(client, collection: str, counters: str, ids: list[int], robot: str | None, next_seq,
+                     timeout_s: float) -> int:
+    """Delete those keyframe ids (of robot, or of every robot when None); returns how many.
+    next_seq(robot) gives a robot's insertion counter, kept in `counters` first: removing a
+    robot's newest keyframes must not shift its "last N keyframes" window onto older ones."""
+    expr = f"keyframe_id in {ids}" + (f" and robot_id == {ms.quote(robot)}" if robot is not None else "")
+    hits = client.query(collection, filter=expr, output_fields=["robot_id"], timeout=timeout_s)
+    if not hits:
+        return 0
+    robots = sorted({h["robot_id"] for h in hits})
+    client.upsert(counters, [{"robot_id": r, "next_seq": next_seq(r), "unused": [0.0, 0.0]} for r in robots],
+                  timeout=timeout_s)
+    client.delete(collection, ids=[h["pk"] for h in hits], timeout=timeout_s)
+    return len(hits)
