@@ -188,3 +188,31 @@ def test_timed_out_insert_that_was_applied_is_not_stored_twice(tmp_path):
     assert db._server_count() == 1 and len(db) == 1
     assert db.search(np.ones(8), 5).keyframe_ids.tolist() == [1]
     db.close()
+
+
+def test_collections_created_by_another_robot_meanwhile_are_used(tmp_path):
+    # Two robots starting together: both see no collection, one creates it, the other's
+    # create fails; that one must use the collection, not fail to start.
+    from pymilvus import MilvusClient
+
+    from maqbool_ros.core.database import milvus_store
+
+    path = str(tmp_path / "kf.db")
+    first = MilvusKeyframeDatabase(8, path)
+    first.add(1, "a", 0.0, np.ones(8))
+    client, asked = MilvusClient(uri=path), set()
+
+    class Racing:  # has_collection says "no" once per name, as before the other robot's create
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def has_collection(self, name, **kw):
+            if name not in asked:
+                asked.add(name)
+                return False
+            return client.has_collection(name, **kw)
+
+    milvus_store.open_collections(Racing(), "maqbool_keyframes", "maqbool_keyframes_robots", 8, "flat")
+    assert asked == {"maqbool_keyframes", "maqbool_keyframes_robots"}
+    assert first.search(np.ones(8), 3).keyframe_ids.tolist() == [1]
+    first.close()

@@ -26,6 +26,9 @@ def ros_context():
 
 
 def test_two_nodes_share_one_milvus_map(tmp_path):
+    import torch
+
+    torch.manual_seed(0)  # the tiny model's random weights: the same model every run
     model = tiny_model(tmp_path / "tiny.onnx", 64)
     with MilvusLiteServer(tmp_path / "milvus") as server:
         base = MaqboolConfig(method="netvlad", model_path=str(model), device="cpu", image_width=IMAGE_SIZE[0],

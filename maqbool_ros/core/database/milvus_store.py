@@ -3,6 +3,7 @@ released collections, collection creation and checks, the stored insertion count
 robot, the row a keyframe becomes, and stacking stored extras."""
 from __future__ import annotations
 
+import time
 import types
 
 import numpy as np
@@ -47,17 +48,25 @@ def open_collections(client, collection: str, counters: str, dim: int, index_typ
     """Create the keyframe and counter collections if missing, check the dimension, load both."""
     from pymilvus import DataType, MilvusClient
 
-    if not client.has_collection(collection):
+    kind, params = ms.INDEX[index_type]
+    for name, schema, field, index_kind, index_params in (
+            (collection, ms.keyframe_schema(MilvusClient, DataType, dim), "descriptor", kind, params),
+            (counters, ms.counter_schema(MilvusClient, DataType), "unused", "FLAT", {})):
+        if client.has_collection(name):
+            continue
         index = client.prepare_index_params()
-        kind, params = ms.INDEX[index_type]
-        index.add_index(field_name="descriptor", index_type=kind, metric_type="L2", params=params)
-        client.create_collection(collection, schema=ms.keyframe_schema(MilvusClient, DataType, dim),
-                                 index_params=index, consistency_level=CONSISTENCY)
-    if not client.has_collection(counters):
-        index = client.prepare_index_params()
-        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-        client.create_collection(counters, schema=ms.counter_schema(MilvusClient, DataType),
-                                 index_params=index, consistency_level=CONSISTENCY)
+        index.add_index(field_name=field, index_type=index_kind, metric_type="L2", params=index_params)
+        try:
+            client.create_collection(name, schema=schema, index_params=index, consistency_level=CONSISTENCY)
+        except Exception:
+            # Another robot may be creating it at this moment (milvus-lite registers a new
+            # collection only after writing its files): wait for it, else re-raise.
+            for _ in range(50):
+                if client.has_collection(name):
+                    break
+                time.sleep(0.1)
+            else:
+                raise
     field = next(f for f in client.describe_collection(collection)["fields"] if f["name"] == "descriptor")
     stored = int(field["params"]["dim"])
     if stored != dim:
