@@ -2,6 +2,7 @@
 
     python benchmarks/database.py            # 512-D 1k/10k/100k/1M, 4096-D 1k/10k/100k
     python benchmarks/database.py --quick    # skips 512-D 1M and 4096-D 100k
+    python benchmarks/database.py --milvus 10000,100000,1000000   # FAISS vs Milvus side by side
 
 Search uses the pipeline's default exclusion rules (same robot: last 20 keyframes or
 10 s), 4 robots, clustered unit vectors (near neighbours exist, like a revisited map).
@@ -113,8 +114,8 @@ def compare_exact(n: int, n_queries: int, warmup: int) -> list[tuple[str, float,
     hits all of them alike: (name, median ms, p10 ms)."""
     import faiss
 
-    from maqbool_ros.core.database.keyframes import KeyframeDatabase
     from maqbool_ros.core.database.index import HalfScan, exact_top_k
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
     data = make_data(n, 512)
     db = KeyframeDatabase(512)
@@ -184,6 +185,71 @@ def persistence_case(n: int, p: int, flush_interval_s: float, progress) -> dict:
                 disk_mb=size / 2**20)
 
 
+def milvus_case(n: int, n_queries: int, warmup: int, progress, workdir: Path) -> list[dict]:
+    """FAISS (flat) and Milvus (milvus-lite file, FLAT) on the same 512-D data and queries:
+    single add() latency, bulk insert rate, search latency, agreement of the top-k."""
+    from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
+
+    dim, extra = 512, 200  # extra: keyframes added one by one after the bulk load (as a node does)
+    data = make_data(n + extra, dim)
+    rng = np.random.default_rng(1)
+    queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, dim))
+    stamp = 0.5 * (n + extra)
+    t0 = time.perf_counter()
+    faiss_db, add_times = build(data, "flat", progress)
+    faiss_bulk = (n + extra) / (time.perf_counter() - t0)
+    faiss_ms, exact = time_search(faiss_db, queries, stamp, warmup)
+    del faiss_db
+    gc.collect()
+    # a long RPC timeout: milvus-lite searches at 1M take seconds (the node's default is 5 s)
+    db = MilvusKeyframeDatabase(dim, str(workdir / f"bench-{n}.db"), timeout_s=300.0)
+    t0 = time.perf_counter()
+    for lo in progress(range(0, n, 10_000), desc=f"milvus bulk {n}x{dim}", leave=False):
+        hi = min(n, lo + 10_000)
+        db.add_many(np.arange(lo, hi), [ROBOTS[i % len(ROBOTS)] for i in range(lo, hi)], 0.5 * np.arange(lo, hi),
+                    data[lo:hi])
+    bulk = n / (time.perf_counter() - t0)
+    single = []
+    for i in range(n, n + extra):
+        t = time.perf_counter()
+        db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, data[i])
+        single.append(time.perf_counter() - t)
+    milvus_ms, ids = time_search(db, queries, stamp, warmup)
+    assert db.search_failures == 0, "a search timed out: raise timeout_s"
+    same = np.mean([list(a) == list(b) for a, b in zip(ids, exact)])
+    per_kf = db.bytes_per_keyframe()
+    db.close()
+    print(f"  milvus {n}: bulk {bulk:.0f}/s, add {np.median(single) * 1e3:.2f} ms, search {milvus_ms:.1f} ms",
+          file=sys.stderr)
+    return [dict(n=n, backend="faiss flat (in process)", add_ms=np.median(add_times) * 1e3, bulk=faiss_bulk,
+                 search_ms=faiss_ms, same=1.0, per_kf=float("nan")),
+            dict(n=n, backend="milvus-lite FLAT (local file)", add_ms=np.median(single) * 1e3, bulk=bulk,
+                 search_ms=milvus_ms, same=same, per_kf=per_kf)]
+
+
+def milvus_main(sizes: list[int], n_queries: int, warmup: int) -> None:
+    import tempfile
+
+    from tqdm import tqdm
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="maqbool-bench-milvus-") as tmp:
+        for n in sizes:
+            rows += milvus_case(n, n_queries, warmup, tqdm, Path(tmp))
+    import milvus_lite
+    import pymilvus
+
+    print(f"\nFAISS vs Milvus, 512-D, k={K}, exclusions: last 20 keyframes / 10 s of the query robot; "
+          f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}")
+    print(machine())
+    print("| keyframes | backend | add one (ms, median) | bulk insert (keyframes/s) | search k=100 (ms, median) "
+          "| same top-100 as FAISS |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['backend']} | {r['add_ms']:.3f} | {r['bulk']:,.0f} | {r['search_ms']:.1f} | "
+              f"{r['same']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="skip 512-D 1M and 4096-D 100k")
@@ -191,7 +257,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed warm-up queries (default 5)")
     ap.add_argument("--hnsw-max", type=int, default=100_000,
                     help="largest map built as HNSW (one-by-one HNSW inserts are slow; default 100000)")
+    ap.add_argument("--milvus", type=str, default=None, metavar="N,N,...",
+                    help="only the FAISS vs Milvus comparison at these map sizes (e.g. 10000,100000,1000000)")
     args = ap.parse_args()
+    if args.milvus:
+        milvus_main([int(x) for x in args.milvus.split(",")], args.queries, args.warmup)
+        return
     from tqdm import tqdm
 
     cases = [(512, 1_000), (512, 10_000), (512, 100_000), (4096, 1_000), (4096, 10_000)]

@@ -153,16 +153,9 @@ class LoopClosurePipeline:
         return new
 
     def _make_database(self):
-        from maqbool_ros.core.database.keyframes import KeyframeDatabase
+        from maqbool_ros.core.database.backend import make_database
 
-        cfg = self._config
-        dim = int(self.engine.metadata["descriptor_dim"])
-        if cfg.database_path:
-            return KeyframeDatabase.open(cfg.database_path, dim=dim, index_type=cfg.index_type,
-                                         device=cfg.device, create=True,
-                                         load=cfg.load_database_on_start,
-                                         flush_interval_s=cfg.save_interval_s)
-        return KeyframeDatabase(dim, index_type=cfg.index_type, device=cfg.device)
+        return make_database(self._config, int(self.engine.metadata["descriptor_dim"]))
 
     # --- stages ------------------------------------------------------------------
     def describe(self, image_rgb: np.ndarray, keyframe_id: int, robot_id: str, stamp: float,
@@ -260,6 +253,9 @@ class LoopClosurePipeline:
     # --- database management -----------------------------------------------------
     def save_database(self, path: str | None = None) -> str:
         """Write a snapshot of the database (to path, or the configured database_path)."""
+        if self._config.database_backend == "milvus":  # the server holds the map: flush it there
+            self.database.save()
+            return self._config.database_uri
         target = path or self._config.database_path
         if not target:
             raise ValueError("database_path: no path configured and none given")

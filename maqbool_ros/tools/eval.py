@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True,
                    help="dataset folder or bag, or synthetic-rgbd / synthetic-mono: the embedded SYNTHETIC room "
                         "loop with exact poses, intrinsics and (rgbd) depth")
-    add_config_options(p, "method", "region_source", "region_budget", "top_k")
+    add_config_options(p, "method", "region_source", "region_budget", "top_k", "database_backend", "database_uri",
+                       extra_help={"database_uri": "milvus: empty = a temporary milvus-lite file; a given "
+                                                   "database must not hold keyframes in database_collection yet."})
     p.add_argument("--verify", action="store_true",
                    help="run geometric verification (verification_enabled) and add the `verified` object "
                         "(precision, recall, false positives, pose errors) to the report; without it "
@@ -146,7 +148,19 @@ def run(args: argparse.Namespace) -> int:
             out_dir = Path(tempfile.mkdtemp(prefix="maqbool-fit-"))
             cfg = cfg.replace(model_path=fit_model_on_refs(dataset, cfg, out_dir, progress=not args.quiet))
         embedded = not cfg.model_path
-        summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet, verify=args.verify)
+        cfg, scratch = _milvus_for_eval(cfg)
+        try:
+            summary, records, pipeline = evaluate_offline(dataset, cfg, progress=not args.quiet,
+                                                         verify=args.verify)
+            pipeline.close()
+        finally:
+            if scratch is not None:
+                import shutil
+
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(cfg.database_uri)  # the in-process milvus-lite
+                shutil.rmtree(scratch, ignore_errors=True)
         mode, method = "offline", cfg.method
         meta = getattr(pipeline.engine, "metadata", {}) or {}
         model_info = {"path": str(pipeline.engine.model_path), "embedded_default": embedded,
@@ -165,6 +179,30 @@ def run(args: argparse.Namespace) -> int:
         for path in eval_report.write_plots(report, records, args.plots):
             print(f"wrote {path}")
     return 0
+
+
+def _milvus_for_eval(cfg: MaqboolConfig) -> tuple[MaqboolConfig, Path | None]:
+    """milvus backend: a temporary milvus-lite file unless database_uri is given; the
+    protocol needs an empty map, so a given collection that holds keyframes is refused."""
+    if cfg.database_backend != "milvus":
+        return cfg, None
+    if not cfg.database_uri:
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="maqbool-eval-"))
+        return cfg.replace(database_uri=str(scratch / "keyframes.db")), scratch
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=cfg.database_uri)
+    try:
+        if client.has_collection(cfg.database_collection):
+            n = client.query(cfg.database_collection, filter="", output_fields=["count(*)"])[0]["count(*)"]
+            if n:
+                raise ValueError(f"database_uri: collection {cfg.database_collection!r} at {cfg.database_uri} "
+                                 f"already holds {n} keyframes; the evaluation needs an empty map")
+    finally:
+        client.close()
+    return cfg, None
 
 
 def command_line(args: argparse.Namespace) -> str:
