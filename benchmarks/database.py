@@ -283,7 +283,8 @@ def main() -> None:
         print(f"| {r['dim']} | {r['n']:,} | {r['index']} | {fmt(r['add_us'], '.1f')} | {fmt(r['build_s'], '.1f')} | "
               f"{r['search_ms']:.2f} | {r['recall']:.3f} | {fmt(r['mem_mb'], '.0f')} | {r['payload_mb']:.0f} |")
     print("\nPersistent database (append log; fsync every add when flush=0), 512-D + MAQBOOL extras:")
-    print("| keyframes | P | flush_interval_s | add (us, median) | add p99 (us) | save (s) | load (s) | on disk (MiB) |")
+    print("| keyframes | P | flush_interval_s | add (us, median) | add p99 (us) | save (s) | load (s) "
+          "| on disk (MiB) |")
     print("|---|---|---|---|---|---|---|---|")
     for n, p, flush in ((2000, 512, 0.0), (2000, 512, 30.0), (500, 4096, 0.0), (500, 4096, 30.0)):
         r = persistence_case(n, p, flush, tqdm)

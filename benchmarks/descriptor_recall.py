@@ -43,22 +43,22 @@ def main() -> None:
     ap.add_argument("--dims", nargs="+", type=int, default=[512, 4096])
     args = ap.parse_args()
 
+    import onnx
     import torch
 
     from maqbool_ros.core.descriptor.default_model import default_model_path
     from maqbool_ros.core.descriptor.export import read_head_and_metadata
     from maqbool_ros.core.descriptor.fit import extract_feature_maps, fit_head
-    from maqbool_ros.core.images.io import list_images
     from maqbool_ros.core.descriptor.models.checkpoints import load_imagenet_backbone
     from maqbool_ros.core.descriptor.models.netvlad import NetVLADModel
-
-    import onnx
+    from maqbool_ros.core.images.io import list_images
 
     torch.set_num_threads(2)
     from maqbool_ros.core.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}")
-    print("| dataset | backbone | P | pca rank | R@1 (512-D global) | R@5 (512-D global) | R@1 / R@5 (all P dims) | chance R@1 | chance R@5 | fit s |")
+    print("| dataset | backbone | P | pca rank | R@1 (512-D global) | R@5 (512-D global) "
+          "| R@1 / R@5 (all P dims) | chance R@1 | chance R@5 | fit s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     default_head = read_head_and_metadata(onnx.load(str(default_model_path())))[0]
 

@@ -85,6 +85,7 @@ def child(case: str, path: str, repeats: int) -> None:
 
 def make_inputs(folder: Path) -> None:
     import cv2
+
     from helpers.image_bombs import huge_jpeg, zero_png
 
     (folder / "bomb.png").write_bytes(zero_png(10000, 10000))

@@ -82,8 +82,8 @@ def study(path: str, vocab_path: str | None, top_k: int, sizes: list[int]) -> No
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.datasets import load_query_ref_folder
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary
     from maqbool_ros.core.evaluation.metrics import best_match_pr_curve, recall_at_n
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary
     from maqbool_ros.core.types import Candidates
 
     data = load_query_ref_folder(path)
@@ -132,7 +132,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1000, help="vocabulary size for word assignment")
     parser.add_argument("--cases", default="", help="only cases whose name contains this (e.g. mobilenetv2)")
     parser.add_argument("--sizes-m", default="50,100,200", help="region budgets M for the latency table")
-    parser.add_argument("--study", default=None, help="query/ref dataset folder: accuracy of variants instead of latency")
+    parser.add_argument("--study", default=None,
+                        help="query/ref dataset folder: accuracy of variants instead of latency")
     parser.add_argument("--vocab", default=None, help="--study: also evaluate with this vocabulary")
     parser.add_argument("--sizes", default="50,100,200,400", help="--study: region budgets M to compare")
     args = parser.parse_args()

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_dataset  # noqa: E402
+from maqbool_ros.core.descriptor.netvlad_head import l2_normalize  # noqa: E402
 from maqbool_ros.core.rerank.maqbool import training  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, UntrainedPdl, train_forest  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker, paper_alpha  # noqa: E402
-from maqbool_ros.core.descriptor.netvlad_head import l2_normalize  # noqa: E402
 
 KEYS = ("regions", "areas", "pad_region", "pad_area")
 
@@ -104,10 +104,12 @@ def main() -> int:
     def load(path):
         ds = load_dataset(path)
         q_imgs, r_imgs = training.load_images(ds)
-        rw, refs = describe_cached(engine, reranker, r_imgs, Path(args.cache) / f"{ds.name}_{tag}_ref.npz", f"{ds.name} refs")
+        rw, refs = describe_cached(engine, reranker, r_imgs, Path(args.cache) / f"{ds.name}_{tag}_ref.npz",
+                                   f"{ds.name} refs")
         if q_imgs is r_imgs:
             return ds, (rw, refs), (rw, refs)
-        qw, qs = describe_cached(engine, reranker, q_imgs, Path(args.cache) / f"{ds.name}_{tag}_query.npz", f"{ds.name} queries")
+        qw, qs = describe_cached(engine, reranker, q_imgs, Path(args.cache) / f"{ds.name}_{tag}_query.npz",
+                                 f"{ds.name} queries")
         return ds, (qw, qs), (rw, refs)
 
     train_sets = [load(p) for p in args.train]
@@ -138,7 +140,8 @@ def main() -> int:
                 for p in pairs:
                     prob = np.clip(forest.predict(training.pair_features(reranker, q, r, p, n)), 1e-6, None)
                     orders.append(np.argsort(np.abs(p.distances - alpha * np.log(prob)), kind="stable"))
-                print(f"| {ds.name} | {dim} | maqbool | {n} | " + " | ".join(f"{v:.1f}" for v in recall(pairs, orders)) + " |")
+                print(f"| {ds.name} | {dim} | maqbool | {n} | "
+                      + " | ".join(f"{v:.1f}" for v in recall(pairs, orders)) + " |")
     return 0
 
 

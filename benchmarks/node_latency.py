@@ -43,7 +43,6 @@ def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
 
 def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path, args) -> dict[str, np.ndarray]:
     from helpers.node_proc import Driver, NodeProcess
-
     from maqbool_ros.core.config import MaqboolConfig
 
     w = frames[0].shape[1]

@@ -45,7 +45,8 @@ def main() -> int:
     import cv2
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/rtabmap_loop/frames")
+    ap.add_argument("--images", type=Path,
+                    default=Path(__file__).resolve().parents[2] / "shared/data/rtabmap_loop/frames")
     ap.add_argument("--count", type=int, default=20)
     args = ap.parse_args()
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -54,7 +55,8 @@ def main() -> int:
             for p in paths]
     refs = [cells_for(img, *SETTINGS[0])[0] for img in imgs]
     print(f"{len(imgs)} images from {args.images}; reference = full size, default minBoxArea\n")
-    print("| proposal side | minBoxArea | real boxes (mean) | mean best IoU vs ref | ref boxes found (IoU >= 0.7) | CPU ms (median) |")
+    print("| proposal side | minBoxArea | real boxes (mean) | mean best IoU vs ref "
+          "| ref boxes found (IoU >= 0.7) | CPU ms (median) |")
     print("|---|---|---|---|---|---|")
     for side, frac in SETTINGS:
         best, found, counts, cpus = [], [], [], []

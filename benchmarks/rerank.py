@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
-from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker  # noqa: E402
 from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, propose_boxes  # noqa: E402
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors, region_descriptors_naive  # noqa: E402
@@ -89,8 +89,8 @@ def size_table(cfg: MaqboolConfig, args) -> None:
     """Per input size and resize policy: keyframe extras + re-rank of 100 at n = 50."""
     import cv2
 
-    from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
 
     base = load_image(args.image)
     reps = max(5, args.repeats // 2)
@@ -148,7 +148,8 @@ def main() -> int:
     r = args.repeats
 
     print("\n| per keyframe | ms wall / cpu (median) |\n|---|---|")
-    for side, frac, reps in ((0, None, 3), (0, 0.35, r), (320, None, 5), (320, 0.35, r), (240, 0.35, r), (160, 0.35, r)):
+    for side, frac, reps in ((0, None, 3), (0, 0.35, r), (320, None, 5), (320, 0.35, r), (240, 0.35, r),
+                             (160, 0.35, r)):
         label = f"Edge Boxes on {side or 'full'}-px side, minBoxArea {'35 %' if frac else 'default'}"
         print(f"| {label} | {median_ms(lambda: propose_boxes(out.image, side, min_area_fraction=frac), reps, 1)} |")
     cells = filter_quantise_pad(propose_boxes(out.image, 320)[0], w, h, out.stride)
@@ -157,8 +158,10 @@ def main() -> int:
             region_descriptors(out.feature_map, cells, head)
 
     print(f"| region descriptors, 50 boxes, fast, 1 BLAS thread (as used) | {median_ms(fast_one_thread, r)} |")
-    print(f"| region descriptors, 50 boxes, fast, default BLAS threads | {median_ms(lambda: region_descriptors(out.feature_map, cells, head), r)} |")
-    print(f"| region descriptors, 50 boxes, naive crop + head | {median_ms(lambda: region_descriptors_naive(out.feature_map, cells, head), 5, 1)} |")
+    print("| region descriptors, 50 boxes, fast, default BLAS threads | "
+          f"{median_ms(lambda: region_descriptors(out.feature_map, cells, head), r)} |")
+    print("| region descriptors, 50 boxes, naive crop + head | "
+          f"{median_ms(lambda: region_descriptors_naive(out.feature_map, cells, head), 5, 1)} |")
 
     rng = np.random.default_rng(0)
     x_train = rng.normal(size=(12000, FEATURE_DIM)).astype(np.float32)
@@ -177,7 +180,8 @@ def main() -> int:
             print(f"| DT-{trees} scikit-learn predict (n_jobs=1) | {median_ms(lambda: model.predict(x100), r)} |")
 
     cands, extras = synthetic_candidates(head.output_dim)
-    print("\n| re-rank top-100 (PDL DT-50 .npz unless noted) | n | ms wall / cpu (median) | correlation | features | pdl |")
+    print("\n| re-rank top-100 (PDL DT-50 .npz unless noted) | n | ms wall / cpu (median) | correlation "
+          "| features | pdl |")
     print("|---|---|---|---|---|---|")
     for n in (5, 10, 25, 50):
         for label, key, chunk in (("chunks of 25", (50, "npz"), 25), ("one chunk", (50, "npz"), 100),

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from dataclasses import replace
 import hashlib
 import shlex
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,12 +106,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "results.md"))
     args = ap.parse_args()
 
-    from maqbool_ros.core.evaluation import report as eval_report
-    from maqbool_ros.core.machine import machine_info
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.descriptor.default_model import default_model_path
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.evaluation import report as eval_report
+    from maqbool_ros.core.machine import machine_info
     from maqbool_ros.tools.eval import fit_model_on_refs
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
@@ -161,16 +161,19 @@ def main() -> int:
                         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
                         rows.append((label, method, n, mode, None, reason))
                         status = "n/a: " + reason
-                    print(f"{label} | {method} {mode or ''} n={n or '-'}: {status} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                    print(f"{label} | {method} {mode or ''} n={n or '-'}: {status} "
+                          f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 desc = np.median(engine.first_pass_ms) if engine.first_pass_ms else float("nan")
-                notes.append(f"{label}: descriptor p50 {desc:.1f} ms per image (first pass, {len(engine.first_pass_ms)} images)")
+                notes.append(f"{label}: descriptor p50 {desc:.1f} ms per image "
+                             f"(first pass, {len(engine.first_pass_ms)} images)")
     write_markdown(Path(args.out), rows, notes, machine_info(), eval_report.git_commit(), base)
     print(f"wrote {args.out}")
     return 0
 
 
 def write_markdown(out: Path, rows, notes, machine, commit, base) -> None:
-    cmd = "python benchmarks/" + Path(__file__).name + (" " + " ".join(map(shlex.quote, sys.argv[1:])) if sys.argv[1:] else "")
+    cmd = "python benchmarks/" + Path(__file__).name + (
+        " " + " ".join(map(shlex.quote, sys.argv[1:])) if sys.argv[1:] else "")
     lines = [
         "# Results: recall and latency on the real datasets",
         "",
@@ -199,7 +202,8 @@ def write_markdown(out: Path, rows, notes, machine, commit, base) -> None:
         f"cut by deadline: queries whose re-ranking hit rerank_deadline_ms ({base.rerank_deadline_ms:g} ms) "
         "and kept descriptor order for the rest.",
         "",
-        "| dataset | model | dim | method | n | R@1 | R@5 | R@10 | R@20 | PR-AUC | maxR@P100 | rerank p50 ms | cut by deadline |",
+        "| dataset | model | dim | method | n | R@1 | R@5 | R@10 | R@20 | PR-AUC | maxR@P100 | rerank p50 ms "
+        "| cut by deadline |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, method, n, mode, s, reason in rows:

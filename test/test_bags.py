@@ -91,8 +91,9 @@ def test_ros1_bag_with_odometry_ground_truth(tmp_path):
                                            frame_id="cam")
             img = T["sensor_msgs/msg/Image"](header=hdr, height=24, width=32, encoding="rgb8", is_bigendian=0,
                                              step=96, data=frames[i].reshape(-1))
-            pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=x, y=0.0, z=0.0),
-                                               orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+            pose = T["geometry_msgs/msg/Pose"](
+                position=T["geometry_msgs/msg/Point"](x=x, y=0.0, z=0.0),
+                orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
             odom = T["nav_msgs/msg/Odometry"](
                 header=hdr, child_frame_id="base",
                 pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),

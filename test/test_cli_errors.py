@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.tiny_models import blocky_image
 
+from helpers.tiny_models import blocky_image
 from maqbool_ros.core.data.bags import BagWriter, rgb_to_image_msg
 from maqbool_ros.tools.cli import main
 

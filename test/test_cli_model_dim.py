@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.tiny_models import IMAGE_SIZE, small_config, tiny_model, tiny_query_ref
 
+from helpers.tiny_models import IMAGE_SIZE, small_config, tiny_model, tiny_query_ref
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.tools.cli import main
 

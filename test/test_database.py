@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maqbool_ros.core.database.keyframes import KeyframeDatabase
 from maqbool_ros.core.database.index import HalfScan, exact_top_k, gpu_available
+from maqbool_ros.core.database.keyframes import KeyframeDatabase
 from maqbool_ros.core.database.storage import DatabaseFormatError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,8 @@ def synthetic():
 
 def random_query_args(rng, desc, stamps):
     return dict(robot_id=ROBOTS[rng.integers(0, 3)] if rng.random() < 0.9 else None,
-                stamp=float(stamps[-1] + rng.uniform(0, 5)) if rng.random() < 0.8 else float(rng.uniform(0, stamps[-1])),
+                stamp=(float(stamps[-1] + rng.uniform(0, 5)) if rng.random() < 0.8
+                       else float(rng.uniform(0, stamps[-1]))),
                 n_recent=int(rng.choice([0, 1, 20, 500])), t_recent=float(rng.choice([0.0, 10.0, 300.0])),
                 robot_filter=str(rng.choice(["all", "inter_robot", "intra_robot"])),
                 max_distance=float(rng.choice([4.0, 4.0, 1.2])))
@@ -206,7 +207,7 @@ def test_remove_and_compact_keep_extras_aligned():
         assert db.remove(ids + [10**9], robot_id=r) == len(ids)  # unknown id ignored
     alive[gone[600:]] = False
     assert db.remove([int(gone[0])]) == 0 and len(db) == alive.sum()
-    for step in ("tombstoned", "compacted"):
+    for _ in ("tombstoned", "compacted"):
         check_against_brute_force(db, desc, robots, stamps, alive, np.random.default_rng(5), queries=10)
         got = db.search(desc[5], 50)
         ex = db.get_extras(got.rows)
@@ -414,13 +415,13 @@ def test_sigkill_writer_keeps_every_flushed_keyframe(tmp_path, flush_interval_s,
         have_ids = set(kf_ids.tolist())
         done = set(flushed)
         removed = {j for j in done if j % 3 == 1 and (j + 1 in done or j + 1 in have_ids)}
-        expected = {(j, "robot%d" % (j % 2)) for j in done - removed}
+        expected = {(j, f"robot{j % 2}") for j in done - removed}
         assert expected <= have  # every reported keyframe (and reported removal) survived
         # Beyond that, only the loop iteration in flight at the kill may show: its add (m+1)
         # and, when the kill fell between that add and the removal of m, keyframe m; a
         # restarted writer goes on after them, so they may still show after a later kill.
         m = max(done)
-        in_flight = {(j, "robot%d" % (j % 2)) for j in (m, m + 1)}
+        in_flight = {(j, f"robot{j % 2}") for j in (m, m + 1)}
         assert have - expected <= in_flight | carried, sorted(have - expected)
         carried |= (have - expected) & in_flight
         ex = db.get_extras(rows)

@@ -61,10 +61,10 @@ def test_concurrent_writers_readers_and_saves_stay_consistent(tmp_path):
 
     def writer():
         for i in range(400):
-            db.add(i, "r%d" % (i % 2), float(i), vec(i), extras(i))
+            db.add(i, f"r{i % 2}", float(i), vec(i), extras(i))
             kept.add(i)
             if i % 5 == 4:
-                db.remove([i - 2], robot_id="r%d" % ((i - 2) % 2))
+                db.remove([i - 2], robot_id=f"r{(i - 2) % 2}")
                 kept.discard(i - 2)
             if i % 97 == 96:
                 db.save()

@@ -148,7 +148,6 @@ def test_pipeline_evaluation_same_with_both_backends(tmp_path):
     # The pipeline end to end (engine -> database -> re-ranking) on a tiny model and
     # query/ref set: the milvus backend ranks every query exactly like faiss.
     from helpers.tiny_models import IMAGE_SIZE, tiny_model, tiny_query_ref
-
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.evaluation.protocol import evaluate_offline
 

@@ -17,7 +17,6 @@ pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
 
 from helpers.milvus_server import MilvusLiteServer  # noqa: E402
-
 from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

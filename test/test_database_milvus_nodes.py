@@ -12,7 +12,6 @@ pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (require
 from helpers.milvus_server import MilvusLiteServer  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess  # noqa: E402
 from helpers.tiny_models import IMAGE_SIZE, blocky_image, tiny_model  # noqa: E402
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 PLACES = 6

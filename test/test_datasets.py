@@ -5,8 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from maqbool_ros.core.data.datasets import (ImageList, SequenceDataset, load_dataset, positives_from_poses,
-                                       read_index_lists)
+from maqbool_ros.core.data.datasets import (
+    ImageList,
+    SequenceDataset,
+    load_dataset,
+    positives_from_poses,
+    read_index_lists,
+)
 
 
 def _write_images(folder, n, seed=0, hw=(20, 30)):

@@ -194,8 +194,10 @@ def test_round_trip_images_bag_node_eval(corridor_dir, corridor, tmp_path):
                      "--storage", storage]) == 0
         params, log = tmp_path / f"node_{storage}.yaml", tmp_path / f"node_{storage}.log"
         params.write_text(ros_params_yaml(cfg))
-        node = subprocess.Popen([sys.executable, "-c", "import sys; from maqbool_ros.ros.node import main; sys.exit(main())",
-                                 "--ros-args", "--params-file", str(params)], stdout=log.open("w"), stderr=subprocess.STDOUT)
+        node = subprocess.Popen([sys.executable, "-c",
+                                 "import sys; from maqbool_ros.ros.node import main; sys.exit(main())",
+                                 "--ros-args", "--params-file", str(params)],
+                                stdout=log.open("w"), stderr=subprocess.STDOUT)
         recorder = subprocess.Popen([sys.executable, "-m", "maqbool_ros.tools.cli", "bag", "record-candidates",
                                      "--out", str(rec), "--count", str(len(corridor.refs) + len(corridor.queries)),
                                      "--storage", storage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -256,7 +258,8 @@ def test_results_table_marks_unavailable_methods(tmp_path):
     mod.write_markdown(out, rows, ["a note"], {"cpu": "cpu", "cores": 2, "python": "3", "libraries": {}},
                        "abc", MaqboolConfig())
     text = out.read_text()
-    assert "| corridor | default | 512 | netvlad | — | 0.500 | 0.750 | 1.000 | 1.000 | 0.400 | 0.250 | 3.0 | 1/4 |" in text
+    assert ("| corridor | default | 512 | netvlad | — | 0.500 | 0.750 | 1.000 | 1.000 | 0.400 | 0.250 | 3.0 "
+            "| 1/4 |") in text
     assert "n/a: FileNotFoundError: no / decision layer" in text
     assert "python benchmarks/results_table.py" in text
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers.image_bombs import zero_png
 
+from helpers.image_bombs import zero_png
 from maqbool_ros.core.config import FIELDS, MaqboolConfig
 from maqbool_ros.core.images.decode import ImageDecodeError, decode_compressed, decode_raw
 from maqbool_ros.core.images.io import read_image

@@ -10,7 +10,6 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 
 from helpers.image_bombs import zero_png  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess  # noqa: E402
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 

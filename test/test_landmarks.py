@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from maqbool_ros.core.rerank.landmarks import (Vocabulary, idf_weights, landmark_boxes, match_batch,
-                                        mine_regions, pool_regions, train_vocabulary)
+from maqbool_ros.core.rerank.landmarks import (
+    Vocabulary,
+    idf_weights,
+    landmark_boxes,
+    match_batch,
+    mine_regions,
+    pool_regions,
+    train_vocabulary,
+)
 
 
 def seeded_maps(seed: int, c: int = 24, h: int = 9, w: int = 11, d2: int = 7):

@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from maqbool_ros.core.rerank.maqbool.features import (FEATURE_DIM, correlation_distances, list_softmax,
-                                               pairwise_features)
+from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM, correlation_distances, list_softmax, pairwise_features
 
 
 def unit(rng, *shape):
@@ -27,7 +26,8 @@ def loop_features(Fq, aq, Fc, ac, d, beta=10.0):
         Cf = [[C[x][y] - d_max for y in range(10)] for x in range(rows)]     # eq. 2
         Cfilt = [[C[x][y] if Cf[x][y] < 0 else 0.0 for y in range(10)] for x in range(rows)]  # eqs 3-4
         R0 = 0.0 if j == 0 else d[j] - d[j - 1]
-        Pb = lambda a: math.exp(-(1 - a))                                     # eq. 6
+        def Pb(a):
+            return math.exp(-(1 - a))                                         # eq. 6
         S = [[beta * math.exp(-R0) * math.exp(-(d_min + Cfilt[x][y])) * Pb(aq[x]) * Pb(ac[j][y])
               for y in range(10)] for x in range(rows)]                       # eq. 5
         Pf = [[S[x][y] * Cf[x][y] for y in range(10)] for x in range(rows)]  # eq. 7

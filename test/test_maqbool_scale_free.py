@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from test_maqbool_reranker import FakePdl, candidates_for, setup  # noqa: F401 - the fixture
 
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM, pairwise_features, scale_free_features
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
 from maqbool_ros.core.rerank.maqbool.update import fit_update, updated_distances
-from test_maqbool_reranker import FakePdl, candidates_for, setup  # noqa: F401 - the fixture
 
 
 def _list(seed: int = 0, k: int = 30, n: int = 12):

@@ -99,7 +99,7 @@ def _msg_texts() -> dict[str, str]:
 
 
 def _rosbags_store():
-    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
@@ -118,9 +118,11 @@ def _to_rosbags(store, msg):
 
     def pose_cov(pc):
         p, q = pc.pose.position, pc.pose.orientation
-        pose = t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](x=p.x, y=p.y, z=p.z),
-                                           orientation=t["geometry_msgs/msg/Quaternion"](x=q.x, y=q.y, z=q.z, w=q.w))
-        return t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.array(pc.covariance, dtype=np.float64))
+        pose = t["geometry_msgs/msg/Pose"](
+            position=t["geometry_msgs/msg/Point"](x=p.x, y=p.y, z=p.z),
+            orientation=t["geometry_msgs/msg/Quaternion"](x=q.x, y=q.y, z=q.z, w=q.w))
+        return t["geometry_msgs/msg/PoseWithCovariance"](pose=pose,
+                                                         covariance=np.array(pc.covariance, dtype=np.float64))
 
     cands = [t["maqbool_ros/msg/CandidateMatch"](
         keyframe_id=c.keyframe_id, relative_pose=pose_cov(c.relative_pose),

@@ -11,7 +11,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_query_ref_folder  # noqa: E402
 from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402

@@ -9,10 +9,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.node_proc import unique_namespace  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from helpers.node_proc import unique_namespace  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.ros.node import LoopClosureNode  # noqa: E402
 

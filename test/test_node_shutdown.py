@@ -9,7 +9,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.node_proc import Driver, NodeProcess  # noqa: E402
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 

@@ -11,11 +11,11 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
-from helpers.rgbd_scene import HEIGHT, K, WIDTH, candidate_depth, rotation, texture, view  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
+from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.images.decode import encode_raw  # noqa: E402
 from maqbool_ros.core.verification import transform_from_xyz_quat  # noqa: E402
@@ -206,7 +206,6 @@ def test_synthetic_room_revisit_gets_the_true_metric_pose_through_the_node(tmp_p
     around the place, then a lap-2 revisit from another viewpoint; every verified candidate is a
     true positive and its pose matches inv(T_wq) T_wc."""
     from helpers.rgbd_scene import rotation_error_deg
-
     from maqbool_ros.core.data.rgbd_sequence import synthetic_rgbd_sequence
 
     seq = synthetic_rgbd_sequence()

@@ -118,8 +118,8 @@ def test_sim_time_node_publishes_stats_without_a_clock(tmp_path, sim_node):
 
     from std_msgs.msg import String
 
-    from maqbool_ros.core.config import MaqboolConfig, ros_params_yaml
     from helpers.node_proc import node_command
+    from maqbool_ros.core.config import MaqboolConfig, ros_params_yaml
 
     params = tmp_path / "params.yaml"
     params.write_text(ros_params_yaml(MaqboolConfig(stats_period_s=0.2)))

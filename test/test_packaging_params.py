@@ -14,8 +14,8 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
-from maqbool_ros.core.config import MaqboolConfig, ros_params_yaml  # noqa: E402
 from helpers.node_proc import node_command  # noqa: E402
+from maqbool_ros.core.config import MaqboolConfig, ros_params_yaml  # noqa: E402
 
 
 def test_params_yaml_applies_to_any_node_name_and_namespace():

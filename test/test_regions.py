@@ -5,10 +5,15 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead
-from maqbool_ros.core.rerank.regions.edge_boxes import (box_area_fractions, filter_quantise_pad, padding_box,
-                                                 propose_boxes, quantise, thin_edges)
-from maqbool_ros.core.rerank.regions.region_descriptors import (crop_ranges, region_descriptors,
-                                                         region_descriptors_naive)
+from maqbool_ros.core.rerank.regions.edge_boxes import (
+    box_area_fractions,
+    filter_quantise_pad,
+    padding_box,
+    propose_boxes,
+    quantise,
+    thin_edges,
+)
+from maqbool_ros.core.rerank.regions.region_descriptors import crop_ranges, region_descriptors, region_descriptors_naive
 
 
 def random_head(rng, k=8, d=16, p=32, pca=True, bias=False) -> NetVLADHead:

@@ -8,6 +8,10 @@ import types
 
 import numpy as np
 import pytest
+from test_landmarks_reranker import candidates as lm_candidates
+from test_landmarks_reranker import fake_output, stack_db
+from test_maqbool_reranker import FakePdl, candidates_for, engine_output
+from test_regions import random_head
 
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.factory import NetvladReranker
@@ -16,10 +20,6 @@ from maqbool_ros.core.rerank.landmarks import reranker as landmarks_module
 from maqbool_ros.core.rerank.maqbool import reranker as maqbool_module
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
 from maqbool_ros.core.types import SCORE_KINDS, Candidates, RerankResult
-from test_landmarks_reranker import candidates as lm_candidates
-from test_landmarks_reranker import fake_output, stack_db
-from test_maqbool_reranker import FakePdl, candidates_for, engine_output
-from test_regions import random_head
 
 
 def check_scores(res: RerankResult, kind: str) -> np.ndarray:
@@ -173,8 +173,9 @@ def test_rerank_result_rejects_scores_off_the_scale(scores, match):
 
 
 def test_pipeline_result_carries_the_scale_and_best_score():
-    from maqbool_ros.core.pipeline import LoopClosurePipeline
     from test_pipeline import VectorEngine, img
+
+    from maqbool_ros.core.pipeline import LoopClosurePipeline
 
     cfg = MaqboolConfig(method="netvlad", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=5)
     pipeline = LoopClosurePipeline(cfg, engine=VectorEngine())

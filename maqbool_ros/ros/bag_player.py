@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy

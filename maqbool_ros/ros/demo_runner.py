@@ -14,8 +14,8 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from maqbool_ros.core.data.bags import write_dataset_bag
 from maqbool_ros.core.config import MaqboolConfig
+from maqbool_ros.core.data.bags import write_dataset_bag
 from maqbool_ros.core.evaluation.protocol import protocol_config
 from maqbool_ros.ros.online_eval import collect_candidates
 

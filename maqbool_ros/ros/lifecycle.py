@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor

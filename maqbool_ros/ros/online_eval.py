@@ -13,8 +13,8 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
-from maqbool_ros.core.data.bags import image_topic_of
 from maqbool_ros.core.config import NODE_NAME
+from maqbool_ros.core.data.bags import image_topic_of
 from maqbool_ros.ros.bag_player import BagPlayer
 from maqbool_ros.ros.recorder import CandidateRecorder
 

@@ -28,7 +28,7 @@ class MilvusLiteServer:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> "MilvusLiteServer":
+    def start(self, timeout_s: float = 60.0) -> MilvusLiteServer:
         """Start and wait until the port accepts connections (RuntimeError with the log if it exits)."""
         with open(self.log, "ab") as log:
             cmd = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
@@ -58,7 +58,7 @@ class MilvusLiteServer:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "MilvusLiteServer":
+    def __enter__(self) -> MilvusLiteServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from maqbool_ros.msg import LoopClosureCandidate
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -29,6 +28,7 @@ from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig, ros_params_yaml
 from maqbool_ros.core.images.decode import encode_raw
+from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.online_eval import NodeUnavailableError, set_remote_parameter
 
 _SEQ = itertools.count()
@@ -90,10 +90,11 @@ class NodeProcess:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.proc.kill()
             self.proc.wait()
-            raise RuntimeError(f"node did not stop within {timeout}s after {sig!r}:\n{self.log_text()[-3000:]}")
+            raise RuntimeError(
+                f"node did not stop within {timeout}s after {sig!r}:\n{self.log_text()[-3000:]}") from exc
 
 
 class Driver(Node):

@@ -15,8 +15,9 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class BagWriter:
         self._connections: dict[str, Any] = {}
         self.path = out
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         self._writer.open()
         return self
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,12 +41,12 @@ class ImageList:
         self._loader = loader
 
     @classmethod
-    def from_files(cls, paths: Sequence[Path]) -> "ImageList":
+    def from_files(cls, paths: Sequence[Path]) -> ImageList:
         paths = list(paths)
         return cls([p.name for p in paths], lambda i: read_image(paths[i]))
 
     @classmethod
-    def from_arrays(cls, images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> "ImageList":
+    def from_arrays(cls, images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> ImageList:
         images = list(images)
         return cls(names or [str(i) for i in range(len(images))], lambda i: images[i])
 

@@ -151,7 +151,7 @@ def demo_sequence(seed: int = SEED) -> SequenceDataset:
     stamps = np.arange(len(centres), dtype=float)
     positives = positives_from_poses(centres / PIXELS_PER_METRE, stamps, RADIUS_M, MIN_GAP_S)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def frame(i: int) -> np.ndarray:
         return render_frame(canvas, tuple(centres[i]), rng=np.random.default_rng(seed * 1000 + i), **params[i])
 

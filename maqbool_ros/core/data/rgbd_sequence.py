@@ -130,7 +130,7 @@ def synthetic_rgbd_sequence(seed: int = SEED, *, depth: bool = True) -> RGBDSequ
     light = np.random.default_rng(seed + 1)
     gains = np.where(laps == 2, light.uniform(0.8, 1.15, len(poses)), 1.0)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def frame(i: int) -> tuple[np.ndarray, np.ndarray]:
         rgb, z = render(poses[i], seed)
         noise = np.random.default_rng(seed * 1000 + i).standard_normal(rgb.shape, dtype=np.float32)

@@ -69,7 +69,7 @@ class Column:
         for s in range(0, len(rows), chunk):
             out[s:s + chunk] = self.take(rows[s:s + chunk])
 
-    def keep(self, rows: np.ndarray) -> "Column":
+    def keep(self, rows: np.ndarray) -> Column:
         """A new in-memory column with only `rows`, in that order."""
         col = Column(self.row_shape, self.dtype)
         col._tail = np.empty((max(16, len(rows)), *self.row_shape), self.dtype)

@@ -65,7 +65,7 @@ class KeyframeDatabase:
     @classmethod
     def open(cls, path, dim: int | None = None, index_type: str = "flat", device: str = "auto",
              create: bool = True, load: bool = True, flush_interval_s: float = 0.0,
-             verify: bool = True) -> "KeyframeDatabase":
+             verify: bool = True) -> KeyframeDatabase:
         """Open-or-create a persistent database in directory `path` (docs/keyframe-database.md).
 
         Every add/remove is appended to the log (a killed process loses nothing added) and
@@ -82,7 +82,7 @@ class KeyframeDatabase:
 
     @classmethod
     def load(cls, path, device: str = "auto", index_type: str | None = None,
-             verify: bool = True) -> "KeyframeDatabase":
+             verify: bool = True) -> KeyframeDatabase:
         """Read snapshot + log into an in-memory database (files are not modified)."""
         restored = pers.read_directory(Path(path), index_type, verify)
         return cls(restored.dim, restored.index_type, device, _restored=restored)
@@ -272,7 +272,7 @@ class KeyframeDatabase:
         if self._files is not None:
             self._files.close()
 
-    def __enter__(self) -> "KeyframeDatabase":
+    def __enter__(self) -> KeyframeDatabase:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -307,7 +307,7 @@ class MilvusKeyframeDatabase:
         self._count = 0
         store.open_collections(self._client, self.collection, self._counters, self.dim, self.index_type)
 
-    def __enter__(self) -> "MilvusKeyframeDatabase":
+    def __enter__(self) -> MilvusKeyframeDatabase:
         return self
 
     def __exit__(self, *exc) -> None:

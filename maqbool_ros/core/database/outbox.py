@@ -9,8 +9,8 @@ import collections
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 def is_unavailable(exc: BaseException) -> bool:

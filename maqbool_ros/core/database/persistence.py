@@ -11,10 +11,11 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Restored:
     hnsw_blob: bytes | None
     blob_rows: int
     report: RecoveryReport
-    files: "DatabaseFiles | None" = None
+    files: DatabaseFiles | None = None
 
 
 def open_directory(root: Path, dim: int | None, index_type: str, create: bool, load: bool,
@@ -180,7 +181,7 @@ class DatabaseFiles:
 
     @classmethod
     def create(cls, root: Path, rows: RowStore, index_type: str, hnsw_blob: bytes | None,
-               flush_interval_s: float) -> "DatabaseFiles":
+               flush_interval_s: float) -> DatabaseFiles:
         """A new database directory holding `rows` as generation 1."""
         st.check_empty(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,7 @@ class DatabaseFiles:
 
     @classmethod
     def attach(cls, state: DiskState, skipped: list[tuple[int, str]], dir_lock,
-               flush_interval_s: float) -> tuple["DatabaseFiles", RecoveryReport]:
+               flush_interval_s: float) -> tuple[DatabaseFiles, RecoveryReport]:
         """Become the writer of a directory just read: keep the torn tail and the skipped
         records beside the log (never deleted by the database), cut the tail off."""
         path = state.log_path
@@ -252,7 +253,7 @@ class DatabaseFiles:
         self._last_flush = time.monotonic()
         return state
 
-    def restart(self, rows: RowStore, index_type: str, hnsw_blob: bytes | None) -> "DatabaseFiles":
+    def restart(self, rows: RowStore, index_type: str, hnsw_blob: bytes | None) -> DatabaseFiles:
         """Move this directory aside (never deleted; its log and lock go with it) and create
         a new database of `rows` at the same path; this object is closed."""
         self.flush()

@@ -58,7 +58,7 @@ class RowStore:
 
     @classmethod
     def from_columns(cls, dim: int, robots: list[str], next_seq: list[int], columns: dict[str, np.ndarray],
-                     extras: dict[str, np.ndarray]) -> "RowStore":
+                     extras: dict[str, np.ndarray]) -> RowStore:
         """A store of snapshot rows (all alive). Extras arrays become the columns' read-only
         base (memory-mapped ones stay on disk). Raises ValueError when they disagree."""
         store = cls(dim)
@@ -246,7 +246,7 @@ class RowStore:
         for r in rows:
             self._rows.pop((int(self._robot.data[r]), int(self._kf.data[r])), None)
 
-    def compacted(self) -> "RowStore":
+    def compacted(self) -> RowStore:
         """A new store with only the live rows, renumbered, extras aligned (in memory)."""
         keep = self.live_rows()
         cols = {"descriptors": self._desc.data[keep], "keyframe_ids": self._kf.data[keep],

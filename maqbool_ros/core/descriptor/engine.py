@@ -95,7 +95,7 @@ class DescriptorEngine:
         self.last_timings_ms: dict[str, float] = {}
 
     @classmethod
-    def from_config(cls, config, progress: bool = False, **kwargs) -> "DescriptorEngine":
+    def from_config(cls, config, progress: bool = False, **kwargs) -> DescriptorEngine:
         """The engine a MaqboolConfig describes: its model_path, or the embedded default model
         of its descriptor_dim (512-D when 0); descriptor_dim 0 takes the model's own dimension,
         a non-zero one must match the model's. kwargs: threads, spinning."""

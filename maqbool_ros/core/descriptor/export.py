@@ -58,8 +58,10 @@ def model_metadata(model, fitted_on: str, image_size: tuple[int, int] = (640, 48
 
 _FEATURE_DOC = {
     "vgg16": "feature_map=conv5_3 before ReLU; landmark_features=conv5_2 before ReLU; stride 16",
-    "mobilenetv2": "feature_map=features.13 output (linear bottleneck); landmark_features=features.12 output; stride 16",
-    "efficientnet_lite0": "feature_map=_blocks.10 output (linear bottleneck); landmark_features=_blocks.9 output; stride 16",
+    "mobilenetv2": ("feature_map=features.13 output (linear bottleneck); landmark_features=features.12 output; "
+                    "stride 16"),
+    "efficientnet_lite0": ("feature_map=_blocks.10 output (linear bottleneck); landmark_features=_blocks.9 output; "
+                           "stride 16"),
 }
 
 

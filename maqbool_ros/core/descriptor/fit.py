@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from maqbool_ros.core.images.io import as_rgb_uint8, read_image, resize_for_network
 from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead, l2_normalize
+from maqbool_ros.core.images.io import as_rgb_uint8, read_image, resize_for_network
 
 ImageSource = Path | str | np.ndarray | Callable[[], np.ndarray]
 

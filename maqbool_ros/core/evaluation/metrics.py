@@ -13,8 +13,8 @@ Conventions (the VPR-Bench / SLAM ones):
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

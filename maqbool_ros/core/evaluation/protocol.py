@@ -15,8 +15,9 @@ Report files (JSON/CSV/plots): maqbool_ros.core.evaluation.report.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,8 +9,9 @@ import csv
 import datetime as _dt
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -3,7 +3,7 @@ accepted only when the k - 1 preceding query keyframes also had verified candida
 map neighbour of the next one's, forming a chain of k consecutive queries."""
 from __future__ import annotations
 
-from typing import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 
 def id_neighbours(window: int) -> Callable[[Hashable, Hashable], bool]:

@@ -9,8 +9,8 @@ coordinates; OpenCV optical frame: x right, y down, z forward). With camera_to_b
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -66,7 +66,8 @@ def load_imagenet_backbone(model, backbone: str) -> None:
         raise ValueError(f"{backbone} ImageNet weights lack {len(missing)} keys, e.g. {missing[:3]}")
     for k, v in own.items():
         if tuple(sd[k].shape) != tuple(v.shape):
-            raise ValueError(f"{backbone} ImageNet weights: {k} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
+            raise ValueError(f"{backbone} ImageNet weights: {k} has shape {tuple(sd[k].shape)}, "
+                             f"expected {tuple(v.shape)}")
     model.backbone.load_state_dict({k: torch.as_tensor(sd[k]) for k in own}, strict=True)
 
 
@@ -122,10 +123,12 @@ def load_netvlad_checkpoint(path: str | Path, pca_path: str | Path | None = None
     own = model.backbone.encoder.state_dict()
     missing = [f"encoder.{k2}" for k2 in own if k2 not in enc]
     if missing:
-        raise ValueError(f"checkpoint {path}: VGG16 encoder keys missing: {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+        raise ValueError(f"checkpoint {path}: VGG16 encoder keys missing: "
+                         f"{missing[:4]}{' ...' if len(missing) > 4 else ''}")
     for k2, v in own.items():
         if tuple(enc[k2].shape) != tuple(v.shape):
-            raise ValueError(f"checkpoint {path}: encoder.{k2} has shape {tuple(enc[k2].shape)}, expected {tuple(v.shape)}")
+            raise ValueError(f"checkpoint {path}: encoder.{k2} has shape {tuple(enc[k2].shape)}, "
+                             f"expected {tuple(v.shape)}")
     model.backbone.encoder.load_state_dict({k2: enc[k2] for k2 in own}, strict=True)
     model.set_head(centroids.numpy(), conv_w.reshape(k, d).numpy(), None if conv_b is None else conv_b.numpy(),
                    None if pca_w is None else pca_w.numpy(), None if pca_b is None else torch.as_tensor(pca_b).numpy())

@@ -11,9 +11,9 @@ num_images () int64, format () str.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class Vocabulary:
                      num_images=np.int64(self.num_images), format=np.str_(FORMAT))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         """Read a file written by :meth:`save` (never unpickles)."""
         path = Path(path)
         if not path.is_file():
@@ -111,8 +111,8 @@ def train_vocabulary(image_vectors: list[np.ndarray], num_words: int, *, niter: 
                      seed: int = 0, max_points: int = 2_000_000, verbose: bool = False) -> Vocabulary:
     """k-means vocabulary + IDF from per-image (m_i, D) region vectors.
 
-    nredo: k-means restarts (the best objective is kept). max_points caps the k-means training sample (a seeded random subset); every image's
-    regions are still assigned to count the document frequencies.
+    nredo: k-means restarts (the best objective is kept). max_points caps the k-means training sample (a seeded
+    random subset); every image's regions are still assigned to count the document frequencies.
     """
     import faiss
 

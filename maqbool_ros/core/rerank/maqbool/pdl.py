@@ -18,9 +18,8 @@ benchmarks/rerank.py measures both on 100 rows; docs/maqbool.md has the figures.
 """
 from __future__ import annotations
 
-import warnings
-
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ class NumpyForest:
         self.meta = dict(meta or {})
 
     @classmethod
-    def from_sklearn(cls, model, meta: dict | None = None) -> "NumpyForest":
+    def from_sklearn(cls, model, meta: dict | None = None) -> NumpyForest:
         feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
         offset, depth = 0, 0
         for est in model.estimators_:
@@ -79,7 +78,7 @@ class NumpyForest:
                             depth=np.int32(self.depth), meta=np.array(json.dumps(self.meta)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "NumpyForest":
+    def load(cls, path: str | Path) -> NumpyForest:
         with np.load(path, allow_pickle=False) as z:
             missing = {"feature", "threshold", "left", "right", "value", "roots", "depth"} - set(z.files)
             if missing:
@@ -106,7 +105,7 @@ class OnnxForest:
         self.meta = dict(meta or {})
 
     @classmethod
-    def from_sklearn(cls, model, meta: dict | None = None) -> "OnnxForest":
+    def from_sklearn(cls, model, meta: dict | None = None) -> OnnxForest:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType
 
@@ -126,7 +125,7 @@ class OnnxForest:
         Path(path).write_bytes(self._bytes)
 
     @classmethod
-    def load(cls, path: str | Path) -> "OnnxForest":
+    def load(cls, path: str | Path) -> OnnxForest:
         import onnx
 
         data = Path(path).read_bytes()

@@ -26,11 +26,22 @@ import numpy as np
 
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
 from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: F401 - re-exported for callers
-from maqbool_ros.core.rerank.maqbool.features import (TOP, base_distances, correlation_distances, list_scale,
-                                                      pairwise_features, scale_free_features)
+from maqbool_ros.core.rerank.maqbool.features import (
+    TOP,
+    base_distances,
+    correlation_distances,
+    list_scale,
+    pairwise_features,
+    scale_free_features,
+)
 from maqbool_ros.core.rerank.maqbool.update import updated_distances
-from maqbool_ros.core.rerank.regions.edge_boxes import (NUM_BOXES, box_area_fractions, filter_quantise_pad,
-                                                        padding_box, propose_boxes)
+from maqbool_ros.core.rerank.regions.edge_boxes import (
+    NUM_BOXES,
+    box_area_fractions,
+    filter_quantise_pad,
+    padding_box,
+    propose_boxes,
+)
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 

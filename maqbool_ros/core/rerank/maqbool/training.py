@@ -12,8 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maqbool_ros.core.rerank.maqbool.features import (base_distances, correlation_distances, list_scale,
-                                                      pairwise_features, scale_free_features)
+from maqbool_ros.core.rerank.maqbool.features import (
+    base_distances,
+    correlation_distances,
+    list_scale,
+    pairwise_features,
+    scale_free_features,
+)
 
 BUDGETS = (5, 10, 25, 50)  # scale_free layers are trained on every budget, so n is a trade-off, not a shift
 
