@@ -50,6 +50,8 @@ def test_two_nodes_share_one_milvus_map(tmp_path):
                 assert cand.robot_id == "robot_b"
                 assert {c.robot_id for c in cand.candidates} == {"robot_a"}
                 assert cand.candidates[0].keyframe_id == i
+            outbox = b.latest_stats()["database_outbox"]  # the server was up: nothing waits, nothing failed
+            assert outbox["buffered"] == 0 and outbox["failed_attempts"] == 0 and outbox["search_failures"] == 0
         finally:
             for d in drivers:
                 d.close()

@@ -256,7 +256,19 @@ class LoopClosureNode(Node):
         return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
                 "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
                 "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
-                "database_recovery": self._recovery_report(), "latency_ms": self.latency.summary()}
+                "database_recovery": self._recovery_report(), "database_outbox": self._outbox_stats(),
+                "latency_ms": self.latency.summary()}
+
+    def _outbox_stats(self) -> dict:
+        """A server-backed map (milvus): writes waiting for the server and outage counters."""
+        db = self.pipeline.database
+        outbox = getattr(db, "outbox", None)
+        if outbox is None:
+            return {}
+        s = outbox.stats
+        return {"buffered": len(outbox.ops), "failed_attempts": s.failed_attempts, "retries": s.retries,
+                "delivered_late": s.delivered_late, "refused_full": s.refused_full,
+                "refused_by_server": s.refused_by_server, "search_failures": getattr(db, "search_failures", 0)}
 
     def _recovery_report(self) -> dict:
         """What the database's last open had to give up (torn log tail, skipped records)."""
