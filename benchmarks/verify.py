@@ -29,7 +29,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
+from helpers.loop_pairs import loop_pairs, nominal_camera  # noqa: E402
 from maqbool_ros.core.machine import machine_line  # noqa: E402
 from maqbool_ros.core.verification import (  # noqa: E402
     Camera,
@@ -40,29 +42,6 @@ from maqbool_ros.core.verification import (  # noqa: E402
     match_features,
     verify,
 )
-
-
-def loop_pairs(root: Path, n_false: int = 300, seed: int = 0):
-    """All true pairs of loop_pairs.csv and a seeded sample of clearly different pairs (the same
-    rule as test/test_verification_real.py: >= 10 frames apart and from every true match)."""
-    truth = {}
-    for line in (root / "loop_pairs.csv").read_text().splitlines()[1:]:
-        i, js = line.split(",")
-        truth[int(i)] = [int(j) for j in js.split()]
-    true_pairs = [(i, j) for i, js in truth.items() for j in js]
-    n = len(list((root / "frames").glob("*.jpg")))
-    rng = np.random.default_rng(seed)
-    false_pairs: list[tuple[int, int]] = []
-    while len(false_pairs) < n_false:
-        j, i = sorted(int(x) for x in rng.integers(0, n, 2))
-        if i - j >= 10 and all(abs(j - m) >= 10 for m in truth.get(i, [])) and (i, j) not in false_pairs:
-            false_pairs.append((i, j))
-    return true_pairs, false_pairs
-
-
-def nominal_camera(w: int, h: int, hfov_deg: float = 60.0) -> Camera:
-    f = 0.5 * w / np.tan(np.deg2rad(hfov_deg) / 2)
-    return Camera.from_params(f, f, (w - 1) / 2, (h - 1) / 2, w, h)
 
 
 def median_ms(fn, reps: int) -> float:

@@ -10,7 +10,6 @@ Distances are squared L2 between unit vectors (2 - 2 cos), ascending.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import weakref
 from pathlib import Path
@@ -19,18 +18,11 @@ import numpy as np
 
 from maqbool_ros.core.database import persistence as pers
 from maqbool_ros.core.database import validate
+from maqbool_ros.core.database.locking import locked
 from maqbool_ros.core.database.recovery import RecoveryReport
 from maqbool_ros.core.database.rows import RowStore
 from maqbool_ros.core.database.search import SearchIndex
 from maqbool_ros.core.types import Candidates
-
-
-def _locked(method):
-    @functools.wraps(method)
-    def run(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-    return run
 
 
 class KeyframeDatabase:
@@ -104,46 +96,46 @@ class KeyframeDatabase:
         return self._rows.num_rows
 
     @property
-    @_locked
+    @locked
     def robots(self) -> list[str]:
         """Robot ids seen so far, in order of first appearance."""
         return self._rows.robots
 
-    @_locked
+    @locked
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Per extras key: (row shape, dtype)."""
         return self._rows.extras_spec()
 
-    @_locked
+    @locked
     def bytes_per_keyframe(self) -> int:
         """Bytes one keyframe takes: fp32 descriptor, ids/stamp/robot/sequence/alive, the
         search structure (fp16 scan copy, or HNSW's vector copy + level-0 links) and the
         region cache (memory-mapped from the snapshot after a load or save)."""
         return self.dim * 4 + 8 + 4 + 8 + 8 + 1 + self._search.bytes_per_row() + self._rows.extras_bytes_per_row()
 
-    @_locked
+    @locked
     def keyframes(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(rows, keyframe_ids, robot_ids) of all live keyframes, in row order."""
         rows = self._rows.live_rows()
         return rows, self._rows.column("keyframe_ids")[rows].copy(), self._rows.robot_names(rows)
 
-    @_locked
+    @locked
     def row_of(self, keyframe_id: int, robot_id: str) -> int | None:
         """Row of a live keyframe, or None."""
         return self._rows.row_of(keyframe_id, robot_id)
 
-    @_locked
+    @locked
     def descriptors(self, rows: np.ndarray) -> np.ndarray:
         """Stored (unit, fp32) descriptors of rows."""
         return self._rows.descriptors[np.asarray(rows, dtype=np.int64)]
 
-    @_locked
+    @locked
     def get_extras(self, rows) -> dict[str, np.ndarray]:
         """Region-cache arrays stacked over rows (zeros for keyframes stored without a key)."""
         return self._rows.take_extras(rows)
 
     # --- add / remove -------------------------------------------------------------------
-    @_locked
+    @locked
     def add(self, keyframe_id: int, robot_id: str, stamp: float, descriptor,
             extras: dict[str, np.ndarray] | None = None) -> int:
         """Insert one keyframe (descriptor is L2-normalised here); returns its row.
@@ -175,7 +167,7 @@ class KeyframeDatabase:
         if not self._search.holds(self._rows.num_rows):
             self._search.build(self._rows.descriptors)
 
-    @_locked
+    @locked
     def remove(self, keyframe_ids, robot_id: str | None = None) -> int:
         """Forget keyframes (of robot_id, or of any robot when None); returns how many.
 
@@ -199,7 +191,7 @@ class KeyframeDatabase:
             self.compact()  # in memory only: persistent databases compact on save()
         return len(rows)
 
-    @_locked
+    @locked
     def compact(self) -> None:
         """Drop removed rows (rows are renumbered; extras stay aligned). A persistent
         database compacts by writing a snapshot, which streams the region cache."""
@@ -209,7 +201,7 @@ class KeyframeDatabase:
             self._rows = self._rows.compacted()
             self._search.build(self._rows.descriptors)
 
-    @_locked
+    @locked
     def reset(self) -> None:
         """Forget every keyframe. A persistent database is moved aside to
         `<path>.prev-<UTC time>` (never deleted) and restarts empty at its path."""
@@ -221,7 +213,7 @@ class KeyframeDatabase:
         self.recovery_report = RecoveryReport()
 
     # --- persistence --------------------------------------------------------------------
-    @_locked
+    @locked
     def save(self, path=None) -> None:
         """Write a compacted snapshot atomically; on the database's own path it also
         starts a new, empty log (the old generation is deleted only after the commit)."""
@@ -259,13 +251,13 @@ class KeyframeDatabase:
         with self._lock:
             return self._files.log_bytes if self._files is not None else 0
 
-    @_locked
+    @locked
     def flush(self) -> None:
         """fsync the log: keyframes added so far survive an OS crash or power loss."""
         if self._files is not None:
             self._files.flush()
 
-    @_locked
+    @locked
     def close(self) -> None:
         """Flush and close the log and release the directory (the database stays usable
         in memory; a later save() to its path makes it the writer again)."""
@@ -279,7 +271,7 @@ class KeyframeDatabase:
         self.close()
 
     # --- search -------------------------------------------------------------------------
-    @_locked
+    @locked
     def admissible(self, robot_id: str | None = None, stamp: float | None = None,
                    exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
                    robot_filter: str = "all") -> np.ndarray:
@@ -292,7 +284,7 @@ class KeyframeDatabase:
         return self._rows.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
                                      robot_filter)
 
-    @_locked
+    @locked
     def search(self, query, k: int, *, robot_id: str | None = None, stamp: float | None = None,
                exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
                robot_filter: str = "all", max_distance: float = 4.0) -> Candidates:
@@ -313,7 +305,7 @@ class KeyframeDatabase:
                           robot_ids=self._rows.robot_names(rows), stamps=self._rows.column("stamps")[rows].copy(),
                           distances=dist[keep].astype(np.float32))
 
-    @_locked
+    @locked
     def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
         """search() and the candidates' region cache in one step: no compaction (which
         renumbers rows) can come between them."""

@@ -12,7 +12,6 @@ the writing process); any number of robots per collection.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 import types
@@ -22,6 +21,7 @@ import numpy as np
 from maqbool_ros.core.database import milvus_schema as ms
 from maqbool_ros.core.database import milvus_store as store
 from maqbool_ros.core.database import validate
+from maqbool_ros.core.database.locking import locked
 from maqbool_ros.core.database.outbox import Outbox, is_unavailable
 from maqbool_ros.core.database.recovery import RecoveryReport
 from maqbool_ros.core.types import Candidates
@@ -31,14 +31,6 @@ from maqbool_ros.core.types import Candidates
 # the backend flushes every LITE_FLUSH_ROWS keyframes. A Milvus server seals growing
 # segments itself, and frequent flush() calls are discouraged there: not done.
 LITE_FLUSH_ROWS = 20
-
-
-def _locked(method):
-    @functools.wraps(method)
-    def run(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-    return run
 
 
 class MilvusKeyframeDatabase:
@@ -95,18 +87,18 @@ class MilvusKeyframeDatabase:
     def num_rows(self) -> int:
         return len(self)
 
-    @_locked
+    @locked
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         return {k: (v.row_shape, v.dtype) for k, v in self._spec.items()}
 
-    @_locked
+    @locked
     def bytes_per_keyframe(self) -> int:
         """Bytes one keyframe takes in the collection: fp32 descriptor (the FLAT index reads
         it in place; HNSW adds ~2*M*4 bytes of links), the scalar fields, the extras JSON."""
         return ms.bytes_per_row(self.dim, self.index_type, self._spec)
 
     # --- writing ------------------------------------------------------------------------
-    @_locked
+    @locked
     def add(self, keyframe_id: int, robot_id: str, stamp: float, descriptor,
             extras: dict[str, np.ndarray] | None = None) -> int:
         """Insert one keyframe; returns its primary key. Checked like the FAISS backend
@@ -137,7 +129,7 @@ class MilvusKeyframeDatabase:
         self.outbox.drain()
         return row["pk"]
 
-    @_locked
+    @locked
     def add_many(self, keyframe_ids, robot_ids, stamps, descriptors, batch: int = 1000) -> int:
         """Bulk insert without extras (importing a map, benchmarks): rows checked like add(),
         written `batch` at a time through the same buffer; returns how many were written
@@ -201,7 +193,7 @@ class MilvusKeyframeDatabase:
                                                   self._next.get(robot, 0), self.timeout_s)
         return self._next[robot]
 
-    @_locked
+    @locked
     def remove(self, keyframe_ids, robot_id: str | None = None) -> int:
         """Forget keyframes (of robot_id, or of every robot when None); returns how many
         (while the server is unreachable: buffered, returns 0)."""
@@ -219,7 +211,7 @@ class MilvusKeyframeDatabase:
                                               self._robot_next, self.timeout_s)
 
     # --- search -------------------------------------------------------------------------
-    @_locked
+    @locked
     def search(self, query, k: int, *, robot_id: str | None = None, stamp: float | None = None,
                exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
                robot_filter: str = "all", max_distance: float = 4.0) -> Candidates:
@@ -228,7 +220,7 @@ class MilvusKeyframeDatabase:
         return self._search(query, k, robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
                             robot_filter, max_distance, False)[0]
 
-    @_locked
+    @locked
     def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
         """search() and the candidates' extras in one round trip."""
         defaults = dict(robot_id=None, stamp=None, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
@@ -260,7 +252,7 @@ class MilvusKeyframeDatabase:
         cands, ents = store.candidates(hits, max_distance)
         return cands, (store.stack_extras([e.get("extras") for e in ents], self._spec) if with_extras and ents else {})
 
-    @_locked
+    @locked
     def get_extras(self, rows) -> dict[str, np.ndarray]:
         """Extras of the keyframes with these primary keys, stacked (zeros where a keyframe has no such key)."""
         pks = [int(r) for r in np.asarray(rows, np.int64)]
@@ -269,7 +261,7 @@ class MilvusKeyframeDatabase:
         return store.stack_extras([by_pk.get(p) for p in pks], self._spec)
 
     # --- lifecycle ----------------------------------------------------------------------
-    @_locked
+    @locked
     def flush(self) -> None:
         """Deliver buffered writes now and make them durable on the server (raises
         ConnectionError while it is unreachable; the writes stay buffered)."""
@@ -295,7 +287,7 @@ class MilvusKeyframeDatabase:
         with self._lock:
             self._client.close()
 
-    @_locked
+    @locked
     def reset(self) -> None:
         """Drop the collection (every robot's keyframes: the map is shared) and start empty."""
         for name in (self.collection, self._counters):
