@@ -59,3 +59,13 @@ def _no_leftover_nodes():
     helpers = sys.modules.get("helpers.node_proc")
     if helpers is not None:
         helpers.stop_leftovers()
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """rclpy initialised for one test module (modules opt in with pytest.mark.usefixtures)."""
+    import rclpy
+
+    rclpy.init()
+    yield
+    rclpy.shutdown()

@@ -17,11 +17,7 @@ from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 PLACES = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 def test_two_nodes_share_one_milvus_map(tmp_path):

@@ -12,12 +12,7 @@ from helpers.image_bombs import zero_png  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 def test_node_refuses_bombs_and_follows_live_max_image_pixels(tmp_path):

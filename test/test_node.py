@@ -20,11 +20,7 @@ from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_conf
 CORRIDOR_CFG = MaqboolConfig(method="netvlad", resize_policy="native", top_k=20)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,7 @@ from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 CHUNK = 50
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 @pytest.mark.parametrize("compressed,count", [(False, 400), (True, 150)], ids=["Image", "CompressedImage"])

@@ -16,11 +16,7 @@ SMALL = MaqboolConfig(method="netvlad", resize_policy="native", stats_period_s=0
                       exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 def _frame(seed: int) -> np.ndarray:

@@ -27,11 +27,7 @@ CFG = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclu
                     depth_wait_s=0.5, sensor_sync_tolerance_s=0.001)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 class RGBDDriver(Driver):
