@@ -92,13 +92,13 @@ def main() -> int:
     ap.add_argument("--native", action="store_true", help="resize_policy native (960x540 into the network)")
     ap.add_argument("--max-regions", type=int, default=0, help="landmarks_max_regions (0: the default)")
     args = ap.parse_args()
-    from maqbool_ros.tools.train_pdl import make_engine
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     data, what = build_dataset(args.frames, args.queries)
     base = MaqboolConfig(resize_policy="native") if args.native else MaqboolConfig()
     if args.max_regions:
         base = base.replace(landmarks_max_regions=args.max_regions)
-    engine = make_engine(base, "")
+    engine = DescriptorEngine.from_config(base)
     print(machine_line("numpy", "scipy", "onnxruntime", "faiss"))
     print(f"data: {what}; {len(data.refs)} refs, {len(data.queries)} perturbed queries (latency, not accuracy)")
     print(f"input 960x540, resize_policy {base.resize_policy} into {base.image_width}x{base.image_height}; "
