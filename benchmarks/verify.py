@@ -130,9 +130,13 @@ def real_pairs(data: Path) -> None:
     h, w = images[0].shape[:2]
     print(f"rtabmap_loop: {len(true_pairs)} true pairs, {len(false_pairs)} sampled different places; defaults "
           f"(not tuned); nominal camera = 60 deg horizontal FOV (no calibration ships with the sample)")
-    for kind in ("orb", "sift"):
+    for kind in ("orb", "sift", "aliked"):
         p = VerificationParams(features=kind)
-        ex = LocalFeatureExtractor(p)
+        try:
+            ex = LocalFeatureExtractor(p)
+        except ImportError as exc:
+            print(f"  {kind:4}: unavailable here ({exc})")
+            continue
         feats = [ex.extract(im) for im in images]
         for cam_label, cam in (("essential, nominal K", nominal_camera(w, h)), ("fundamental, no K", None)):
             res_t = [verify(feats[i], feats[j], cam, params=p) for i, j in true_pairs]

