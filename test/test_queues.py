@@ -83,3 +83,14 @@ def test_health_warns_on_recent_problems_only():
     now[0] = 31.0
     level, text = h.assess({"dropped_ingress": 2}, 30.0)
     assert level == WARN and "no keyframe for 31 s" in text
+
+
+def test_health_warns_while_log_records_are_lost():
+    from maqbool_ros.ros.stats import OK, WARN, Health
+
+    h = Health(clock=lambda: 0.0)
+    h.keyframe()
+    assert h.assess({}, 30.0, {"lost_records": 0})[0] == OK
+    for _ in range(2):  # not a one-period event: it stays until the map is reset
+        level, text = h.assess({}, 30.0, {"lost_records": 3, "torn_copy": "/m/log-1.bin.torn"})
+        assert level == WARN and "3 database log record(s) lost" in text and "log-1.bin.torn" in text

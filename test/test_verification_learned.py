@@ -17,16 +17,7 @@ from maqbool_ros.core.verification import (
     match_features,
 )
 
-
-def _backend_error() -> str | None:
-    try:
-        learned.weights_path(learned.ALIKED_MODEL), learned.weights_path(learned.LIGHTGLUE_WEIGHTS)
-    except (ImportError, FileNotFoundError) as exc:
-        return str(exc)
-    return None
-
-
-BACKEND_ERROR = _backend_error()
+BACKEND_ERROR = learned.unavailable_reason()
 
 
 def test_aliked_extras_are_float16_fixed_shape():

@@ -32,7 +32,7 @@ from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
-from maqbool_ros.ros.stats import WARN, Counters, Health, LatencyStats, diagnostic_status
+from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
 
 
 class LoopClosureNode(Node):
@@ -256,36 +256,15 @@ class LoopClosureNode(Node):
         return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
                 "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
                 "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
-                "database_recovery": self._recovery_report(), "database_outbox": self._outbox_stats(),
-                "latency_ms": self.latency.summary()}
-
-    def _outbox_stats(self) -> dict:
-        """A server-backed map (milvus): writes waiting for the server and outage counters."""
-        db = self.pipeline.database
-        outbox = getattr(db, "outbox", None)
-        if outbox is None:
-            return {}
-        s = outbox.stats
-        return {"buffered": len(outbox.ops), "failed_attempts": s.failed_attempts, "retries": s.retries,
-                "delivered_late": s.delivered_late, "refused_full": s.refused_full,
-                "refused_by_server": s.refused_by_server, "search_failures": getattr(db, "search_failures", 0)}
-
-    def _recovery_report(self) -> dict:
-        """What the database's last open had to give up (torn log tail, skipped records)."""
-        report = getattr(self.pipeline.database, "recovery_report", None)
-        return report.as_dict() if report is not None else {"lost_records": 0}
+                "database_recovery": self.pipeline.database.recovery_report.as_dict(),
+                "database_outbox": self.pipeline.database.outage_report(), "latency_ms": self.latency.summary()}
 
     def publish_stats(self) -> None:
         """~/stats (JSON) and one DiagnosticStatus named after this node's full name."""
         stats = self.stats()
         self._stats_pub.publish(String(data=json.dumps(stats)))
-        level, problems = self.health.assess(stats["counts"], self.config.no_keyframe_timeout_s)
-        lost = stats["database_recovery"]["lost_records"]
-        if lost:  # stays visible until the map is reset: the user decides what to do with the copies
-            level = max(level, WARN)
-            problems = ("" if problems == "OK" else problems + "; ") + (
-                f"{lost} database log record(s) lost when the map was opened (copies kept: "
-                f"{stats['database_recovery'].get('torn_copy') or stats['database_recovery'].get('skipped_copy')})")
+        level, problems = self.health.assess(stats["counts"], self.config.no_keyframe_timeout_s,
+                                             stats["database_recovery"])
         diag = DiagnosticArray(status=[diagnostic_status(f"{self.get_fully_qualified_name()}: loop closure",
                                                          self.robot_id, level, problems, stats)])
         diag.header.stamp = self.get_clock().now().to_msg()

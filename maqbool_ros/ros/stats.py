@@ -107,8 +107,11 @@ class Health:
             return self.qos_incompatible_at is not None and (
                 self.last_keyframe is None or self.last_keyframe < self.qos_incompatible_at)
 
-    def assess(self, counts: dict[str, int], no_keyframe_timeout_s: float) -> tuple[int, str]:
-        """(level, message); the problem counts are compared with the previous call's."""
+    def assess(self, counts: dict[str, int], no_keyframe_timeout_s: float,
+               recovery: dict | None = None) -> tuple[int, str]:
+        """(level, message); the problem counts are compared with the previous call's. recovery:
+        the database's recovery report (as_dict): lost log records WARN until the map is reset,
+        so the user decides what to do with the kept copies."""
         recent = {k: counts.get(k, 0) - self._previous.get(k, 0) for k in PROBLEM_COUNTS}
         self._previous = {k: counts.get(k, 0) for k in PROBLEM_COUNTS}
         level, problems = OK, []
@@ -125,6 +128,11 @@ class Health:
         if recent:
             level = max(level, WARN)
             problems.append("in the last period: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in recent.items()))
+        lost = (recovery or {}).get("lost_records", 0)
+        if lost:
+            level = max(level, WARN)
+            copy = recovery.get("torn_copy") or recovery.get("skipped_copy")
+            problems.append(f"{lost} database log record(s) lost when the map was opened (copies kept: {copy})")
         return level, "; ".join(problems) or "OK"
 
 

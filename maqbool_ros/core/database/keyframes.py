@@ -101,6 +101,10 @@ class KeyframeDatabase:
         """Robot ids seen so far, in order of first appearance."""
         return self._rows.robots
 
+    def outage_report(self) -> dict:
+        """Writes waiting for an unreachable server and outage counters: none for a local map."""
+        return {}
+
     @locked
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Per extras key: (row shape, dtype)."""

@@ -88,6 +88,14 @@ class MilvusKeyframeDatabase:
         return len(self)
 
     @locked
+    def outage_report(self) -> dict:
+        """Writes buffered while the server was unreachable, retries, refusals and searches
+        answered empty during an outage (the node's ~/stats `database_outbox`)."""
+        s = self.outbox.stats
+        return {"buffered": len(self.outbox.ops), "failed_attempts": s.failed_attempts, "retries": s.retries,
+                "delivered_late": s.delivered_late, "refused_full": s.refused_full,
+                "refused_by_server": s.refused_by_server, "search_failures": self.search_failures}
+
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         return {k: (v.row_shape, v.dtype) for k, v in self._spec.items()}
 

