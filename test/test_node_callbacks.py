@@ -14,14 +14,16 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from helpers.node_proc import unique_namespace  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
+from maqbool_ros.core.database import KeyframeDatabase  # noqa: E402
 from maqbool_ros.ros.node import LoopClosureNode  # noqa: E402
 
 
 class BrokenPipeline:
-    """Just enough pipeline for the node; every database operation fails."""
+    """Just enough pipeline for the node (a real, empty in-memory database the stats read);
+    every database operation through the pipeline fails."""
 
     def __init__(self):
-        self.database: list = []
+        self.database = KeyframeDatabase(8)
         self.config = MaqboolConfig()
 
     def reset_database(self):
