@@ -18,20 +18,21 @@ MAKE_MSG = textwrap.dedent("""
     from builtin_interfaces.msg import Time
     from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 
-    def make_msg(cam="cam", robot="robot_a", cand_robot="rob{}"):
+    def make_msg(cam="cam", robot="robot_a", cand_robot="rb{}", query_map="m01", cand_map="map{}"):
         # Default string lengths make a message with no CDR alignment padding (see test below):
-        # a candidate is 388 bytes + its robot id's length, a multiple of 8 for 4 characters.
+        # the candidate's robot id ends 4-aligned with 3 characters, and a candidate is then
+        # 396 bytes + its map id's length, a multiple of 8 for 4 characters.
         m = LoopClosureCandidate()
         m.header.stamp = Time(sec=1700000000, nanosec=123456789)
         m.header.frame_id = cam
         m.query_keyframe_id = 4242
-        m.robot_id = robot
+        m.robot_id, m.map_id = robot, query_map
         m.method, m.region_source = "maqbool", "edge_boxes"
         m.region_budget, m.num_reranked, m.reranking_complete = 25, 100, True
         m.latency_ms, m.descriptor_ms, m.search_ms, m.rerank_ms = 512.5, 80.25, 3.5, 400.0
         m.verify_ms = 45.75
         for i in range(3):
-            c = CandidateMatch(keyframe_id=10 + i, robot_id=cand_robot.format(i),
+            c = CandidateMatch(keyframe_id=10 + i, robot_id=cand_robot.format(i), map_id=cand_map.format(i),
                                stamp=Time(sec=100 + i, nanosec=7), descriptor_distance=0.5 + i,
                                reranked_distance=0.25 + i, score=0.9 - i * 0.1,
                                has_relative_pose=(i == 1), verified=(i < 2), num_inliers=100 - 30 * i,
@@ -128,12 +129,13 @@ def _to_rosbags(store, msg):
         keyframe_id=c.keyframe_id, relative_pose=pose_cov(c.relative_pose),
         stamp=Time(sec=c.stamp.sec, nanosec=c.stamp.nanosec), descriptor_distance=c.descriptor_distance,
         reranked_distance=c.reranked_distance, score=c.score, inlier_ratio=c.inlier_ratio,
-        num_inliers=c.num_inliers, robot_id=c.robot_id, has_relative_pose=c.has_relative_pose,
+        num_inliers=c.num_inliers, robot_id=c.robot_id, map_id=c.map_id, has_relative_pose=c.has_relative_pose,
         verified=c.verified, pose_type=c.pose_type) for c in msg.candidates]
     header = t["std_msgs/msg/Header"](stamp=Time(sec=msg.header.stamp.sec, nanosec=msg.header.stamp.nanosec),
                                       frame_id=msg.header.frame_id)
     return t["maqbool_ros/msg/LoopClosureCandidate"](
-        header=header, query_keyframe_id=msg.query_keyframe_id, robot_id=msg.robot_id, candidates=cands,
+        header=header, query_keyframe_id=msg.query_keyframe_id, robot_id=msg.robot_id, map_id=msg.map_id,
+        candidates=cands,
         latency_ms=msg.latency_ms, descriptor_ms=msg.descriptor_ms, search_ms=msg.search_ms,
         rerank_ms=msg.rerank_ms, verify_ms=msg.verify_ms, num_reranked=msg.num_reranked,
         region_budget=msg.region_budget,
@@ -172,7 +174,7 @@ def test_rosbags_and_rclpy_read_each_other_with_any_strings():
     from maqbool_ros.msg import LoopClosureCandidate
 
     store = _rosbags_store()
-    msg = _make(cam="camera_left", robot="r2", cand_robot="agent-{}-x")
+    msg = _make(cam="camera_left", robot="r2", cand_robot="agent-{}-x", query_map="", cand_map="session-{}")
     ours = bytes(store.serialize_cdr(_to_rosbags(store, msg), TYPE))
     theirs = serialize_message(msg)
     assert len(ours) == len(theirs)
@@ -180,6 +182,7 @@ def test_rosbags_and_rclpy_read_each_other_with_any_strings():
     assert deserialize_message(ours, LoopClosureCandidate) == wire
     back = store.deserialize_cdr(theirs, TYPE)
     assert back.candidates[2].robot_id == "agent-2-x" and back.header.frame_id == "camera_left"
+    assert back.candidates[1].map_id == "session-1" and back.map_id == ""
     assert math.isclose(back.latency_ms, 512.5) and back.region_budget == 25
     assert [c.verified for c in back.candidates] == [True, True, False]
     assert [c.pose_type for c in back.candidates] == [2, 1, 0] and back.candidates[1].num_inliers == 70
