@@ -143,6 +143,23 @@ def test_params_from_config_reads_prefixed_attributes():
     assert LocalFeatureExtractor.from_config(cfg).kind == "sift"
 
 
+def test_min_inliers_zero_means_the_feature_types_own_default():
+    """One place (params.DEFAULT_MIN_INLIERS): orb/sift 20, aliked 40; the config default is 0."""
+    from maqbool_ros.core.config import MaqboolConfig, check_value
+    from maqbool_ros.core.verification.stage import params_from_config
+
+    assert MaqboolConfig().verification_min_inliers == 0
+    for kind, expected in (("orb", 20), ("sift", 20), ("aliked", 40)):
+        assert VerificationParams(features=kind).min_inliers == expected
+        cfg = types.SimpleNamespace(verification_min_inliers=0, verification_features=kind)
+        assert VerificationParams.from_config(cfg).min_inliers == expected
+    assert params_from_config(MaqboolConfig()).min_inliers == 20
+    assert VerificationParams(features="aliked", min_inliers=25).min_inliers == 25  # explicit wins
+    check_value("verification_min_inliers", 0)
+    with pytest.raises(ValueError, match="verification_min_inliers"):
+        check_value("verification_min_inliers", 3)
+
+
 def test_verify_candidates_respects_top_n_deadline_and_missing_features():
     f = LocalFeatureExtractor().extract(textured(4))
     res = verify_candidates(f, [f, None, f, f], None, VerificationParams(top_n=3))

@@ -29,6 +29,13 @@ def _f(default: Any, help: str, *, range: tuple | None = None, choices: tuple | 
                                             "read_only": read_only, "check": check})
 
 
+def _check_min_inliers(value: int) -> None:
+    """verification_min_inliers: 0 or [6, 10000] (the rule and the per-feature defaults live in
+    verification/params.py; imported here lazily so the schema does not load OpenCV)."""
+    from maqbool_ros.core.verification.params import check_min_inliers
+    check_min_inliers(value)
+
+
 def _numbers(text: str, counts: tuple[int, ...]) -> list[float]:
     """Space- or comma-separated finite numbers; ValueError unless there are `counts` of them."""
     try:
@@ -237,9 +244,10 @@ class MaqboolConfig:
         'reached stay unverified. 0: store features, verify nothing.',
         range=(0, 1000, 1))
     verification_min_inliers: int = _f(
-        20,
-        'A candidate is verified with at least this many geometric inliers (RTAB-Map Vis/MinInliers).',
-        range=(6, 10000, 1))
+        0,
+        'A candidate is verified with at least this many geometric inliers. 0: the feature type\'s own '
+        'default (orb 20, sift 20: RTAB-Map Vis/MinInliers; aliked 40: docs/verification.md).',
+        range=(0, 10000, 1), check=_check_min_inliers)
     verification_min_inlier_ratio: float = _f(
         0.25,
         "... and at least this fraction of its tentative matches as inliers (COLMAP's min_inlier_ratio).",

@@ -38,13 +38,15 @@ def rotation_error_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
 
 def pose_errors(T_est: np.ndarray, T_gt: np.ndarray, pose_type: str) -> dict[str, float]:
     """Rotation error (deg) and, for a metric pose, translation error (m), for a unit-translation
-    pose the direction error (deg; NaN when the true baseline is below MIN_BASELINE_FOR_DIRECTION_M)."""
+    pose the direction error (deg; NaN when the true baseline is below MIN_BASELINE_FOR_DIRECTION_M,
+    or when the pose is rotation only: t = 0, verification/twoview.py)."""
     out = {"rotation_deg": rotation_error_deg(T_est[:3, :3], T_gt[:3, :3]),
            "translation_m": float("nan"), "translation_direction_deg": float("nan")}
     t_est, t_gt = np.asarray(T_est[:3, 3], float), np.asarray(T_gt[:3, 3], float)
     if pose_type == "metric":
         out["translation_m"] = float(np.linalg.norm(t_est - t_gt))
-    elif pose_type == "rotation_unit_translation" and np.linalg.norm(t_gt) >= MIN_BASELINE_FOR_DIRECTION_M:
+    elif (pose_type == "rotation_unit_translation" and np.linalg.norm(t_gt) >= MIN_BASELINE_FOR_DIRECTION_M
+          and np.linalg.norm(t_est) > 0):  # t = 0: rotation only, the pose claims no direction
         c = t_est @ t_gt / max(np.linalg.norm(t_est) * np.linalg.norm(t_gt), 1e-12)
         out["translation_direction_deg"] = float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
     return out
@@ -72,7 +74,7 @@ def summarize_verified(dataset: Any, records: Sequence[Any], tol: dict[str, floa
     positives = [set(int(p) for p in dataset.positives[r.query_index]) for r in records]
     num_revisits = sum(1 for p in positives if p)
     correct, conf, errors = [], [], []
-    tp = fp = wrong_pose = 0
+    tp = fp = wrong_pose = rotation_only = 0
     for r, pos in zip(records, positives):
         j = best_verified(r)
         if j is None:
@@ -85,6 +87,7 @@ def summarize_verified(dataset: Any, records: Sequence[Any], tol: dict[str, floa
             T_gt = np.linalg.inv(poses[r.query_index]) @ poses[cand]
             err = pose_errors(np.asarray(r.relative_poses[j]), T_gt, ptype)
             errors.append(err)
+            rotation_only += ptype == "rotation_unit_translation" and not np.any(np.asarray(r.relative_poses[j])[:3, 3])
             if ok and not pose_within_tolerance(err, tol):
                 ok, wrong_pose = False, wrong_pose + 1
         tp, fp = tp + ok, fp + (not ok)
@@ -109,6 +112,7 @@ def summarize_verified(dataset: Any, records: Sequence[Any], tol: dict[str, floa
         "translation_direction_error_deg_median":
             _median([e["translation_direction_deg"] for e in errors]) if has_poses else None,
         "num_pose_errors": len(errors),
+        "num_rotation_only": rotation_only,
         "tolerances": dict(tol) if has_poses else None,
         "pr_curve": {"thresholds": curve.thresholds.tolist(), "precision": curve.precision.tolist(),
                      "recall": curve.recall.tolist()},

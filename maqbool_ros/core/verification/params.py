@@ -5,11 +5,27 @@ from dataclasses import dataclass, fields
 
 FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue in plain torch (learned.py)
 
+# min_inliers 0 means "the feature type's own default", set here and nowhere else:
+#   orb, sift 20  RTAB-Map Vis/MinInliers = 20; ORB-SLAM2 loop Sim3 RANSAC needs 20 inliers
+#   aliked 40     LightGlue's matches are geometrically consistent enough that 20 admits different
+#                 places: on rtabmap_loop (228 true / 300 different-place pairs, docs/verification.md)
+#                 20/30/40/50 inliers gave 28/2/0/0 false accepts. Chosen on that set, which is also
+#                 the set the figures are reported on (not held out).
+DEFAULT_MIN_INLIERS = {"orb": 20, "sift": 20, "aliked": 40}
+MIN_INLIERS_FLOOR = 6  # the 5-point solver and PnP need 4-6 points; below this only 0 (= default) is allowed
+
+
+def check_min_inliers(value: int) -> None:
+    """ValueError unless value is 0 (the feature type's default) or in [MIN_INLIERS_FLOOR, 10000]."""
+    if value != 0 and not MIN_INLIERS_FLOOR <= value <= 10000:
+        raise ValueError(f"{value} must be 0 (the feature type's default: {DEFAULT_MIN_INLIERS}) "
+                         f"or between {MIN_INLIERS_FLOOR} and 10000")
+
 # Where each default comes from (docs/verification.md has the table):
 #   max_features 1000        RTAB-Map Vis/MaxFeatures = 1000; ORB-SLAM2 1000 ORB per 640x480 frame
 #   ratio 0.8                Lowe 2004 (SIFT); RTAB-Map Vis/CorNNDR = 0.8
 #   ransac_threshold_px 2.0  RTAB-Map Vis/PnPReprojError = 2 px (also used for the essential matrix)
-#   min_inliers 20           RTAB-Map Vis/MinInliers = 20; ORB-SLAM2 loop Sim3 RANSAC needs 20 inliers
+#   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
 #   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
 #   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
 #                            1 = off (each verified candidate is accepted on its own)
@@ -28,7 +44,7 @@ class VerificationParams:
     ransac_threshold_px: float = 2.0
     ransac_confidence: float = 0.999
     ransac_max_iters: int = 1000
-    min_inliers: int = 20
+    min_inliers: int = 0             # 0: DEFAULT_MIN_INLIERS[features]; resolved in __post_init__
     min_inlier_ratio: float = 0.25   # inliers / tentative matches used by the estimator
     max_depth_m: float = 0.0         # depth beyond this is ignored (0: no limit)
     pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
@@ -38,6 +54,8 @@ class VerificationParams:
 
     def __post_init__(self) -> None:
         self.validate()
+        if self.min_inliers == 0:
+            self.min_inliers = DEFAULT_MIN_INLIERS[self.features]
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -50,7 +68,7 @@ class VerificationParams:
             "ransac_threshold_px": 0.0 < self.ransac_threshold_px <= 50.0,
             "ransac_confidence": 0.0 < self.ransac_confidence < 1.0,
             "ransac_max_iters": 1 <= self.ransac_max_iters <= 1_000_000,
-            "min_inliers": 6 <= self.min_inliers <= 10000,  # PnP and the 5-point solver need 4-6 points
+            "min_inliers": self.min_inliers == 0 or MIN_INLIERS_FLOOR <= self.min_inliers <= 10000,
             "min_inlier_ratio": 0.0 <= self.min_inlier_ratio <= 1.0,
             "max_depth_m": self.max_depth_m >= 0.0,
             "temporal_k": 1 <= self.temporal_k <= 100,

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from maqbool_ros.core.verification import geometry as geo
+from maqbool_ros.core.verification import twoview
 from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
 from maqbool_ros.core.verification.matching import match_features
@@ -39,9 +40,12 @@ class Verification:
         estimate it was rejected with (diagnostics only).
     frame: "camera" or "base" (camera_to_base was given). sigma_px: residual standard deviation.
     parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
-        (camera frame). Below ~1 deg (ORB-SLAM's initialisation threshold) a monocular
-        translation direction is meaningless (near pure rotation) and its covariance does not
-        show it; the rotation and the decision are still valid.
+        (camera frame, the triangulation angle).
+    model: the estimator that gave the pose; monocular poses choose between a homography and the
+        essential matrix (twoview.py, after ORB-SLAM's initialiser).
+    translation_known: False for a monocular pose whose translation direction is not observable
+        (parallax < 1 deg, or a plane whose homography has two valid decompositions): then t = 0,
+        the translation variance is twoview.UNKNOWN_TRANSLATION_VAR and only R is a constraint.
     """
 
     verified: bool
@@ -58,6 +62,8 @@ class Verification:
     inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""  # why the estimator failed (an OpenCV error on degenerate matches): rejected
+    model: str = ""  # pnp | essential | homography | homography_ambiguous (twoview.py); "" when none
+    translation_known: bool = False  # False: rotation only (t = 0, translation variance huge)
 
     @property
     def T(self) -> np.ndarray:
@@ -75,15 +81,6 @@ def _backproject(uv: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
     x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return np.stack([x * z, y * z, z], axis=1)
-
-
-def _parallax_deg(R: np.ndarray, uv_q: np.ndarray, uv_c: np.ndarray, K: np.ndarray) -> float:
-    """Median angle between query rays and candidate rays rotated into the query frame."""
-    Kinv = np.linalg.inv(K)
-    bq = np.column_stack([uv_q, np.ones(len(uv_q))]) @ Kinv.T
-    bc = np.column_stack([uv_c, np.ones(len(uv_c))]) @ Kinv.T @ R.T
-    cos = np.sum(bq * bc, axis=1) / (np.linalg.norm(bq, axis=1) * np.linalg.norm(bc, axis=1))
-    return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0))))) if len(cos) else float("nan")
 
 
 def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
@@ -173,19 +170,18 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
             T = geo.invert_T(T)
-        pose_type = POSE_METRIC
+        pose_type, model, t_known = POSE_METRIC, "pnp", True
     else:
-        est = geo.estimate_essential(uv_c, uv_q, K, p.ransac_threshold_px, p.ransac_confidence,
-                                     p.ransac_max_iters)
-        if est is None:
+        tv = twoview.estimate_two_view(uv_c, uv_q, K, p.ransac_threshold_px, p.ransac_confidence, p.ransac_max_iters)
+        if tv is None:
             return reject(len(pairs))
-        R, t, inl = est
-        cov, sigma2 = geo.essential_covariance(R, t, uv_c[inl], uv_q[inl], K)
-        T = geo.make_T(R, t)
-        pose_type = POSE_UNIT_TRANSLATION
+        inl = tv.inliers
+        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K)
+        T = geo.make_T(tv.R, tv.t)
+        pose_type, model, t_known = POSE_UNIT_TRANSLATION, tv.model, tv.translation_known
     timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
     sel = used[inl]
-    parallax = _parallax_deg(T[:3, :3], uv_q[sel], uv_c[sel], K)
+    parallax = twoview.parallax_deg(T[:3, :3], uv_c[sel], uv_q[sel], K)
     frame = "camera"
     if A is not None:
         if pose_type == POSE_METRIC:
@@ -203,7 +199,7 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
     return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
                         R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
                         sigma_px=float(np.sqrt(sigma2)), parallax_deg=parallax, inliers=pairs[used][inl],
-                        timings_ms=timings)
+                        timings_ms=timings, model=model, translation_known=t_known)
 
 
 def verify_candidates(query: LocalFeatures, candidates: Sequence[LocalFeatures | None], camera: Camera | None,
