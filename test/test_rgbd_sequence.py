@@ -71,11 +71,12 @@ def _best_positive(seq, overlap, q) -> int:
 def test_verified_loops_meet_the_pose_targets(seq, features):
     """Issue #13: RGB-D median rotation error <= 1 deg and translation <= 3 cm over verified loops,
     none with a pose outside TOLERANCES; monocular median rotation <= 2 deg and translation
-    direction <= 5 deg (individual monocular poses can be wrong: docs/verification.md)."""
+    direction <= 5 deg, and few monocular poses outside TOLERANCES (docs/verification.md)."""
     rgbd, mono = features
     overlap = rs.covisibility(seq.poses)
     errs = {"metric": [], "mono": []}
     queries = [q for q in range(len(seq.frames)) if len(seq.positives[q])]
+    wrong_mono = rotation_only = 0
     for q in queries:
         c = _best_positive(seq, overlap, q)
         T_gt = seq.relative_pose(q, c)
@@ -85,6 +86,10 @@ def test_verified_loops_meet_the_pose_targets(seq, features):
                 e = pose_errors(v.T, T_gt, v.pose_type)
                 assert kind == "mono" or pose_within_tolerance(e), (kind, q, c, e)
                 errs[kind].append(e)
+                if kind == "mono":
+                    wrong_mono += not pose_within_tolerance(e)
+                    rotation_only += not v.translation_known
+                    assert v.translation_known == bool(np.any(v.t)), (q, c)
     assert len(errs["metric"]) >= 0.9 * len(queries) and len(errs["mono"]) >= 0.9 * len(queries)
     assert all(e["translation_m"] >= 0 for e in errs["metric"])  # the metric path was taken
     assert np.median([e["rotation_deg"] for e in errs["metric"]]) <= 1.0
@@ -92,6 +97,11 @@ def test_verified_loops_meet_the_pose_targets(seq, features):
     assert np.median([e["rotation_deg"] for e in errs["mono"]]) <= 2.0
     assert np.nanmedian([e["translation_direction_deg"] for e in errs["mono"]]) <= 5.0
     assert TOLERANCES["rotation_deg"] >= 1.0  # the per-loop tolerance is looser than the median target
+    # model selection (verification/twoview.py): the wall-dominated pairs whose essential matrix
+    # picked the wrong homography twin (11 of 35 poses outside tolerance before) now report rotation
+    # only; 2 essential-matrix poses stay wrong (docs/verification.md)
+    assert wrong_mono <= 3, wrong_mono
+    assert rotation_only <= 0.6 * len(errs["mono"]), rotation_only  # most poses keep their direction
 
 
 def test_no_verified_loop_between_places_that_share_nothing(seq, features):
