@@ -14,6 +14,10 @@ pass such a pose as a confident one, the result says what is known:
   twins' rotations with their half-separation added to the rotation covariance, t unknown;
 * any of these with parallax below MIN_PARALLAX_DEG: rotation only, t unknown.
 
+Below MIN_PARALLAX_DEG the pose also adds the parallax angle (isotropic, squared) to its rotation
+variance: without t, the part of the ray displacement that the translation caused can be absorbed
+by the rotation (the bas-relief ambiguity), so R is not known better than about that angle.
+
 "t unknown" is reported as t = 0 with a translation variance of UNKNOWN_TRANSLATION_VAR (huge,
 finite: the information matrix stays finite and says "no translation information").
 """
@@ -44,7 +48,7 @@ class TwoViewPose:
     model: str                   # essential | homography | homography_ambiguous
     ratio_h: float               # R_H; nan when no homography was found
     translation_known: bool
-    rotation_spread: np.ndarray  # (3, 3) covariance added for the twin ambiguity (zero otherwise)
+    rotation_spread: np.ndarray  # (3, 3) covariance added when t is unknown: twin spread + parallax^2
     R_fit: np.ndarray | None = None  # a full (R, unit t) solution of the data, where the covariance
     t_fit: np.ndarray | None = None  # is linearised when t is unknown (rotation only)
 
@@ -156,9 +160,14 @@ def estimate_two_view(x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, threshold
                 out.R_fit, out.t_fit = sols[0][1], sols[0][2]
                 out.R, out.t, out.model = R_mid, np.zeros(3), "homography_ambiguous"
                 out.translation_known, out.rotation_spread = False, spread
-    if out.translation_known and parallax_deg(out.R, x_b[inl], x_a[inl], K) < MIN_PARALLAX_DEG:
+    par = parallax_deg(out.R, x_b[inl], x_a[inl], K)
+    if out.translation_known and par < MIN_PARALLAX_DEG:
         out.R_fit, out.t_fit = out.R, out.t
         out.t, out.translation_known = np.zeros(3), False
+    if par < MIN_PARALLAX_DEG:
+        # with t unknown, the rays' translation-induced displacement (the parallax) can be traded
+        # against the rotation (bas-relief ambiguity): R is only known to about the parallax angle
+        out.rotation_spread = out.rotation_spread + np.eye(3) * np.radians(par) ** 2
     return out
 
 
