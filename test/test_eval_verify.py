@@ -89,6 +89,23 @@ def test_monocular_pose_error_is_the_translation_direction():
     assert np.isnan(tiny["translation_direction_deg"])  # baseline too short for a direction
 
 
+def test_a_rotation_only_pose_is_judged_by_its_rotation_alone():
+    """t = 0 (monocular, direction not observable: verification/twoview.py) claims no direction:
+    the direction is not checked, the rotation is, and the loop is counted as rotation only."""
+    T_gt = make_T(np.eye(3), [1.0, 0.0, 0.0])
+    e = pose_errors(make_T(_rot_z(2.0), np.zeros(3)), T_gt, "rotation_unit_translation")
+    assert np.isnan(e["translation_direction_deg"]) and e["rotation_deg"] == pytest.approx(2.0)
+    ds, poses = _dataset(with_poses=True)
+    gt = lambda q, c: np.linalg.inv(poses[q]) @ poses[c]  # noqa: E731
+    right = make_T(gt(2, 0)[:3, :3], np.zeros(3))
+    wrong = make_T(gt(3, 1)[:3, :3] @ _rot_z(10.0), np.zeros(3))
+    mono = ["rotation_unit_translation"]
+    recs = [_record(2, [0], [True], [50], [right], mono), _record(3, [1], [True], [40], [wrong], mono)]
+    v = summarize_verified(ds, recs)
+    assert (v["true_positives"], v["false_positives_wrong_pose"], v["num_rotation_only"]) == (1, 1, 2)
+    assert v["translation_direction_error_deg_median"] is None
+
+
 def test_online_records_carry_the_verification_fields():
     def cand(kf, verified, inliers, pose_type, xyz):
         pose = SimpleNamespace(position=SimpleNamespace(x=xyz[0], y=xyz[1], z=xyz[2]),
