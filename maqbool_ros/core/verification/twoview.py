@@ -143,8 +143,11 @@ def estimate_two_view(x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, threshold
     R, t, inl = est
     no_spread = np.zeros((3, 3))
     out = TwoViewPose(R, t, inl, "essential", float("nan"), True, no_spread)
-    H, h_mask = cv2.findHomography(x_b, x_a, cv2.USAC_MAGSAC, threshold, maxIters=max_iters,
-                                   confidence=confidence)
+    try:
+        H, h_mask = cv2.findHomography(x_b, x_a, cv2.USAC_MAGSAC, threshold, maxIters=max_iters,
+                                       confidence=confidence)
+    except cv2.error:  # USAC asserts on some degenerate sets: keep the essential matrix's pose
+        H, h_mask = None, None
     if H is not None and h_mask is not None and abs(np.linalg.det(H)) > 1e-12:
         Kinv = np.linalg.inv(K)
         F = Kinv.T @ geo.skew(t) @ R @ Kinv
