@@ -149,3 +149,36 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
     finally:
         fake.close()
         assert bridge.stop() == 0, bridge.log_text()[-3000:]
+
+
+def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_path):
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from helpers.node_proc import unique_namespace
+    from maqbool_ros.msg import Keyframe
+
+    rng = np.random.default_rng(4)
+    frames = []
+    for i in range(4):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        frames.append(path)
+    ns = unique_namespace()
+    fake = FakeRtabmap(ns, frames, (64, 48))
+    for i in range(3):  # mapped before the bridge runs: nobody receives these mapData messages
+        fake.step(i)
+    got: list[Keyframe] = []
+    fake.create_subscription(Keyframe, f"{ns}/keyframes", got.append,
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    bridge = BridgeProcess(ns, tmp_path, {"seed_from_map": True, "stats_period_s": 0.1})
+    try:
+        wait_until(lambda: len(got) == 3, 120, "the 3 seeded keyframes", (bridge,))
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0, 60, "the mapData subscription", (bridge,))
+        fake.step(3)
+        wait_until(lambda: len(got) == 4, 60, "the 4th keyframe", (bridge,))
+        # one reliable publisher delivers in order: a duplicate of a seeded node would be in `got` already
+        assert sorted(k.keyframe_id for k in got) == [1, 2, 3, 4] and fake.get_map_calls == 1
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]

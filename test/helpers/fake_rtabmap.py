@@ -26,7 +26,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rtabmap_msgs.msg import Info, MapData
 from rtabmap_msgs.msg import Node as NodeMsg
-from rtabmap_msgs.srv import AddLink
+from rtabmap_msgs.srv import AddLink, GetMap
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import String
 
@@ -68,6 +68,9 @@ class FakeRtabmap(Node):
         self.map_pub = self.create_publisher(MapData, "mapData", qos)
         self.info_pub = self.create_publisher(Info, "info", qos)
         self.create_service(AddLink, "rtabmap/add_link", self._on_add_link)
+        self.create_service(GetMap, "rtabmap/get_map_data", self._on_get_map)
+        self.nodes: list[NodeMsg] = []
+        self.get_map_calls = 0
         self.lock = threading.Lock()
         self.links: list[ReceivedLink] = []
         self.wm: set[int] = set()
@@ -100,6 +103,22 @@ class FakeRtabmap(Node):
                                            m.from_id in self.wm and m.to_id in self.wm))
         return response  # empty, as RTAB-Map's
 
+    def _on_get_map(self, request, response):
+        with self.lock:
+            self.get_map_calls += 1
+            response.data = self._map_data(list(self.nodes))
+        return response
+
+    def _map_data(self, nodes: list) -> MapData:
+        msg = MapData()
+        msg.header.frame_id = "map"
+        msg.graph.poses_id = list(self.ids)
+        msg.graph.poses = [Pose() for _ in self.ids]
+        for i, pose in zip(self.ids, msg.graph.poses):
+            pose.position.x, pose.orientation.w = 0.1 * i, 1.0
+        msg.nodes = nodes
+        return msg
+
     def step(self, index: int) -> int:
         """Add frame `index` as node index+1: Info then MapData (rtabmap_slam's publishStats order)."""
         node_id = index + 1
@@ -113,12 +132,6 @@ class FakeRtabmap(Node):
         info = Info(ref_id=node_id, wm_state=wm)
         info.header.frame_id = "map"
         self.info_pub.publish(info)
-        msg = MapData()
-        msg.header.frame_id = "map"
-        msg.graph.poses_id = list(self.ids)
-        msg.graph.poses = [Pose() for _ in self.ids]
-        for i, pose in zip(self.ids, msg.graph.poses):
-            pose.position.x, pose.orientation.w = 0.1 * i, 1.0
         node = NodeMsg(id=node_id, map_id=0, weight=1, stamp=stamp)
         node.pose.orientation.w = 1.0
         data = node.data
@@ -130,7 +143,9 @@ class FakeRtabmap(Node):
         local.translation.x, local.translation.y, local.translation.z = LOCAL_XYZ
         local.rotation.x, local.rotation.y, local.rotation.z, local.rotation.w = LOCAL_QUAT
         data.local_transform = [local]
-        msg.nodes = [node]
+        with self.lock:
+            self.nodes.append(node)
+            msg = self._map_data([node])
         self.map_pub.publish(msg)
         return node_id
 
