@@ -21,7 +21,7 @@ from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_de
 pytestmark = pytest.mark.usefixtures("ros_context")
 
 CFG = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=10, exclude_recent_seconds=0.0,
-                    stats_period_s=1.0, verification_top_n=3)
+                    stats_period_s=1.0, verification_top_n=3, verification_temporal_k=2)
 # Nodes 1..15 (frames 0..14) leave working memory when node 36 is added: the revisits of frames 40..52
 # (their true matches are all among frames 0..14) must then not become links.
 WM_DROP_AT, WM_DROPPED = 36, (1, 15)
