@@ -182,3 +182,62 @@ def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_
     finally:
         fake.close()
         assert bridge.stop() == 0, bridge.log_text()[-3000:]
+
+
+def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sent_again(tmp_path):
+    import json
+
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from helpers.node_proc import unique_namespace
+    from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
+    from maqbool_ros.ros.conversions import pose_with_covariance
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(2):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        frames.append(path)
+    ns = unique_namespace()
+    fake = FakeRtabmap(ns, frames, (64, 48))
+    bridges = [BridgeProcess(ns, tmp_path, {"stats_period_s": 0.1, "service_timeout_s": 0.3}),
+               BridgeProcess(f"{ns}/b", tmp_path, {"stats_period_s": 0.1, "map_data_topic": f"{ns}/rtabmap/mapData",
+                                                   "info_topic": f"{ns}/rtabmap/info",
+                                                   "candidates_topic": f"{ns}/loop_closure/candidates",
+                                                   "add_link_service": "nobody/add_link"})]
+    stats = {b.fqn: [] for b in bridges}
+    for b in bridges:
+        fake.create_subscription(String, f"{b.fqn}/stats", lambda m, k=b.fqn: stats[k].append(json.loads(m.data)), 10)
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    pub = fake.create_publisher(LoopClosureCandidate, f"{ns}/loop_closure/candidates", qos)
+
+    def count(b, key: str) -> int:
+        return stats[b.fqn][-1]["counts"].get(key, 0) if stats[b.fqn] else 0
+
+    msg = LoopClosureCandidate(query_keyframe_id=2)
+    c = CandidateMatch(keyframe_id=1, verified=True, pose_type=2, has_relative_pose=True)
+    pose_with_covariance(c.relative_pose, np.eye(4), np.diag([1e-3] * 3 + [1e-4] * 3))
+    msg.candidates.append(c)
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() >= 2 and pub.get_subscription_count() >= 2
+                   and all(stats.values()), 120, "the bridges to come up", bridges)
+        fake.step(0)
+        fake.step(1)
+        wait_until(lambda: all(count(b, "keyframes_published") == 2 for b in bridges), 60, "the keyframes", bridges)
+        fake.add_link_delay_s = 1.5
+        pub.publish(msg)
+        wait_until(lambda: count(bridges[0], "failed_timeout") == 1, 60, "the timeout", bridges)
+        wait_until(lambda: count(bridges[1], "failed_unavailable") == 1, 60, "the unavailable service", bridges)
+        fake.add_link_delay_s = 0.0
+        pub.publish(msg)  # the failed pair is not a duplicate: it goes again
+        wait_until(lambda: count(bridges[0], "links_sent") == 1, 60, "the link sent again", bridges)
+        wait_until(lambda: count(bridges[1], "failed_unavailable") == 2, 60, "the second unavailable call", bridges)
+        assert [(k.from_id, k.to_id) for k in fake.received()] == [(2, 1)]
+        assert count(bridges[0], "rejected_duplicate") == 0
+    finally:
+        fake.close()
+        for b in bridges:
+            assert b.stop() == 0, b.log_text()[-3000:]

@@ -71,6 +71,7 @@ class FakeRtabmap(Node):
         self.create_service(GetMap, "rtabmap/get_map_data", self._on_get_map)
         self.nodes: list[NodeMsg] = []
         self.get_map_calls = 0
+        self.add_link_delay_s = 0.0  # > 0: answer add_link late (the bridge's timeout path)
         self.lock = threading.Lock()
         self.links: list[ReceivedLink] = []
         self.wm: set[int] = set()
@@ -94,6 +95,11 @@ class FakeRtabmap(Node):
             return self.bridge_stats[-1] if self.bridge_stats else None
 
     def _on_add_link(self, request, response):
+        if self.add_link_delay_s > 0:
+            import time
+
+            time.sleep(self.add_link_delay_s)
+            return response  # not recorded: the bridge gave up on it
         m = request.link
         t, q = m.transform.translation, m.transform.rotation
         with self.lock:
