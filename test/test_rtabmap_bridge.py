@@ -135,15 +135,20 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
                                has_relative_pose=True)
             pose_with_covariance(c.relative_pose, T_cam, np.diag([1e-3] * 3 + [1e-4] * 3))
             msg.candidates.append(c)
+        bad = LoopClosureCandidate(query_keyframe_id=4, robot_id="r1",
+                                   candidates=[CandidateMatch(keyframe_id=3, verified=True, has_relative_pose=True)])
+        bad.candidates[0].relative_pose.pose.orientation.w = 0.0  # a zero quaternion: counted, not fatal
+        pub.publish(bad)
         pub.publish(msg)  # node 1 left working memory when node 4 came; 2/1 is scale-less (metric policy)
         wait_until(lambda: len(fake.received()) == 1 and (fake.latest_stats() or {}).get("counts", {}).get(
-            "candidate_messages", 0) == 1, 60, "one link", (bridge,))
+            "candidate_messages", 0) == 2, 60, "one link", (bridge,))
         link = fake.received()[0]
         assert (link.from_id, link.to_id, link.type) == (4, 3, LINK_USER_CLOSURE) and link.in_wm
         T_sent = transform_from_xyz_quat(link.translation, link.quaternion)
         assert np.allclose(T_sent, L @ T_cam @ invert_T(L), atol=1e-6)  # camera -> base frames
         assert is_positive_definite(link.information)
         wait_until(lambda: fake.latest_stats()["counts"].get("links_sent") == 1, 30, "links_sent", (bridge,))
+        assert fake.latest_stats()["counts"]["malformed_candidates"] == 1
         rejected = fake.latest_stats()["rejected"]
         assert rejected["not_verified"] == 1 and rejected["outside_wm"] == 1 and rejected["scale_less"] == 1
     finally:
