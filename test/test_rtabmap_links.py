@@ -171,13 +171,61 @@ def test_policy_and_options_refuse_bad_values_naming_the_field():
     assert all(name in text for name in BRIDGE_FIELDS) and "metric+rotation" in text
 
 
-def test_depth_as_rtabmap_compresses_it_round_trips_and_rvl_is_refused():
+def rvl_encode(depth: np.ndarray) -> bytes:
+    """A line-by-line port of rtabmap::RvlCodec::CompressRVL (rvl_codec.cpp), with its header."""
+    import struct
+
+    words, state = [], {"word": 0, "n": 0}
+
+    def vle(value: int) -> None:
+        while True:
+            nibble, value = value & 0x7, value >> 3
+            if value:
+                nibble |= 0x8
+            state["word"] = ((state["word"] << 4) | nibble) & 0xFFFFFFFF
+            state["n"] += 1
+            if state["n"] == 8:
+                words.append(state["word"])
+                state["word"], state["n"] = 0, 0
+            if not value:
+                return
+
+    flat, i, previous = [int(v) for v in depth.ravel()], 0, 0
+    while i < len(flat):
+        zeros = 0
+        while i < len(flat) and not flat[i]:
+            i, zeros = i + 1, zeros + 1
+        vle(zeros)
+        nonzeros = 0
+        while i + nonzeros < len(flat) and flat[i + nonzeros]:
+            nonzeros += 1
+        vle(nonzeros)
+        for _ in range(nonzeros):
+            delta = flat[i] - previous
+            vle((delta << 1) ^ (delta >> 31))
+            previous, i = flat[i], i + 1
+    if state["n"]:
+        words.append((state["word"] << 4 * (8 - state["n"])) & 0xFFFFFFFF)
+    return b"DEPTHRVL" + struct.pack("<II", depth.shape[1], depth.shape[0]) + np.array(words, "<u4").tobytes()
+
+
+def test_depth_as_rtabmap_compresses_it_round_trips():
     mm = RNG.integers(0, 5000, (48, 64)).astype(np.uint16)
     assert np.array_equal(decode_depth(encode_depth(mm)), mm)
     m = RNG.uniform(0.2, 8.0, (48, 64)).astype(np.float32)
     assert np.array_equal(decode_depth(encode_depth(m)), m)
-    with pytest.raises(DepthFormatError, match="Mem/DepthCompressionFormat"):
-        decode_depth(b"DEPTHRVL" + bytes(16))
+    # RVL (RTAB-Map's default for 16-bit depth): holes, long runs, big jumps both ways, image edges
+    mm[RNG.random(mm.shape) < 0.3] = 0
+    mm[5:9, :] = 0
+    mm[20, 3:40] = 65535
+    mm[0, 0], mm[-1, -1] = 0, 1
+    for depth in (mm, np.zeros((4, 5), np.uint16), np.full((3, 7), 1234, np.uint16)):
+        assert np.array_equal(decode_depth(rvl_encode(depth)), depth)
+    good = rvl_encode(mm)
+    with pytest.raises(DepthFormatError, match="RVL"):
+        decode_depth(good[: len(good) // 2])
+    with pytest.raises(DepthFormatError, match="RVL"):
+        decode_depth(b"DEPTHRVL" + bytes(4))
     with pytest.raises(DepthFormatError, match="right_compressed"):
         decode_depth(b"not an image")
     import cv2
