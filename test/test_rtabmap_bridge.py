@@ -246,3 +246,55 @@ def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sen
         fake.close()
         for b in bridges:
             assert b.stop() == 0, b.log_text()[-3000:]
+
+
+def test_rgbd_nodes_give_a_metric_link_in_base_frames(tmp_path):
+    """RGB-D nodes with RVL depth (RTAB-Map's default) and the default metric policy: the revisit's
+    link carries the true relative pose between the robot base frames."""
+    import cv2
+
+    from helpers.fake_rtabmap import LOCAL_QUAT, LOCAL_XYZ
+    from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view
+    from helpers.rvl import rvl_encode
+    from maqbool_ros.core.verification.geometry import invert_T, make_T, transform_from_xyz_quat
+
+    R_true, t_true, depth_m = rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0
+
+    def jpeg(rgb: np.ndarray) -> bytes:
+        return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+                        stats_period_s=1.0, verification_top_n=2)
+    node = NodeProcess(cfg, tmp_path)
+    fake = FakeRtabmap(node.ns, [], (WIDTH, HEIGHT))
+    bridge = BridgeProcess(node.ns, tmp_path, {"stats_period_s": 0.1})
+    fake.watch_stats(f"{bridge.fqn}/stats")
+    procs = (node, bridge)
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0
+                   and fake.count_subscribers(f"{node.ns}/keyframes") >= 1
+                   and fake.count_publishers(f"{node.ns}/loop_closure/candidates") >= 1
+                   and fake.latest_stats() is not None, 300, "node and bridge to come up", procs)
+        depth_mm = rvl_encode(candidate_depth(depth_m, mm=True))
+        for i in range(4):  # the map: node 1 is revisited by node 5
+            fake.add_node(i + 1, jpeg(texture(i)), (WIDTH, HEIGHT), K, depth=depth_mm, stamp=float(i))
+            n = i + 1
+            wait_until(lambda: (fake.latest_stats() or {}).get("counts", {}).get("candidate_messages", 0) >= n, 120,
+                       f"the candidates of node {n}", procs)
+        rgb, depth = view(texture(0), R_true, t_true, depth_m)
+        fake.add_node(5, jpeg(rgb), (WIDTH, HEIGHT), K, depth=rvl_encode(np.rint(depth * 1000).astype(np.uint16)),
+                      stamp=4.0)
+        wait_until(lambda: len(fake.received()) >= 1, 120, "the link of node 5", procs)
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
+        assert node.stop() == 0
+    link = fake.received()[0]
+    assert (link.from_id, link.to_id, link.type) == (5, 1, LINK_USER_CLOSURE)
+    L = transform_from_xyz_quat(LOCAL_XYZ, LOCAL_QUAT)
+    expected = L @ make_T(R_true, t_true) @ invert_T(L)  # T_query_candidate between the base frames
+    sent = transform_from_xyz_quat(link.translation, link.quaternion)
+    assert np.linalg.norm(sent[:3, 3] - expected[:3, 3]) < 0.05  # metres, at 3 m
+    assert np.degrees(np.arccos(np.clip((np.trace(sent[:3, :3].T @ expected[:3, :3]) - 1) / 2, -1, 1))) < 1.0
+    assert is_positive_definite(link.information)
+    assert np.diag(link.information)[:3].min() > 1.0  # a metric translation: variance well under 1 m^2
