@@ -79,3 +79,19 @@ def test_recent_exclusion_is_per_robot_and_database_counts_per_robot():
     assert p.database.robot_counts() == {"a": 4, "b": 1}
     p.database.remove([1, 2], "a")
     assert p.database.robot_counts() == {"a": 2, "b": 1}
+
+
+def test_map_ids_on_a_milvus_map(tmp_path):
+    """The Milvus backend keeps the map id column in its extras JSON like any other."""
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-python.txt pins it)")
+    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
+    p = pipeline(database_backend="milvus", database_uri=str(tmp_path / "m.db"))
+    try:
+        add(p, 1, 1)
+        add(p, 2, 2, map_id="map_b")
+        kf = p.describe(img(2), 100, "robot0", 1.0)
+        res = p.query(kf, add_to_database=False)
+        assert dict(zip(res.keyframe_ids.tolist(), res.map_ids)) == {1: "", 2: "map_b"}
+        assert p.database.robot_counts() == {}  # not counted per robot on Milvus (documented)
+    finally:
+        p.close()
