@@ -219,3 +219,13 @@ def test_missing_rtabmap_msgs_is_a_clear_error():
     help_out = subprocess.run([sys.executable, "-m", "maqbool_ros.ros.rtabmap_bridge", "--help"],
                               capture_output=True, text=True, timeout=120)
     assert help_out.returncode == 0 and "link_pose_types" in help_out.stdout
+
+
+def test_the_test_only_rtabmap_msgs_is_hidden_from_colcon():
+    """colcon finds every package.xml under a workspace's src/: without the marker it would build the
+    test subset of rtabmap_msgs and shadow a real RTAB-Map's rtabmap_msgs."""
+    from pathlib import Path
+
+    interfaces = Path(__file__).resolve().parent / "interfaces"
+    assert (interfaces / "rtabmap_msgs" / "package.xml").is_file()
+    assert (interfaces / "COLCON_IGNORE").is_file()
