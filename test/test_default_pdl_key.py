@@ -47,3 +47,23 @@ def test_default_pdl_cache_name_depends_on_the_region_source(monkeypatch, tmp_pa
              for s, a in (("edge_boxes", 0.35), ("edge_boxes", 0.1), ("hed_edge_boxes", 0.35),
                           ("conv_landmarks", 0.35))}
     assert len(names) == 4 and len(built) == 4
+
+
+def test_a_layer_trained_with_other_regions_is_a_clear_error(monkeypatch):
+    """A decision layer only knows the region distribution it was trained on: a configured
+    region_source / region_min_area that differs from its metadata fails at start, naming the field."""
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.core.rerank.maqbool import pdl as pdl_module
+
+    meta = {"mode": "scale_free", "region_source": "edge_boxes", "region_min_area": 0.35}
+    monkeypatch.setattr(pdl_module, "load_pdl", lambda path: SimpleNamespace(meta=dict(meta)))
+    cfg = MaqboolConfig(method="maqbool", pdl_path="/layers/eb.onnx")
+    assert default_pdl.load_configured_pdl(cfg).meta == meta  # same regions: fine
+    import pytest
+
+    with pytest.raises(ValueError, match="region_source"):
+        default_pdl.load_configured_pdl(cfg.replace(region_source="hed_edge_boxes"))
+    with pytest.raises(ValueError, match="region_min_area"):
+        default_pdl.load_configured_pdl(cfg.replace(region_min_area=0.1))
+    del meta["region_min_area"]  # layers from before the field: trained at the paper's 0.35
+    assert default_pdl.load_configured_pdl(cfg).meta == meta

@@ -94,6 +94,22 @@ def load_configured_pdl(config, head=None, engine=None):
     if trained != mode:
         raise ValueError(f"maqbool_mode: {mode!r}, but the decision layer {config.pdl_path or '(default)'} was "
                          f"trained in mode {trained!r}; retrain it with `maqbool train-pdl --maqbool-mode {mode}`")
+    _check_regions(pdl.meta, config)
     if head is not None:
         check_pdl_meta(pdl, head)
     return pdl
+
+
+def _check_regions(meta: dict, config) -> None:
+    """A layer only knows the region distribution it was trained on: region_source and
+    region_min_area must match its metadata (layers without them: edge_boxes at 0.35)."""
+    name = config.pdl_path or "(default)"
+    source = meta.get("region_source", "edge_boxes")
+    if source != config.region_source:
+        raise ValueError(f"region_source: {config.region_source!r}, but the decision layer {name} was trained "
+                         f"with {source!r}; retrain it (`maqbool train-pdl --regions {config.region_source}`)")
+    area = float(meta.get("region_min_area", 0.35))
+    wanted = float(getattr(config, "region_min_area", 0.35))
+    if source != "conv_landmarks" and abs(area - wanted) > 1e-9:
+        raise ValueError(f"region_min_area: {wanted:g}, but the decision layer {name} was trained at {area:g}; "
+                         "retrain it with the same value (`maqbool train-pdl --config`)")
