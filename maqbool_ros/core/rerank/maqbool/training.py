@@ -204,6 +204,7 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
             "backbone": str(engine.metadata.get("backbone", "")), "trees": trees, "seed": seed,
             "trained_on": names, "pairs": int(len(y)), "positives": int((y > 1.5).sum()),
             "top_k": cfg.top_k, "region_budget": cfg.region_budget, "region_source": cfg.region_source,
+            "region_min_area": cfg.region_min_area,
             "oob_r2": float(getattr(model, "oob_score_", float("nan"))), "mode": mode,
             "labels": f"geometric verification of the top {verify_top}" if verify_top > 0 else "ground truth"}
     if update is not None:

@@ -16,6 +16,8 @@ every box size the filter would discard anyway.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -47,14 +49,17 @@ def thin_edges(image_rgb: np.ndarray, low: float = 50.0, high: float = 150.0) ->
 
 def propose_boxes(image_rgb: np.ndarray, proposal_max_side: int = 320, alpha: float = 0.65,
                   beta: float = 0.75, max_boxes: int = 10000,
-                  min_area_fraction: float | None = MIN_AREA_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+                  min_area_fraction: float | None = MIN_AREA_FRACTION,
+                  edge_fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Edge Boxes on image_rgb -> (boxes, scores), best first.
 
     boxes: (M, 4) float32 (x, y, w, h) in pixels of image_rgb, 0-based as OpenCV returns
     them. proposal_max_side: the longer side of the image Edge Boxes runs on (0: full
     size). min_area_fraction: boxes smaller than this fraction of the image are not
     searched (None: Edge Boxes' default minBoxArea of 1000 px at full scale).
-    Other settings are Edge Boxes' defaults (M4.1).
+    edge_fn: image -> (edges, orientation) on the proposal image (default :func:`thin_edges`;
+    regions.hed.hed_edges for learned edges). Other settings are Edge Boxes' defaults (M4.1).
     """
     h, w = image_rgb.shape[:2]
     scale = 1.0
@@ -68,7 +73,7 @@ def propose_boxes(image_rgb: np.ndarray, proposal_max_side: int = 320, alpha: fl
     if min_area_fraction is not None:
         # 0.9 margin: the exact area test happens later in full-size pixels.
         min_box_area = max(min_box_area, 0.9 * min_area_fraction * sw * sh)
-    edges, orientation = thin_edges(small)
+    edges, orientation = (edge_fn or thin_edges)(small)
     eb = cv2.ximgproc.createEdgeBoxes(alpha=alpha, beta=beta, maxBoxes=max_boxes,
                                       minBoxArea=float(min_box_area))
     boxes, scores = eb.getBoundingBoxes(edges, orientation)
@@ -108,6 +113,35 @@ def filter_quantise_pad(boxes_px: np.ndarray, image_w: int, image_h: int, stride
     cells = quantise(kept, stride).reshape(-1, 4)
     pad = np.repeat(padding_box(image_w, image_h, stride)[None], num_boxes - len(cells), axis=0)
     return np.concatenate([cells, pad.reshape(-1, 4)], axis=0)
+
+
+def region_pool(boxes_px: np.ndarray, image_w: int, image_h: int, stride: int,
+                num_boxes: int = NUM_BOXES, min_area_fraction: float = MIN_AREA_FRACTION
+                ) -> tuple[np.ndarray, int]:
+    """The region pool rule (issue #15; config region_min_area below 0.35): score-ordered 0-based
+    pixel boxes -> ((num_boxes, 4) int64 1-based cells, number of real boxes).
+
+    First the spec's boxes (area fraction > 0.35) in score order, then the remaining boxes with
+    area fraction > min_area_fraction in score order; a box whose quantised cells equal an earlier
+    one's is skipped (so every real row is a distinct region), and zero-size cells are dropped.
+    The rest is padded with the near-full box, as M4.2 pads. With min_area_fraction >= 0.35 the
+    first stage alone runs, i.e. M4.2 with duplicates removed.
+    """
+    boxes_px = np.asarray(boxes_px, np.float64).reshape(-1, 4)
+    if image_w <= 0 or image_h <= 0 or stride <= 0:
+        raise ValueError(f"region_pool: bad image size {image_w}x{image_h} or stride {stride}")
+    frac = boxes_px[:, 2] * boxes_px[:, 3] / float(image_w * image_h)
+    big = frac > MIN_AREA_FRACTION
+    small = ~big & (frac > min_area_fraction)
+    ordered = np.concatenate([boxes_px[big], boxes_px[small]])
+    ordered[:, :2] += 1.0  # 1-based, as filter_quantise_pad
+    cells = quantise(ordered, stride).reshape(-1, 4)
+    cells = cells[(cells[:, 2] > 0) & (cells[:, 3] > 0)]
+    _, first = np.unique(cells, axis=0, return_index=True)
+    cells = cells[np.sort(first)][:num_boxes]
+    real = len(cells)
+    pad = np.repeat(padding_box(image_w, image_h, stride)[None], num_boxes - real, axis=0)
+    return np.concatenate([cells, pad.reshape(-1, 4)], axis=0), real
 
 
 def box_area_fractions(cells: np.ndarray, image_w: int, image_h: int, stride: int) -> np.ndarray:
