@@ -29,6 +29,7 @@ from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_se
 from maqbool_ros.ros.debug_image import DebugImages
 from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
 from maqbool_ros.ros.lifecycle import spin_until_signal
+from maqbool_ros.ros.markers import LoopMarkers
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
@@ -62,6 +63,7 @@ class LoopClosureNode(Node):
         self._image_sub = self._subscribe_images(best_effort=False)
         self.sensors = SensorSync(self, cfg, self.counts)  # depth_topic, camera_info_topic
         self.debug = DebugImages(self)
+        self.markers = LoopMarkers(self)  # ~/loop_markers for RViz (pose_source)
         self._adapt_timer = None
         if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
             self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
@@ -237,8 +239,9 @@ class LoopClosureNode(Node):
         if (threshold < 0 or result.best_score >= threshold) and (
                 result.num_verified or not self.config.publish_only_verified):
             try:
-                self._pub.publish(result_to_msg(result, header, latency))
+                self._pub.publish(msg := result_to_msg(result, header, latency))
                 self._count("published")
+                self.markers.add(msg)  # never raises
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
                 self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
         try:  # after the candidates: drawing must not delay them

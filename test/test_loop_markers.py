@@ -1,0 +1,155 @@
+"""~/loop_markers: keyframe positions from a pose source (stamp look-up with tolerance and
+interpolation, or a pose graph by id), loop edges per result, and the real node drawing a
+verified revisit as a thick green line between the right keyframe positions, unverified
+candidates as thin orange ones."""
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory, graph_positions
+
+
+def test_trajectory_interpolates_between_close_samples_and_takes_the_nearest_within_tolerance():
+    traj = Trajectory(tolerance_s=0.1)
+    traj.add_many([1.0, 1.1, 3.0], [(0, 0, 0), (1, 2, 0), (5, 5, 5)])
+    np.testing.assert_allclose(traj.position_at(1.05), (0.5, 1.0, 0.0))  # 0.1 s apart: interpolated
+    np.testing.assert_allclose(traj.position_at(1.1), (1, 2, 0))          # exact stamp
+    np.testing.assert_allclose(traj.position_at(2.95), (5, 5, 5))         # 1.9 s gap: nearest, 0.05 s off
+    assert traj.position_at(2.0) is None and traj.position_at(3.2) is None and traj.position_at(0.8) is None
+    traj.add(1.1, (9, 9, 9))  # same stamp again: the later sample wins
+    np.testing.assert_allclose(traj.position_at(1.1), (9, 9, 9))
+    traj.add_many([5.0], [(np.nan, 0, 0)])  # a NaN pose is dropped, not interpolated with
+    assert len(traj) == 3 and traj.position_at(5.0) is None
+    traj.add_many([10.0], [(1, 1, 1)], replace=True)  # a new path replaces the old one
+    assert len(traj) == 1 and traj.position_at(1.1) is None
+    with pytest.raises(ValueError, match="times/positions"):
+        traj.add_many([1.0, 2.0], [(0, 0, 0)])
+    bounded = Trajectory(0.1, max_samples=3)
+    bounded.add_many(np.arange(5.0), np.zeros((5, 3)))
+    assert len(bounded) == 3 and bounded.position_at(0.0) is None
+
+
+def _pose(x, y, z):
+    return SimpleNamespace(position=SimpleNamespace(x=x, y=y, z=z))
+
+
+def test_graph_positions_reads_an_rtabmap_map_graph_by_node_id():
+    """rtabmap_msgs/MapGraph layout (posesId[], poses[] geometry_msgs/Pose), duck-typed."""
+    graph = SimpleNamespace(posesId=[3, 7], poses=[_pose(1.0, 2.0, 3.0), _pose(-1.0, 0.0, 0.5)])
+    pos = graph_positions(graph)
+    assert sorted(pos) == [3, 7]
+    np.testing.assert_allclose(pos[7], (-1.0, 0.0, 0.5))
+    with pytest.raises(ValueError, match="posesId"):
+        graph_positions(SimpleNamespace(posesId=[1, 2], poses=[_pose(0, 0, 0)]))
+
+
+def test_loop_graph_keeps_verified_and_the_best_unverified_and_resolves_positions_late():
+    traj = Trajectory(tolerance_s=0.01)
+    graph = LoopGraph(traj, max_edges=100, unverified_per_keyframe=1)
+    cands = [(("r", 1), 1.0, False, 0.9), (("r", 2), 2.0, True, 0.8), (("r", 3), 3.0, False, 0.7),
+             (("r", 4), 4.0, True, 0.6)]
+    assert graph.add_result(("r", 10), 10.0, cands) == 3  # 2 verified + the best unverified (1)
+    segs, missing = graph.segments()
+    assert segs == [] and missing == 3  # no poses yet
+    traj.add_many([1.0, 2.0, 3.0, 4.0, 10.0], [(1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0), (10, 1, 0)])
+    segs, missing = graph.segments()
+    assert missing == 0
+    assert {(e.candidate[1], e.verified) for e, _, _ in segs} == {(1, False), (2, True), (4, True)}
+    for e, a, b in segs:
+        np.testing.assert_allclose(a, (10, 1, 0))
+        np.testing.assert_allclose(b, (e.candidate[1], 0, 0))
+    graph.set_graph({10: np.array([0.0, 0, 0]), 2: np.array([5.0, 5, 5])})  # a pose graph wins, by id
+    segs, missing = graph.segments()
+    assert missing == 2 and [(e.candidate[1], tuple(b)) for e, _, b in segs] == [(2, (5.0, 5.0, 5.0))]
+    small = LoopGraph(traj, max_edges=2, unverified_per_keyframe=0)
+    assert small.add_result(("r", 10), 10.0, cands) == 2 and len(small) == 2
+    small.add_result(("r", 11), 11.0, cands)
+    assert len(small) == 2 and {e.query[1] for e in small._edges} == {11}
+
+
+# --- the real node ------------------------------------------------------------------------
+
+def _ros_imports():
+    pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+    pytest.importorskip("visualization_msgs.msg",
+                        reason="visualization_msgs not installed (ros-visualization-msgs, requirements.txt)")
+
+
+POSITIONS = {i: (2.0 * i, 0.0, 0.0) for i in range(5)} | {100: (0.5, 3.0, 0.0)}
+
+
+def _pairs(marker) -> set[tuple[tuple[float, ...], tuple[float, ...]]]:
+    pts = [(round(p.x, 3), round(p.y, 3), round(p.z, 3)) for p in marker.points]
+    return set(zip(pts[0::2], pts[1::2]))
+
+
+def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_path, ros_context):
+    _ros_imports()
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from helpers.node_proc import Driver, NodeProcess
+    from helpers.rgbd_scene import rotation, texture, view
+    from maqbool_ros.core.config import MaqboolConfig
+
+    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+                        pose_source="pose", pose_topic="kf_pose", markers_frame="odom",
+                        markers_unverified_per_keyframe=5)
+    node = NodeProcess(cfg, tmp_path)
+    driver = Driver(node)
+    lock, arrays = threading.Lock(), []
+
+    def on_markers(msg):
+        with lock:
+            arrays.append(msg)
+
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pose_pub = driver.create_publisher(PoseStamped, "kf_pose", QoSProfile(depth=100))
+    driver.create_subscription(MarkerArray, f"{node.fqn}/loop_markers", on_markers, latched)
+
+    def keyframe(kf_id: int, rgb):
+        msg = driver.image_msg(rgb, frame_id=str(kf_id))
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = msg.header.stamp, "odom"
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[kf_id]
+        pose_pub.publish(pose)
+        return driver.publish_and_wait(msg)
+
+    def latest(ns: str):
+        with lock:
+            if not arrays:
+                return None
+            return next((m for m in arrays[-1].markers if m.ns == ns), None)
+
+    try:
+        driver.wait_for_node()
+        driver.wait_until(lambda: pose_pub.get_subscription_count() > 0, 60, "the pose subscription")
+        for i in range(5):
+            keyframe(i, texture(i))
+        assert driver.set_parameter("insert_keyframes", False) == (True, "")
+        rgb, _ = view(texture(0), rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0)
+        out = keyframe(100, rgb)
+        verified = {c.keyframe_id for c in out.candidates if c.verified}
+        assert verified == {0}, [(c.keyframe_id, c.verified, c.num_inliers) for c in out.candidates]
+        loop = (POSITIONS[100], POSITIONS[0])
+        driver.wait_until(lambda: latest("loops_verified") is not None and loop in _pairs(latest("loops_verified")),
+                          60, "the verified loop 100-0 in ~/loop_markers")
+        with lock:
+            markers = {m.ns: m for m in arrays[-1].markers}
+        assert arrays[-1].markers[0].action == Marker.DELETEALL
+        good, weak = markers["loops_verified"], markers["loops_unverified"]
+        assert _pairs(good) == {loop}  # only the revisit is verified
+        unverified = {(POSITIONS[100], POSITIONS[c.keyframe_id]) for c in out.candidates if not c.verified}
+        assert unverified and unverified <= _pairs(weak) and loop not in _pairs(weak)
+        for m in (good, weak):
+            assert m.type == Marker.LINE_LIST and m.header.frame_id == "odom"
+        assert good.scale.x > weak.scale.x and (good.color.g, good.color.r) != (weak.color.g, weak.color.r)
+        assert markers["labels"].text.startswith("100\u21920 ")
+    finally:
+        driver.close()
+        assert node.stop() == 0
