@@ -153,3 +153,72 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
     finally:
         driver.close()
         assert node.stop() == 0
+
+
+class _StubNode:
+    """Just enough of rclpy's Node for LoopMarkers: records the subscription callback."""
+
+    def __init__(self, cfg):
+        self.config, self.callbacks, self.subscribers = cfg, {}, 1
+
+    def create_subscription(self, typ, topic, callback, qos):
+        self.callbacks[topic] = (typ, callback)
+
+    def create_publisher(self, typ, topic, qos):
+        node = self
+        return SimpleNamespace(get_subscription_count=lambda: node.subscribers,
+                               publish=lambda msg: None)
+
+    def create_timer(self, period, callback, clock=None):
+        return None
+
+    def get_clock(self):
+        from rclpy.clock import Clock
+
+        return Clock()
+
+    def get_logger(self):
+        return SimpleNamespace(warning=lambda *a, **k: None)
+
+
+def _stamp(msg, seconds: float):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(seconds), int(round((seconds % 1) * 1e9))
+    return msg
+
+
+def test_odometry_and_path_sources_give_positions_and_a_missing_rtabmap_msgs_is_named():
+    _ros_imports()
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Odometry, Path
+
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.ros.markers import LoopMarkers
+
+    cfg = MaqboolConfig(pose_source="odometry", markers_frame="")
+    node = _StubNode(cfg)
+    markers = LoopMarkers(node)
+    typ, on_pose = node.callbacks["odom"]
+    assert typ is Odometry
+    for t, x in ((10.0, 0.0), (10.04, 4.0)):
+        odom = _stamp(Odometry(), t)
+        odom.header.frame_id, odom.pose.pose.position.x = "odom", x
+        on_pose(odom)
+    np.testing.assert_allclose(markers.graph.trajectory.position_at(10.01), (1.0, 0.0, 0.0), atol=1e-6)
+    assert markers.frame == "odom"  # markers_frame empty: the poses' frame
+
+    node = _StubNode(cfg.replace(pose_source="path", pose_topic="slam/path", markers_frame="map"))
+    markers = LoopMarkers(node)
+    typ, on_path = node.callbacks["slam/path"]
+    path = Path(poses=[_stamp(PoseStamped(), 1.0), _stamp(PoseStamped(), 2.0)])
+    path.poses[1].pose.position.y = 7.0
+    on_path(path)
+    np.testing.assert_allclose(markers.graph.trajectory.position_at(2.0), (0.0, 7.0, 0.0))
+    on_path(Path(poses=[_stamp(PoseStamped(), 3.0)]))  # a new (optimised) path replaces the old one
+    assert markers.graph.trajectory.position_at(2.0) is None and markers.frame == "map"
+
+    try:
+        import rtabmap_msgs  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="rtabmap_msgs"):
+            LoopMarkers(_StubNode(cfg.replace(pose_source="rtabmap_graph")))
+    assert not LoopMarkers(_StubNode(MaqboolConfig())).enabled  # pose_source none: nothing created
