@@ -8,16 +8,18 @@ V := $(abspath $(VENV))
 PY := $(V)/bin/python
 STAMP := $(V)/.maqbool-deps
 PKG_STAMP := $(V)/.maqbool-package
+RTABMAP_MSGS_STAMP := $(V)/.maqbool-rtabmap-msgs
+RTABMAP_MSGS := test/interfaces/rtabmap_msgs
 SOURCES := $(shell find maqbool_ros -name '*.py' 2>/dev/null) setup.py setup.cfg
 PIP := $(PY) -m pip --disable-pip-version-check -q
 export PATH := $(V)/bin:$(PATH)
 
-.PHONY: demo test install msg clean bench
+.PHONY: demo test install msg test-interfaces clean bench
 
 demo: $(PKG_STAMP)
 	$(V)/bin/maqbool demo
 
-test: $(PKG_STAMP)
+test: $(PKG_STAMP) $(RTABMAP_MSGS_STAMP)
 	$(PY) -m pytest -q test
 
 install: $(PKG_STAMP)
@@ -52,6 +54,21 @@ msg:
 	@# It also registers an egg-info distribution named maqbool_ros: pip would "uninstall" it
 	@# (deleting the generated message code) when installing the package, so drop it.
 	rm -rf $(V)/lib/python3*/site-packages/maqbool_ros/__init__.py $(V)/lib/python3*/site-packages/maqbool_ros-*.egg-info
+
+# Test-only: a subset of RTAB-Map's rtabmap_msgs (same layouts) for the RTAB-Map bridge tests
+# (docs/rtabmap.md). Built into the venv once; real users have rtabmap_msgs from their ROS install.
+test-interfaces: $(RTABMAP_MSGS_STAMP)
+
+$(RTABMAP_MSGS_STAMP): $(STAMP) $(RTABMAP_MSGS)/CMakeLists.txt $(RTABMAP_MSGS)/package.xml \
+  $(wildcard $(RTABMAP_MSGS)/msg/*.msg) $(wildcard $(RTABMAP_MSGS)/srv/*.srv)
+	@echo "== building the test-only rtabmap_msgs interfaces"
+	mkdir -p build
+	cmake -S $(RTABMAP_MSGS) -B build/rtabmap_msgs -G Ninja -DCMAKE_INSTALL_PREFIX=$(V) -DCMAKE_PREFIX_PATH=$(V) \
+	  -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$(PY) > build/rtabmap_msgs.log 2>&1 \
+	  || (cat build/rtabmap_msgs.log; exit 1)
+	cmake --build build/rtabmap_msgs --target install >> build/rtabmap_msgs.log 2>&1 \
+	  || (cat build/rtabmap_msgs.log; exit 1)
+	touch $(RTABMAP_MSGS_STAMP)
 
 bench: $(PKG_STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

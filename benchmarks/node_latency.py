@@ -42,12 +42,12 @@ def _frames(dataset: Path | None, count: int) -> list[np.ndarray]:
 
 
 def run(budget: int, frames: list[np.ndarray], method: str, workdir: Path, args) -> dict[str, np.ndarray]:
-    from helpers.node_proc import Driver, NodeProcess
+    from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess
     from maqbool_ros.core.config import MaqboolConfig
 
     w = frames[0].shape[1]
     fx = (w / 2) / np.tan(np.radians(args.hfov_deg) / 2)
-    cfg = MaqboolConfig(method=method, region_budget=budget, exclude_recent_keyframes=5,
+    cfg = MaqboolConfig(**IMAGE_INPUT, method=method, region_budget=budget, exclude_recent_keyframes=5,
                         exclude_recent_seconds=0.0, verification_enabled=args.verification == "on",
                         verification_top_n=args.top_n, camera_fx=float(fx))
     node = NodeProcess(cfg, workdir, name=f"bench_{method}_{budget}")

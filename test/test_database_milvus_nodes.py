@@ -10,7 +10,7 @@ pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
 
 from helpers.milvus_server import MilvusLiteServer  # noqa: E402
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
 from helpers.tiny_models import IMAGE_SIZE, blocky_image, tiny_model  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
@@ -26,7 +26,8 @@ def test_two_nodes_share_one_milvus_map(tmp_path):
     torch.manual_seed(0)  # the tiny model's random weights: the same model every run
     model = tiny_model(tmp_path / "tiny.onnx", 64)
     with MilvusLiteServer(tmp_path / "milvus") as server:
-        base = MaqboolConfig(method="netvlad", model_path=str(model), device="cpu", image_width=IMAGE_SIZE[0],
+        base = MaqboolConfig(**IMAGE_INPUT, method="netvlad", model_path=str(model), device="cpu",
+                             image_width=IMAGE_SIZE[0],
                              image_height=IMAGE_SIZE[1], resize_policy="exact", database_backend="milvus",
                              database_uri=server.uri, robot_filter="inter_robot", exclude_recent_keyframes=0,
                              exclude_recent_seconds=0.0, stats_period_s=0.5)

@@ -9,14 +9,14 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.image_bombs import zero_png  # noqa: E402
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
 
 
 def test_node_refuses_bombs_and_follows_live_max_image_pixels(tmp_path):
-    cfg = MaqboolConfig(image_transport="compressed", resize_policy="native", stats_period_s=0.5)
+    cfg = MaqboolConfig(**IMAGE_INPUT, image_transport="compressed", resize_policy="native", stats_period_s=0.5)
     small = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8))[1].tobytes()
     node = NodeProcess(cfg, tmp_path, name="image_limits")
     driver = Driver(node, compressed=True)

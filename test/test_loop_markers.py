@@ -4,13 +4,14 @@ verified revisit as a thick green line between the right keyframe positions, unv
 candidates as thin orange ones."""
 from __future__ import annotations
 
+import sys
 import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory, graph_positions
+from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory
 
 
 def test_trajectory_interpolates_between_close_samples_and_takes_the_nearest_within_tolerance():
@@ -31,20 +32,6 @@ def test_trajectory_interpolates_between_close_samples_and_takes_the_nearest_wit
     bounded = Trajectory(0.1, max_samples=3)
     bounded.add_many(np.arange(5.0), np.zeros((5, 3)))
     assert len(bounded) == 3 and bounded.position_at(0.0) is None
-
-
-def _pose(x, y, z):
-    return SimpleNamespace(position=SimpleNamespace(x=x, y=y, z=z))
-
-
-def test_graph_positions_reads_an_rtabmap_map_graph_by_node_id():
-    """rtabmap_msgs/MapGraph layout (posesId[], poses[] geometry_msgs/Pose), duck-typed."""
-    graph = SimpleNamespace(posesId=[3, 7], poses=[_pose(1.0, 2.0, 3.0), _pose(-1.0, 0.0, 0.5)])
-    pos = graph_positions(graph)
-    assert sorted(pos) == [3, 7]
-    np.testing.assert_allclose(pos[7], (-1.0, 0.0, 0.5))
-    with pytest.raises(ValueError, match="posesId"):
-        graph_positions(SimpleNamespace(posesId=[1, 2], poses=[_pose(0, 0, 0)]))
 
 
 def test_loop_graph_keeps_verified_and_the_best_unverified_and_resolves_positions_late():
@@ -113,7 +100,7 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
     driver.create_subscription(MarkerArray, f"{node.fqn}/loop_markers", on_markers, latched)
 
     def keyframe(kf_id: int, rgb):
-        msg = driver.image_msg(rgb, frame_id=str(kf_id))
+        msg = driver.keyframe_msg(kf_id, rgb)  # the default input: maqbool_ros/Keyframe
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = msg.header.stamp, "odom"
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[kf_id]
@@ -186,7 +173,7 @@ def _stamp(msg, seconds: float):
     return msg
 
 
-def test_odometry_and_path_sources_give_positions_and_a_missing_rtabmap_msgs_is_named():
+def test_odometry_and_path_sources_give_positions_and_a_missing_rtabmap_msgs_is_named(monkeypatch):
     _ros_imports()
     from geometry_msgs.msg import PoseStamped
     from nav_msgs.msg import Odometry, Path
@@ -216,9 +203,46 @@ def test_odometry_and_path_sources_give_positions_and_a_missing_rtabmap_msgs_is_
     on_path(Path(poses=[_stamp(PoseStamped(), 3.0)]))  # a new (optimised) path replaces the old one
     assert markers.graph.trajectory.position_at(2.0) is None and markers.frame == "map"
 
-    try:
-        import rtabmap_msgs  # noqa: F401
-    except ImportError:
-        with pytest.raises(RuntimeError, match="rtabmap_msgs"):
+    with monkeypatch.context() as patch:  # rtabmap_msgs absent (None in sys.modules: ImportError)
+        patch.setitem(sys.modules, "rtabmap_msgs.msg", None)
+        with pytest.raises(RuntimeError, match="pose_source 'rtabmap_graph' needs the ROS package rtabmap_msgs"):
             LoopMarkers(_StubNode(cfg.replace(pose_source="rtabmap_graph")))
     assert not LoopMarkers(_StubNode(MaqboolConfig())).enabled  # pose_source none: nothing created
+
+
+def test_rtabmap_graph_source_places_edges_at_the_graph_poses_of_the_node_ids():
+    """pose_source rtabmap_graph with real rtabmap_msgs/MapData (the test-only subset of
+    test/interfaces/rtabmap_msgs, `make test-interfaces`): positions by node id, moved by a new graph."""
+    _ros_imports()
+    msgs = pytest.importorskip("rtabmap_msgs.msg", reason="rtabmap_msgs not built (make test-interfaces)")
+    from geometry_msgs.msg import Pose
+
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
+    from maqbool_ros.ros.markers import LoopMarkers
+
+    node = _StubNode(MaqboolConfig(pose_source="rtabmap_graph"))
+    markers = LoopMarkers(node)
+    typ, on_map = node.callbacks["rtabmap/mapData"]
+    assert typ is msgs.MapData
+
+    def map_data(xs: dict[int, float]):
+        data = msgs.MapData()
+        data.graph.poses_id = list(xs)
+        data.graph.poses = [Pose() for _ in xs]
+        for pose, x in zip(data.graph.poses, xs.values()):
+            pose.position.x = x
+        return data
+
+    on_map(map_data({1: 0.0, 2: 1.0, 9: 5.0}))
+    result = LoopClosureCandidate(query_keyframe_id=9, robot_id="rtabmap",
+                                  candidates=[CandidateMatch(keyframe_id=1, robot_id="rtabmap", verified=True),
+                                              CandidateMatch(keyframe_id=2, robot_id="rtabmap")])
+    markers.add(result)
+    array = markers.build()
+    lines = {m.ns: _pairs(m) for m in array.markers if m.ns.startswith("loops")}
+    assert lines == {"loops_verified": {((5.0, 0.0, 0.0), (0.0, 0.0, 0.0))},
+                     "loops_unverified": {((5.0, 0.0, 0.0), (1.0, 0.0, 0.0))}}
+    on_map(map_data({1: -2.0}))  # an optimised graph moves node 1; the others keep their last pose
+    lines = {m.ns: _pairs(m) for m in markers.build().markers if m.ns.startswith("loops")}
+    assert lines["loops_verified"] == {((5.0, 0.0, 0.0), (-2.0, 0.0, 0.0))}

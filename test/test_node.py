@@ -10,14 +10,14 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess, drained  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_query_ref_folder  # noqa: E402
 from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config, records_from_candidates, summarize  # noqa: E402
 
 # Corridor images are 160x120: run them at native size so the test is quick; the same
 # settings feed the offline evaluation we compare against.
-CORRIDOR_CFG = MaqboolConfig(method="netvlad", resize_policy="native", top_k=20)
+CORRIDOR_CFG = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native", top_k=20)
 
 
 pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
@@ -104,7 +104,7 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_node_shuts_down_cleanly_on_signals(tmp_path, sig):
-    node = NodeProcess(MaqboolConfig(method="netvlad"), tmp_path)
+    node = NodeProcess(MaqboolConfig(**IMAGE_INPUT, method="netvlad"), tmp_path)
     driver = Driver(node)
     try:
         driver.wait_for_node()
@@ -115,7 +115,7 @@ def test_node_shuts_down_cleanly_on_signals(tmp_path, sig):
 
 
 def test_region_budget_changes_live_and_rejects_out_of_range(tmp_path, corridor):
-    cfg = MaqboolConfig(method="maqbool", region_budget=50, exclude_recent_keyframes=0,
+    cfg = MaqboolConfig(**IMAGE_INPUT, method="maqbool", region_budget=50, exclude_recent_keyframes=0,
                         exclude_recent_seconds=0.0, top_k=10)
     node = NodeProcess(cfg, tmp_path)
     driver = Driver(node)
@@ -144,7 +144,7 @@ def test_region_budget_changes_live_and_rejects_out_of_range(tmp_path, corridor)
 def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
     """Publish 10x faster than the node processes: bounded memory, counted drops, no crash,
     and every keyframe the node received is accounted for once the backlog is worked off."""
-    cfg = MaqboolConfig(method="maqbool", queue_size=4, stats_period_s=0.5)
+    cfg = MaqboolConfig(**IMAGE_INPUT, method="maqbool", queue_size=4, stats_period_s=0.5)
     node = NodeProcess(cfg, tmp_path)
     driver = Driver(node)
     rng = np.random.default_rng(0)
@@ -184,7 +184,7 @@ def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
 def test_database_persists_across_restarts_and_services(tmp_path, corridor):
     """save/reset services, and a restart with default parameters keeps the map."""
     db = tmp_path / "map"
-    cfg = MaqboolConfig(method="netvlad", resize_policy="native", database_path=str(db),
+    cfg = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native", database_path=str(db),
                         save_interval_s=0.0, stats_period_s=0.5,
                         exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
 

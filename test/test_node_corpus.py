@@ -8,7 +8,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from helpers.corpus import malformed  # noqa: E402
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 CHUNK = 50
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per m
 
 @pytest.mark.parametrize("compressed,count", [(False, 400), (True, 150)], ids=["Image", "CompressedImage"])
 def test_malformed_corpus_is_counted_and_leaves_the_map_alone(tmp_path, compressed, count):
-    cfg = MaqboolConfig(method="netvlad", resize_policy="native", image_transport="compressed" if compressed else "raw",
+    cfg = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native",
+                        image_transport="compressed" if compressed else "raw",
                         queue_size=1000, image_qos_depth=1000, stats_period_s=0.2,
                         exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
     node = NodeProcess(cfg, tmp_path)

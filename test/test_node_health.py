@@ -9,10 +9,10 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
-SMALL = MaqboolConfig(method="netvlad", resize_policy="native", stats_period_s=0.3,
+SMALL = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native", stats_period_s=0.3,
                       exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per m
 
 def test_sigint_with_queued_keyframes_keeps_every_accepted_one(tmp_path):
     n = 12
-    cfg = MaqboolConfig(method="maqbool", database_path=str(tmp_path / "map"), queue_size=n,
+    cfg = MaqboolConfig(**IMAGE_INPUT, method="maqbool", database_path=str(tmp_path / "map"), queue_size=n,
                         image_qos_depth=2 * n, stats_period_s=0.2)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(n)]

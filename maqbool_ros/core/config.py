@@ -330,23 +330,38 @@ class MaqboolConfig:
         read_only=True, check=parse_camera_to_base)
 
     # --- node --------------------------------------------------------------------
+    input_type: str = _f(
+        "keyframe",
+        'Which topic the node reads. keyframe: maqbool_ros/Keyframe messages on keyframe_topic (id, robot id, '
+        'map id, image, optional depth and CameraInfo in one message; what a SLAM system publishes). image: '
+        'plain sensor_msgs/Image or CompressedImage on image_topic (a camera without a SLAM system; ids from '
+        'keyframe_id_source, robot id from robot_id).',
+        choices=("keyframe", "image"), read_only=True)
+    keyframe_topic: str = _f(
+        "keyframes",
+        'Keyframe topic (maqbool_ros/Keyframe) when input_type is keyframe; subscribed reliable, keep last '
+        '1000 (ids must not be lost).',
+        read_only=True)
     image_topic: str = _f(
         "keyframes/image",
-        "Keyframe image topic (remap it to your SLAM system's keyframe topic).",
+        "Image topic when input_type is image (remap it to your camera's or SLAM system's image topic).",
         read_only=True)
     image_transport: str = _f(
         "raw",
-        'raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage on image_topic.',
+        'input_type image: raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage on '
+        'image_topic.',
         choices=("raw", "compressed"), read_only=True)
     keyframe_id_source: str = _f(
-        "frame_id",
-        'Where the keyframe id comes from: frame_id (an integer in header.frame_id, else the counter), '
-        'counter (arrival order), topic (std_msgs/Int64 on keyframe_id_topic, matched in order).',
-        choices=("frame_id", "counter", "topic"), read_only=True)
+        "counter",
+        'input_type image: where the keyframe id comes from: counter (arrival order), frame_id (opt-in: an '
+        'integer in header.frame_id, else the counter; header.frame_id is normally a TF frame), topic '
+        '(std_msgs/Int64 on keyframe_id_topic, matched in order). Keyframe messages carry their own id.',
+        choices=("counter", "frame_id", "topic"), read_only=True)
     keyframe_id_topic: str = _f("keyframes/id", "Keyframe id topic when keyframe_id_source is topic.", read_only=True)
     robot_id: str = _f(
         "",
-        'Robot / agent id stamped on keyframes. Empty: the node namespace, or robot0.',
+        'Robot / agent id of keyframes that bring none (images, Keyframe messages with an empty robot_id). '
+        'Empty: the node namespace, or robot0.',
         read_only=True)
     candidates_topic: str = _f(
         "loop_closure/candidates",

@@ -6,12 +6,14 @@ Nothing here imports rclpy.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig
+from maqbool_ros.core.database.map_ids import MAP_ID_KEY, decode_map_ids, encode_map_id
 from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
 from maqbool_ros.core.verification.stage import CandidateChecks
 
@@ -33,6 +35,7 @@ class Keyframe:
     local_features: object | None = None  # verification.LocalFeatures (verification_enabled)
     camera: object | None = None          # verification.Camera of this keyframe, or None
     notes: list[str] = field(default_factory=list)  # sensor problems ("malformed_depth: ...")
+    map_id: str = ""  # map / session of the keyframe (stored with it; database/map_ids.py)
 
 
 @dataclass
@@ -59,10 +62,27 @@ class QueryResult:
     # verified, num_inliers, inlier_ratios, pose_types, relative_poses (N, 4, 4) T_query_candidate,
     # pose_covariances (N, 6, 6) of x y z rx ry rz, verification_attempted, match_points, pose_frame.
     checks: CandidateChecks | None = None
+    map_id: str = ""  # the query keyframe's map / session
+    map_ids: list[str] = field(default_factory=list)  # per candidate ("" when unknown)
 
     def __post_init__(self) -> None:
         if self.checks is None:
             self.checks = CandidateChecks.none(len(self.keyframe_ids))
+        if len(self.map_ids) != len(self.keyframe_ids):
+            self.map_ids = [""] * len(self.keyframe_ids)
+
+    def truncate(self, n: int) -> None:
+        """Keep the first n candidates (best first); the checks are cut alike."""
+        if n >= len(self):
+            return
+        for name in ("keyframe_ids", "stamps", "descriptor_distances", "reranked_distances", "scores"):
+            setattr(self, name, getattr(self, name)[:n])
+        self.robot_ids, self.map_ids = self.robot_ids[:n], self.map_ids[:n]
+        c = self.checks
+        self.checks = dataclasses.replace(
+            c, attempted=c.attempted[:n], verified=c.verified[:n], num_inliers=c.num_inliers[:n],
+            inlier_ratios=c.inlier_ratios[:n], pose_types=list(c.pose_types[:n]), relative_poses=c.relative_poses[:n],
+            pose_covariances=c.pose_covariances[:n], match_points=list(c.match_points[:n]))
 
     @property
     def verified(self) -> np.ndarray:
@@ -182,10 +202,13 @@ class LoopClosurePipeline:
             kf.timings_ms["local_features"] = (time.perf_counter() - t1) * 1e3
         return kf
 
-    def query(self, kf: Keyframe, add_to_database: bool | None = None, query: bool = True) -> QueryResult | None:
+    def query(self, kf: Keyframe, add_to_database: bool | None = None, query: bool = True,
+              excluded_ids=()) -> QueryResult | None:
         """Stage 2 (re-rank worker): per-keyframe extras, search, re-rank, then insert.
 
-        add_to_database: None follows config.insert_keyframes. The re-ranking deadline
+        add_to_database: None follows config.insert_keyframes. excluded_ids: keyframe ids of
+        the query's own robot that are never candidates (e.g. ORB-SLAM3's covisible ones);
+        top_k is still filled from the others. The re-ranking deadline
         (rerank_deadline_ms) counts from the start of this stage, so region proposals and
         geometric verification of the top-N are inside it.
         """
@@ -197,22 +220,27 @@ class LoopClosurePipeline:
         query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
         if kf.local_features is not None and self.verifier is not None:
             db_extras = {**db_extras, **self.verifier.db_extras(kf.local_features)}
+        if kf.map_id:
+            db_extras = {**db_extras, MAP_ID_KEY: encode_map_id(kf.map_id)}
         kf.timings_ms["extras"] = (time.perf_counter() - t0) * 1e3
         result = None
         if query:
             t1 = time.perf_counter()
             # One call: the database's own lock keeps a compaction from renumbering the rows in between.
+            excluded = {int(i) for i in excluded_ids}
             cands, cand_extras = self.database.search_with_extras(
-                kf.output.descriptor, cfg.top_k, robot_id=kf.robot_id, stamp=kf.stamp,
+                kf.output.descriptor, cfg.top_k + len(excluded), robot_id=kf.robot_id, stamp=kf.stamp,
                 exclude_recent_keyframes=cfg.exclude_recent_keyframes,
                 exclude_recent_seconds=cfg.exclude_recent_seconds,
                 robot_filter=cfg.robot_filter, max_distance=cfg.max_descriptor_distance)
+            if excluded or len(cands) > cfg.top_k:
+                cands, cand_extras = _without(cands, cand_extras, kf.robot_id, excluded, cfg.top_k)
             kf.timings_ms["search"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()
             rr = self.reranker.rerank(query_extras, cands, cand_extras, deadline)
             kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
-            result = self._result(kf, cands, rr)
+            result = self._result(kf, cands, rr, decode_map_ids(cand_extras, len(cands)))
             if self.verifier is not None and kf.local_features is not None:
                 t3 = time.perf_counter()
                 keys = list(zip(cands.robot_ids, (int(k) for k in cands.keyframe_ids)))
@@ -234,7 +262,7 @@ class LoopClosurePipeline:
         kf = self.describe(image_rgb, keyframe_id, robot_id, stamp, camera=camera, depth=depth)
         return self.query(kf, add_to_database=add_to_database, query=query)
 
-    def _result(self, kf: Keyframe, cands: Candidates, rr: RerankResult) -> QueryResult:
+    def _result(self, kf: Keyframe, cands: Candidates, rr: RerankResult, map_ids: list[str]) -> QueryResult:
         order = np.asarray(rr.order, dtype=np.int64)
         cfg = self._config
         return QueryResult(
@@ -248,7 +276,8 @@ class LoopClosurePipeline:
             method=cfg.method,
             region_source=cfg.region_source if cfg.method == "maqbool" else "",
             region_budget=int(rr.region_budget), num_reranked=int(rr.num_reranked),
-            complete=bool(rr.complete), timings_ms={}, score_kind=rr.score_kind)
+            complete=bool(rr.complete), timings_ms={}, score_kind=rr.score_kind, map_id=kf.map_id,
+            map_ids=[map_ids[i] for i in order])
 
     # --- database management -----------------------------------------------------
     def save_database(self, path: str | None = None) -> str:
@@ -272,3 +301,15 @@ class LoopClosurePipeline:
         self.database.reset()
         if self.verifier is not None:
             self.verifier.temporal.reset()  # chains refer to keyframes that are gone
+
+
+def _without(cands: Candidates, extras: dict[str, np.ndarray], robot_id: str, excluded: set[int],
+             k: int) -> tuple[Candidates, dict[str, np.ndarray]]:
+    """Candidates minus the query robot's excluded ids, at most k (still ascending distance)."""
+    keep = np.array([not (r == robot_id and int(i) in excluded)
+                     for r, i in zip(cands.robot_ids, cands.keyframe_ids, strict=True)], dtype=bool)
+    idx = np.flatnonzero(keep)[:k]
+    out = Candidates(rows=cands.rows[idx], keyframe_ids=cands.keyframe_ids[idx],
+                     robot_ids=[cands.robot_ids[i] for i in idx], stamps=cands.stamps[idx],
+                     distances=cands.distances[idx])
+    return out, {key: arr[idx] for key, arr in extras.items()}

@@ -80,6 +80,8 @@ def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosure
     msg.header = header
     msg.query_keyframe_id = int(result.keyframe_id)
     msg.robot_id = result.robot_id
+    msg.map_id = getattr(result, "map_id", "")
+    map_ids = getattr(result, "map_ids", None) or [""] * len(result)
     msg.method = result.method
     msg.region_source = result.region_source
     msg.region_budget = int(result.region_budget)
@@ -97,6 +99,7 @@ def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosure
         c = CandidateMatch()
         c.keyframe_id = int(result.keyframe_ids[i])
         c.robot_id = result.robot_ids[i]
+        c.map_id = map_ids[i]
         c.stamp = seconds_to_stamp(float(result.stamps[i]))
         c.descriptor_distance = float(result.descriptor_distances[i])
         c.reranked_distance = float(result.reranked_distances[i])

@@ -26,7 +26,9 @@ def run_through_node(dataset, config: MaqboolConfig, *, progress: bool = True) -
 
     # The node's ingress queue must hold a whole lock-step burst; keep nothing from the
     # user's environment that would drop keyframes.
-    cfg = protocol_config(dataset, config).replace(queue_size=max(config.queue_size, 16), publish_min_score=-1.0)
+    # The bag numbers keyframes in header.frame_id (the protocol's ids): plain image input.
+    cfg = protocol_config(dataset, config).replace(queue_size=max(config.queue_size, 16), publish_min_score=-1.0,
+                                                   input_type="image", keyframe_id_source="frame_id")
     work = Path(tempfile.mkdtemp(prefix="maqbool-demo-"))
     bag = work / "keyframes"
     write_dataset_bag(dataset, bag, storage="mcap", topic="/" + cfg.image_topic.lstrip("/"), progress=progress)

@@ -14,7 +14,8 @@ from geometry_msgs.msg import Point
 from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory, graph_positions
+from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory
+from maqbool_ros.core.integration.rtabmap_data import graph_positions
 from maqbool_ros.core.types import stamp_to_seconds
 
 # pose_source -> (module, message type, default topic)
@@ -84,7 +85,7 @@ class LoopMarkers:
 
     def _take_poses(self, msg) -> None:
         if self.source == "rtabmap_graph":
-            self.graph.set_graph(graph_positions(msg.graph))
+            self.graph.set_graph(graph_positions(msg))  # MapData.graph: poses_id[], poses[]
             return
         if self.source == "path":
             stamps = [stamp_to_seconds(p.header.stamp) for p in msg.poses]

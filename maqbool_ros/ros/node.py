@@ -1,4 +1,5 @@
-"""The loop-closure node: keyframe images in, LoopClosureCandidate out.
+"""The loop-closure node: keyframes (maqbool_ros/Keyframe, or plain images) in,
+LoopClosureCandidate out; ~/detect and ~/remove_keyframes services (ros/services.py).
 
 Threads: the executor's callbacks only enqueue. A descriptor worker decodes and runs the
 network; a re-rank worker searches the database, re-ranks inside the deadline, inserts the
@@ -7,7 +8,6 @@ keyframe and publishes. Both hand-over queues are bounded and never block the pr
 """
 from __future__ import annotations
 
-import collections
 import json
 import threading
 import time
@@ -19,20 +19,31 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int64, String
-from std_srvs.srv import Trigger
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
 from maqbool_ros.core.images.decode import ImageDecodeError
-from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
+from maqbool_ros.core.pipeline import LIVE_FIELDS, Keyframe, LoopClosurePipeline, QueryResult
+from maqbool_ros.msg import Keyframe as KeyframeMsg
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
 from maqbool_ros.ros.debug_image import DebugImages
-from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
+from maqbool_ros.ros.headers import MalformedHeader, check_stamp
+from maqbool_ros.ros.inputs import (
+    KEYFRAME_QOS,
+    Arrival,
+    DuplicateKeyframe,
+    ImageIds,
+    MalformedKeyframe,
+    RobotStats,
+    arrival_from_keyframe,
+    keyframe_sensors,
+)
 from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.markers import LoopMarkers
 from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
+from maqbool_ros.ros.services import NodeServices
 from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
 
 
@@ -48,27 +59,33 @@ class LoopClosureNode(Node):
         self._count, self._count_error = self.counts.add, self.counts.error
         self.latency = LatencyStats()
         self.health = Health()
+        self.robots = RobotStats()
         self._stopped = False
-        self._next_counter = 0
-        self._pending_ids: collections.deque = collections.deque(maxlen=1000)
         self.pipeline = pipeline or LoopClosurePipeline(cfg)
+        # One keyframe at a time per stage: the workers and ~/detect share the pipeline's
+        # stateful parts (re-ranker, temporal consistency); the database has its own lock.
+        self._describe_lock, self._query_lock = threading.Lock(), threading.Lock()
+        self._ids = ImageIds(cfg.keyframe_id_source, self._first_counter_id())
         self._ingress = DropQueue(cfg.queue_size, cfg.overload_policy)
         self._described = DropQueue(cfg.queue_size, cfg.overload_policy)
 
         self._pub = self.create_publisher(LoopClosureCandidate, cfg.candidates_topic, 10)
         self._stats_pub = self.create_publisher(String, "~/stats", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        image_type = CompressedImage if cfg.image_transport == "compressed" else Image
-        self._image_type = image_type
-        self._image_sub = self._subscribe_images(best_effort=False)
+        self._image_type = CompressedImage if cfg.image_transport == "compressed" else Image
+        if cfg.input_type == "keyframe":
+            events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+            self._input_sub = self.create_subscription(KeyframeMsg, cfg.keyframe_topic, self._on_keyframe,
+                                                       KEYFRAME_QOS, event_callbacks=events)
+        else:
+            self._input_sub = self._subscribe_images(best_effort=False)
         self.sensors = SensorSync(self, cfg, self.counts)  # depth_topic, camera_info_topic
         self.debug = DebugImages(self)
         self.markers = LoopMarkers(self)  # ~/loop_markers for RViz (pose_source)
         self._adapt_timer = None
-        if cfg.keyframe_id_source == "topic":  # ids must not be lost: reliable, deep
-            self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._on_id, 100)
-        self.create_service(Trigger, "~/save_database", self._service("save_database", self._save))
-        self.create_service(Trigger, "~/reset_database", self._service("reset_database", self._reset))
+        if cfg.input_type == "image" and cfg.keyframe_id_source == "topic":  # ids must not be lost
+            self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._ids.on_id, 100)
+        self.service_handlers = NodeServices(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Wall-clock (steady) timer: diagnostics must come with use_sim_time and no /clock too.
         self._stats_timer = self.create_timer(cfg.stats_period_s, self._on_stats_timer,
@@ -80,25 +97,52 @@ class LoopClosureNode(Node):
             worker.start()
         self.get_logger().info(
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
-            f"robot={self.robot_id} input={cfg.image_topic} ({cfg.image_transport}, "
-            f"QoS {cfg.image_qos_reliability}, depth {cfg.image_qos_depth}) -> {cfg.candidates_topic}; "
+            f"robot={self.robot_id} input={self._input_sub.topic_name} ({self._input_description()}) -> "
+            f"{cfg.candidates_topic}; "
             f"verification {cfg.verification_features if cfg.verification_enabled else 'off'}; "
             f"{len(self.pipeline.database)} keyframes in the database")
 
     # --- callbacks (executor threads: enqueue only, never raise) ------------------------
+    def _on_keyframe(self, msg) -> None:
+        self._count("received")
+        self.health.keyframe()
+        try:
+            arrival = arrival_from_keyframe(msg, self.robot_id, time.perf_counter())
+        except MalformedKeyframe as exc:
+            self._count_error("malformed_keyframes", f"keyframe {msg.robot_id or self.robot_id}/{msg.keyframe_id}: "
+                              f"{exc}")
+            return
+        self.robots.add(arrival.robot_id, "received")
+        self._ingress.put(arrival)
+
     def _on_image(self, msg) -> None:
         self._count("received")
         self.health.keyframe()
         try:
-            kf_id = self._keyframe_id(msg)
+            kf_id = self._ids.next_id(msg.header)
             check_stamp(msg.header.stamp)
         except MalformedHeader as exc:
             self._count_error("malformed_headers", str(exc))
             return
-        self._ingress.put((msg, kf_id, time.perf_counter()))
+        self.robots.add(self.robot_id, "received")
+        self._ingress.put(Arrival(msg, kf_id, self.robot_id, "", msg.header, time.perf_counter()))
 
-    def _on_id(self, msg: Int64) -> None:
-        self._pending_ids.append(int(msg.data))
+    def _input_description(self) -> str:
+        cfg = self.config
+        if cfg.input_type == "keyframe":
+            return "maqbool_ros/Keyframe, reliable"
+        return (f"{cfg.image_transport} images, ids: {cfg.keyframe_id_source}, QoS {cfg.image_qos_reliability}, "
+                f"depth {cfg.image_qos_depth}")
+
+    def _first_counter_id(self) -> int:
+        """Counter ids continue after this robot's largest stored id, so a reloaded map is
+        never refused as duplicates (a backend without a local id list starts at 0)."""
+        keyframes = getattr(self.pipeline.database, "keyframes", None)
+        if self.config.input_type != "image" or keyframes is None:
+            return 0
+        _, ids, robots = keyframes()
+        mine = [int(i) for i, r in zip(ids, robots) if r == self.robot_id]
+        return max(mine) + 1 if mine else 0
 
     def _subscribe_images(self, best_effort: bool):
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
@@ -107,36 +151,26 @@ class LoopClosureNode(Node):
 
     def _on_incompatible_qos(self, info) -> None:
         policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind))
-        if self.config.image_qos_reliability == "auto" and "RELIABILITY" in policy:
+        auto = self.config.input_type == "image" and self.config.image_qos_reliability == "auto"
+        if auto and "RELIABILITY" in policy:
             if self._adapt_timer is None:  # switch outside the subscription's own event callback
                 self._adapt_timer = self.create_timer(0.0, self._fall_back_to_best_effort)
             return
+        reliability = self.config.image_qos_reliability if self.config.input_type == "image" else "reliable"
         self.health.incompatible_qos(policy)
-        self._count_error("qos_incompatible", f"a publisher of {self._image_sub.topic_name} has incompatible QoS "
-                          f"({policy}); this subscription is {self.config.image_qos_reliability}")
+        self._count_error("qos_incompatible", f"a publisher of {self._input_sub.topic_name} has incompatible QoS "
+                          f"({policy}); this subscription is {reliability}")
 
     def _fall_back_to_best_effort(self) -> None:
         try:
             self._adapt_timer.cancel()
-            self.destroy_subscription(self._image_sub)
-            self._image_sub = self._subscribe_images(best_effort=True)
+            self.destroy_subscription(self._input_sub)
+            self._input_sub = self._subscribe_images(best_effort=True)
             self._count("qos_best_effort_fallbacks")
-            self.get_logger().info(f"a best-effort publisher appeared on {self._image_sub.topic_name}: "
+            self.get_logger().info(f"a best-effort publisher appeared on {self._input_sub.topic_name}: "
                                    "subscribing best effort (image_qos_reliability: auto)")
         except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
             self._count_error("callback_errors", f"QoS fallback: {type(exc).__name__}: {exc}")
-
-    def _keyframe_id(self, msg) -> int:
-        """The keyframe id; raises MalformedHeader for an integer frame_id outside int64."""
-        source = self.config.keyframe_id_source
-        if source == "frame_id":
-            value = frame_id_keyframe_id(msg.header.frame_id)
-            if value is not None:
-                return value
-        elif source == "topic" and self._pending_ids:
-            return self._pending_ids.popleft()
-        self._next_counter += 1
-        return self._next_counter - 1
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         try:
@@ -163,51 +197,69 @@ class LoopClosureNode(Node):
             self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
-    def _service(self, name: str, action):
-        """A Trigger callback: action() returns the success message; any error is a failed answer."""
-        def callback(request, response):
-            try:
-                response.success, response.message = True, action()
-            except Exception as exc:  # noqa: BLE001 - report any failure to the caller
-                self._count_error("callback_errors", f"{name}: {type(exc).__name__}: {exc}")
-                response.success, response.message = False, f"{name} failed: {type(exc).__name__}: {exc}"
-            return response
-        return callback
-
-    def _save(self) -> str:
-        path = self.pipeline.save_database()
-        return f"saved {len(self.pipeline.database)} keyframes to {path}"
-
-    def _reset(self) -> str:
-        self.pipeline.reset_database()
-        return "database reset (0 keyframes)"
-
     def _on_stats_timer(self) -> None:
         try:
             self.publish_stats()
         except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
             self._count_error("callback_errors", f"stats timer: {type(exc).__name__}: {exc}")
 
+    # --- the stages (workers and ~/detect) ----------------------------------------------
+    def is_stored(self, keyframe_id: int, robot_id: str) -> bool:
+        """Whether (robot_id, keyframe_id) is in the database (False when the backend cannot tell)."""
+        row_of = getattr(self.pipeline.database, "row_of", None)
+        return row_of is not None and row_of(keyframe_id, robot_id) is not None
+
+    def describe(self, arrival: Arrival) -> Keyframe:
+        """Decode the image (ImageDecodeError) and run the descriptor stage; sensor problems
+        are counted and noted in Keyframe.notes."""
+        rgb = image_to_rgb(arrival.image, self.config.max_image_pixels)
+        kf_name = f"{arrival.robot_id}/{arrival.keyframe_id}"
+        camera = depth = None
+        if arrival.from_keyframe:
+            camera, depth = keyframe_sensors(arrival, self._count_error)
+        if self.sensors.enabled and (camera is None or depth is None):  # the topics fill what the message lacks
+            topic_camera, topic_depth = self.sensors.for_image(arrival.header.stamp, arrival.keyframe_id)
+            camera, depth = camera or topic_camera, depth if depth is not None else topic_depth
+        with self._describe_lock:
+            kf = self.pipeline.describe(rgb, arrival.keyframe_id, arrival.robot_id,
+                                        stamp_to_seconds(arrival.header.stamp), received=arrival.received,
+                                        camera=camera, depth=depth)
+        kf.map_id = arrival.map_id
+        for note in kf.notes:  # "malformed_depth: why": dropped, the keyframe goes on
+            self._count_error(note.split(":")[0], f"keyframe {kf_name}: {note}")
+        return kf
+
+    def query(self, kf: Keyframe, add_to_database: bool | None = None, excluded_ids=()) -> QueryResult:
+        """Search, re-rank, verify and (add_to_database, None: insert_keyframes) insert; a
+        keyframe already stored is refused (ValueError naming keyframe_id) before any work."""
+        with self._query_lock:
+            add = self.config.insert_keyframes if add_to_database is None else add_to_database
+            if add and self.is_stored(kf.keyframe_id, kf.robot_id):
+                raise DuplicateKeyframe(
+                    f"keyframe_id: keyframe {kf.robot_id}/{kf.keyframe_id} is already in the database (a second "
+                    "keyframe with the same robot_id and keyframe_id is refused; ~/remove_keyframes first)")
+            return self.pipeline.query(kf, add_to_database=add, excluded_ids=excluded_ids)
+
+    def remove_keyframes(self, keyframe_ids: list[int], robot_id: str) -> int:
+        """Remove keyframes of robot_id from the database (logged, so persisted); how many were there."""
+        with self._query_lock:
+            return int(self.pipeline.database.remove(keyframe_ids, robot_id))
+
     # --- workers ----------------------------------------------------------------------
     def _describe_loop(self) -> None:
         while True:
             try:
-                msg, kf_id, received = self._ingress.get()
+                arrival = self._ingress.get()
             except Closed:
                 return
+            name = f"keyframe {arrival.robot_id}/{arrival.keyframe_id}"
             try:
-                rgb = image_to_rgb(msg, self.config.max_image_pixels)
-                camera, depth = self.sensors.for_image(msg.header.stamp, kf_id) if self.sensors.enabled \
-                    else (None, None)
-                kf = self.pipeline.describe(rgb, kf_id, self.robot_id, stamp_to_seconds(msg.header.stamp),
-                                            received=received, camera=camera, depth=depth)
-                for note in kf.notes:  # "malformed_depth: why": dropped, the keyframe goes on
-                    self._count_error(note.split(":")[0], f"keyframe {kf_id}: {note}")
-                self._described.put((kf, msg.header))  # before done(): never invisible in stats
+                kf = self.describe(arrival)
+                self._described.put((kf, arrival.header))  # before done(): never invisible in stats
             except ImageDecodeError as exc:
-                self._count_error("malformed_images", f"keyframe {kf_id}: {exc}")
+                self._count_error("malformed_images", f"{name}: {arrival.image_field}: {exc}")
             except Exception as exc:  # noqa: BLE001 - one bad keyframe must not kill the node
-                self._count_error("descriptor_errors", f"keyframe {kf_id}: {type(exc).__name__}: {exc}")
+                self._count_error("descriptor_errors", f"{name}: {type(exc).__name__}: {exc}")
             finally:
                 self._ingress.done()
 
@@ -223,31 +275,37 @@ class LoopClosureNode(Node):
                 self._described.done()
 
     def _rerank_one(self, kf, header) -> None:
+        name = f"keyframe {kf.robot_id}/{kf.keyframe_id}"
         try:
-            result = self.pipeline.query(kf)
+            result = self.query(kf)
+        except DuplicateKeyframe as exc:
+            self._count_error("duplicate_keyframes", f"{name}: {exc}")
+            return
         except Exception as exc:  # noqa: BLE001
-            self._count_error("rerank_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
+            self._count_error("rerank_errors", f"{name}: {type(exc).__name__}: {exc}")
             return
         self._count("processed")
+        self.robots.add(kf.robot_id, "processed")
         latency = (time.perf_counter() - kf.received) * 1e3
         self.latency.add({**result.timings_ms, "end_to_end": latency})
         if result.num_verified:
             self._count("verified_keyframes")
         if result.checks.error:
-            self._count_error("verification_errors", f"keyframe {kf.keyframe_id}: {result.checks.error}")
+            self._count_error("verification_errors", f"{name}: {result.checks.error}")
         threshold = self.config.publish_min_score
         if (threshold < 0 or result.best_score >= threshold) and (
                 result.num_verified or not self.config.publish_only_verified):
             try:
                 self._pub.publish(msg := result_to_msg(result, header, latency))
                 self._count("published")
+                self.robots.add(kf.robot_id, "published")
                 self.markers.add(msg)  # never raises
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
-                self._count_error("publish_errors", f"keyframe {kf.keyframe_id}: {type(exc).__name__}: {exc}")
+                self._count_error("publish_errors", f"{name}: {type(exc).__name__}: {exc}")
         try:  # after the candidates: drawing must not delay them
             self.debug.publish(kf, result, header)
         except Exception as exc:  # noqa: BLE001 - a drawing error must not kill the worker
-            self._count_error("publish_errors", f"debug image of keyframe {kf.keyframe_id}: {exc}")
+            self._count_error("publish_errors", f"debug image of {name}: {exc}")
 
     # --- diagnostics ------------------------------------------------------------------
     def stats(self) -> dict:
@@ -259,8 +317,13 @@ class LoopClosureNode(Node):
         return {"counts": counts, "queue_depth": {"ingress": ingress["waiting"], "rerank": described["waiting"]},
                 "in_flight": {"descriptor": ingress["in_flight"], "rerank": described["in_flight"]},
                 "database_size": len(self.pipeline.database), "last_error": self.counts.last_error,
+                "robots": self.robots.snapshot(self._robot_counts()),
                 "database_recovery": self.pipeline.database.recovery_report.as_dict(),
                 "database_outbox": self.pipeline.database.outage_report(), "latency_ms": self.latency.summary()}
+
+    def _robot_counts(self) -> dict[str, int]:
+        counts = getattr(self.pipeline.database, "robot_counts", None)
+        return counts() if counts is not None else {}
 
     def publish_stats(self) -> None:
         """~/stats (JSON) and one DiagnosticStatus named after this node's full name."""

@@ -11,9 +11,10 @@ _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
 
-def descriptor_for(name: str) -> ParameterDescriptor:
-    """A ParameterDescriptor with the schema's help, type, range and read-only flag."""
-    f = FIELDS[name]
+def descriptor_for(name: str, fields: dict | None = None) -> ParameterDescriptor:
+    """A ParameterDescriptor with the schema's help, type, range and read-only flag. fields: another
+    schema with the same metadata (the RTAB-Map bridge's BRIDGE_FIELDS); default the node's."""
+    f = (fields or FIELDS)[name]
     meta = f.metadata
     typ = type(f.default)
     desc = ParameterDescriptor(name=name, type=_TYPES[typ], read_only=bool(meta["read_only"]))

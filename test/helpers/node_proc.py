@@ -1,6 +1,6 @@
 """Drive a real `maqbool-node` process from a test: start it in its own namespace with a
-params file, publish keyframes from an rclpy node in this process, collect its candidates
-and stats.
+params file, publish keyframes (maqbool_ros/Keyframe, or plain images with IMAGE_INPUT)
+from an rclpy node in this process, call its services, collect its candidates and stats.
 
 Used by the node tests and benchmarks/node_latency.py (which puts test/ on sys.path).
 Every wait raises TimeoutError / RuntimeError with what it waited for; setting a
@@ -28,8 +28,12 @@ from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig, ros_params_yaml
 from maqbool_ros.core.images.decode import encode_raw
-from maqbool_ros.msg import LoopClosureCandidate
+from maqbool_ros.msg import Keyframe, LoopClosureCandidate
 from maqbool_ros.ros.online_eval import NodeUnavailableError, set_remote_parameter
+
+#: Config fields of a node fed plain images whose header.frame_id is the keyframe id (the
+#: image tests' convention; the node's defaults are Keyframe messages and counter ids).
+IMAGE_INPUT = {"input_type": "image", "keyframe_id_source": "frame_id"}
 
 _SEQ = itertools.count()
 _STARTED: list[NodeProcess] = []
@@ -63,6 +67,7 @@ class NodeProcess:
         workdir = Path(workdir)
         self.ns = ns or unique_namespace()
         self.fqn = f"{self.ns}/{NODE_NAME}"
+        self.cfg = cfg
         self.params = workdir / f"{name}_params.yaml"
         self.params.write_text(ros_params_yaml(cfg, node_name=self.fqn))
         self.log = open(workdir / f"{name}.log", "w+")
@@ -98,16 +103,21 @@ class NodeProcess:
 
 
 class Driver(Node):
-    """Test-side node in the node's namespace: publishes keyframes, receives candidates,
-    stats and diagnostics. Spins in a background thread; call close() at the end."""
+    """Test-side node in the node's namespace: publishes keyframes (Keyframe messages on
+    "keyframes" when the node's input_type is keyframe, else images on `topic`), receives
+    candidates, stats and diagnostics. Spins in a background thread; call close() at the end."""
 
-    def __init__(self, node: NodeProcess, compressed: bool = False, topic: str = "keyframes/image",
+    def __init__(self, node: NodeProcess, compressed: bool = False, topic: str | None = None,
                  reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE):
         super().__init__("maqbool_test_driver", namespace=node.ns)
         self.target = node
         qos = QoSProfile(depth=1000, reliability=reliability)
         self.compressed = compressed
-        self.pub = self.create_publisher(CompressedImage if compressed else Image, topic, qos)
+        self.keyframes = node.cfg.input_type == "keyframe"
+        if self.keyframes:
+            self.pub = self.create_publisher(Keyframe, topic or node.cfg.keyframe_topic, qos)
+        else:
+            self.pub = self.create_publisher(CompressedImage if compressed else Image, topic or "keyframes/image", qos)
         self._lock = threading.Lock()
         self.candidates: list[LoopClosureCandidate] = []
         self.stats: list[dict] = []
@@ -166,17 +176,35 @@ class Driver(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         return msg
 
-    def candidate_for(self, keyframe_id: int) -> LoopClosureCandidate | None:
+    def keyframe_msg(self, keyframe_id: int, rgb: np.ndarray | None = None, *, robot_id: str = "",
+                     map_id: str = "", jpeg: bytes | None = None, frame_id: str = "camera") -> Keyframe:
+        """A Keyframe message: raw rgb8 image when rgb is given, the JPEG bytes when jpeg is."""
+        msg = Keyframe(keyframe_id=int(keyframe_id), robot_id=robot_id, map_id=map_id)
+        if rgb is not None:
+            data, step = encode_raw(rgb, "rgb8")
+            msg.image = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=step, data=data)
+        if jpeg is not None:
+            msg.compressed_image = CompressedImage(format="jpeg", data=jpeg)
+        msg.header.frame_id = frame_id
+        msg.header.stamp = self.get_clock().now().to_msg()
+        return msg
+
+    def candidate_for(self, keyframe_id: int, robot_id: str | None = None) -> LoopClosureCandidate | None:
         with self._lock:
-            return next((c for c in reversed(self.candidates) if c.query_keyframe_id == keyframe_id), None)
+            return next((c for c in reversed(self.candidates) if c.query_keyframe_id == keyframe_id
+                         and (robot_id is None or c.robot_id == robot_id)), None)
 
     def publish_and_wait(self, msg, timeout: float = 120.0) -> LoopClosureCandidate:
-        """Publish one keyframe (integer frame_id) and wait for the candidates of that id."""
-        kf_id = int(msg.header.frame_id)
+        """Publish one keyframe and wait for the candidates of its id (a Keyframe message's
+        keyframe_id and robot_id, an image's integer frame_id)."""
+        if isinstance(msg, Keyframe):
+            kf_id, robot = int(msg.keyframe_id), msg.robot_id or None
+        else:
+            kf_id, robot = int(msg.header.frame_id), None
         self.pub.publish(msg)
-        self.wait_until(lambda: self.candidate_for(kf_id) is not None, timeout,
-                        f"the LoopClosureCandidate of keyframe {kf_id}")
-        return self.candidate_for(kf_id)
+        self.wait_until(lambda: self.candidate_for(kf_id, robot) is not None, timeout,
+                        f"the LoopClosureCandidate of keyframe {robot}/{kf_id}")
+        return self.candidate_for(kf_id, robot)
 
     def set_parameter(self, name: str, value, timeout: float = 30.0) -> tuple[bool, str]:
         """Set a parameter on the node: (True, "") or (False, the node's reason)."""
@@ -207,10 +235,14 @@ class Driver(Node):
         """Call one of the node's std_srvs/Trigger services (e.g. save_database)."""
         from std_srvs.srv import Trigger
 
-        client = self.create_client(Trigger, f"{self.target.fqn}/{service}")
+        return self.call(Trigger, service, Trigger.Request(), timeout)
+
+    def call(self, srv_type, service: str, request, timeout: float = 120.0):
+        """Call the node's service `service` (e.g. Detect, "detect") and return the response."""
+        client = self.create_client(srv_type, f"{self.target.fqn}/{service}")
         try:
             self.wait_until(client.service_is_ready, timeout, f"service {service}")
-            future = client.call_async(Trigger.Request())
+            future = client.call_async(request)
             self.wait_until(future.done, timeout, f"{service} response")
             return future.result()
         finally:

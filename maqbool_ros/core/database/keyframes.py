@@ -101,6 +101,10 @@ class KeyframeDatabase:
         """Robot ids seen so far, in order of first appearance."""
         return self._rows.robots
 
+    def robot_counts(self) -> dict[str, int]:
+        """Live keyframes per robot id (lock-free like len(), for the node's stats)."""
+        return self._rows.robot_counts()
+
     def outage_report(self) -> dict:
         """Writes waiting for an unreachable server and outage counters: none for a local map."""
         return {}

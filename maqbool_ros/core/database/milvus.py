@@ -88,6 +88,10 @@ class MilvusKeyframeDatabase:
         return len(self)
 
     @locked
+    def robot_counts(self) -> dict[str, int]:
+        """Keyframes per robot: not counted here (it would cost a server query per stats period)."""
+        return {}
+
     def outage_report(self) -> dict:
         """Writes buffered while the server was unreachable, retries, refusals and searches
         answered empty during an outage (the node's ~/stats `database_outbox`)."""

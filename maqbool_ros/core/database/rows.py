@@ -133,6 +133,14 @@ class RowStore:
         """Copy an extras column's `rows` into `out` chunk-wise (streams a memory-mapped base)."""
         self._extras[key].fill_into(out, rows)
 
+    def robot_counts(self) -> dict[str, int]:
+        """Live keyframes per robot. Safe without the database lock (stats): the columns are
+        read once each and cut to the shorter one if an append came in between."""
+        robots, codes, alive = list(self._robots), self._robot.data, self._alive.data
+        n = min(len(codes), len(alive))
+        counts = np.bincount(codes[:n][alive[:n]], minlength=len(robots))
+        return {r: int(c) for r, c in zip(robots, counts) if c}
+
     def live_rows(self) -> np.ndarray:
         return np.flatnonzero(self._alive.data)
 

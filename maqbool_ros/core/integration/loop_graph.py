@@ -2,7 +2,7 @@
 
 A keyframe's position comes from a pose source: a trajectory looked up by the keyframe's
 stamp (:class:`Trajectory`: poses, odometry or a path) or a pose graph keyed by keyframe id
-(:func:`graph_positions`: RTAB-Map's MapGraph). Positions are resolved each time the edges are
+(RTAB-Map's MapGraph, read by rtabmap_data.graph_positions). Positions are resolved each time the edges are
 drawn, so an optimised trajectory or graph moves the edges with it.
 """
 from __future__ import annotations
@@ -68,17 +68,6 @@ class Trajectory:
         near = [j for j in (i - 1, i) if 0 <= j < len(times)]
         j = min(near, key=lambda j: abs(times[j] - t))
         return pos[j].copy() if abs(times[j] - t) <= self.tolerance_s else None
-
-
-def graph_positions(graph) -> dict[int, np.ndarray]:
-    """id -> position of an rtabmap_msgs/MapGraph (``posesId[]`` and ``poses[]``, geometry_msgs/Pose).
-
-    Duck-typed, so core needs no rtabmap_msgs; raises ValueError when the two lists differ in length."""
-    ids, poses = list(graph.posesId), list(graph.poses)
-    if len(ids) != len(poses):
-        raise ValueError(f"MapGraph: {len(ids)} posesId for {len(poses)} poses")
-    return {int(i): np.array([p.position.x, p.position.y, p.position.z], dtype=np.float64)
-            for i, p in zip(ids, poses)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,274 @@
+"""`maqbool-rtabmap-bridge`: RTAB-Map nodes in as maqbool keyframes, verified loop closures out as
+RTAB-Map links (docs/rtabmap.md).
+
+mapData -> each new node's SensorData (compressed image, optional depth, camera model) as a
+maqbool_ros/Keyframe (id = node id) on the node's keyframe topic; info -> the working-memory ids;
+the node's candidates -> core.integration.links.decide_query -> rtabmap add_link (user closure).
+Thin: the decisions and the numbers are in core/integration. rtabmap_msgs is imported lazily so
+the rest of the package works without RTAB-Map installed.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS, BRIDGE_NODE_NAME, BridgeConfig, help_text
+from maqbool_ros.core.integration.links import REJECT_REASONS, Candidate, LinkPolicy, decide_query
+from maqbool_ros.core.integration.rtabmap_data import DepthFormatError, decode_depth, graph_positions, image_format
+from maqbool_ros.core.verification.geometry import transform_from_xyz_quat
+from maqbool_ros.msg import Keyframe, LoopClosureCandidate
+from maqbool_ros.ros.conversions import quaternion_xyzw, seconds_to_stamp
+from maqbool_ros.ros.params import descriptor_for
+from maqbool_ros.ros.stats import Counters
+
+__all__ = ["RtabmapBridge", "RtabmapMsgsMissing", "graph_positions", "import_rtabmap_msgs", "main"]
+
+RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class RtabmapMsgsMissing(ImportError):
+    """rtabmap_msgs (RTAB-Map's ROS interfaces) is not importable."""
+
+
+def import_rtabmap_msgs() -> SimpleNamespace:
+    """The rtabmap_msgs types the bridge uses; RtabmapMsgsMissing naming the package when absent."""
+    try:
+        from rtabmap_msgs.msg import Info, MapData
+        from rtabmap_msgs.srv import AddLink, GetMap
+    except ImportError as exc:
+        raise RtabmapMsgsMissing(
+            "maqbool-rtabmap-bridge needs the ROS 2 package rtabmap_msgs (RTAB-Map's interfaces), which is not "
+            f"importable ({exc}). Install RTAB-Map for your ROS distribution (e.g. apt install "
+            "ros-$ROS_DISTRO-rtabmap-msgs) or source the workspace that builds it.") from exc
+    return SimpleNamespace(Info=Info, MapData=MapData, AddLink=AddLink, GetMap=GetMap)
+
+
+def transform_matrix(t) -> np.ndarray | None:
+    """geometry_msgs/Transform -> 4x4, None for RTAB-Map's null transform (all zeros)."""
+    q = t.rotation
+    if abs(q.x) + abs(q.y) + abs(q.z) + abs(q.w) < 1e-12:
+        return None
+    return transform_from_xyz_quat([t.translation.x, t.translation.y, t.translation.z], [q.x, q.y, q.z, q.w])
+
+
+def declare_bridge_parameters(node: Node) -> BridgeConfig:
+    defaults = BridgeConfig()
+    for name in BRIDGE_FIELDS:
+        node.declare_parameter(name, getattr(defaults, name), descriptor_for(name, BRIDGE_FIELDS))
+    return BridgeConfig.from_dict({name: node.get_parameter(name).value for name in BRIDGE_FIELDS})
+
+
+class RtabmapBridge(Node):
+    """The bridge node (parameters: core.integration.bridge_config.BridgeConfig)."""
+
+    def __init__(self, **node_kwargs):
+        self.rtabmap = import_rtabmap_msgs()  # before any ROS entity: fail fast with the package's name
+        super().__init__(BRIDGE_NODE_NAME, **node_kwargs)
+        self.config = cfg = declare_bridge_parameters(self)
+        self.robot_id = cfg.robot_id or self.get_namespace().strip("/").replace("/", "_") or "robot0"
+        self.counts = Counters(self.get_logger().warning)
+        self.policy = LinkPolicy(robot_id=self.robot_id, link_pose_types=cfg.link_pose_types,
+                                 max_links_per_query=cfg.max_links_per_query, min_variance=cfg.min_variance,
+                                 candidate_pose_frame=cfg.candidate_pose_frame)
+        self._lock = threading.Lock()
+        self.local_transforms: dict[int, np.ndarray] = {}
+        self.published: set[int] = set()
+        self.working_memory: set[int] | None = None
+        self._pending: list[tuple[float, object, tuple[int, int]]] = []  # (sent at, future, link ids)
+        self._kf_pub = self.create_publisher(Keyframe, cfg.keyframe_topic, RELIABLE)
+        self._stats_pub = self.create_publisher(String, "~/stats", 10)
+        self.create_subscription(self.rtabmap.MapData, cfg.map_data_topic, self._on_map_data, 10)
+        self.create_subscription(self.rtabmap.Info, cfg.info_topic, self._on_info, 10)
+        self.create_subscription(LoopClosureCandidate, cfg.candidates_topic, self._on_candidates, 100)
+        self._add_link = self.create_client(self.rtabmap.AddLink, cfg.add_link_service)
+        self._get_map = self.create_client(self.rtabmap.GetMap, cfg.get_map_service) if cfg.seed_from_map else None
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(cfg.stats_period_s, self.publish_stats, clock=steady)
+        self.create_timer(0.2, self._expire_calls, clock=steady)
+        self._seed_timer = self.create_timer(1.0, self._seed, clock=steady) if cfg.seed_from_map else None
+        self.get_logger().info(
+            f"RTAB-Map bridge ready: {cfg.map_data_topic} + {cfg.info_topic} -> {cfg.keyframe_topic} (robot "
+            f"{self.robot_id}); {cfg.candidates_topic} -> {cfg.add_link_service} ({cfg.link_pose_types} poses, "
+            f"{cfg.candidate_pose_frame} frame)")
+
+    # --- RTAB-Map -> keyframes -----------------------------------------------------------
+    def _on_map_data(self, msg) -> None:
+        for node in msg.nodes:
+            try:
+                self._node_to_keyframe(node)
+            except Exception as exc:  # noqa: BLE001 - one bad node must not stop the others
+                self.counts.error("malformed_nodes", f"node {node.id}: {type(exc).__name__}: {exc}")
+
+    def _node_to_keyframe(self, node) -> None:
+        node_id, data = int(node.id), node.data
+        if node_id <= 0 or node_id in self.published:
+            return  # landmark, or republished data of a node already sent
+        if len(data.local_transform):
+            L = transform_matrix(data.local_transform[0])
+            if L is not None:
+                with self._lock:
+                    self.local_transforms[node_id] = L
+        kf = Keyframe(keyframe_id=node_id, robot_id=self.robot_id, map_id=str(node.map_id))
+        kf.header.stamp = seconds_to_stamp(float(node.stamp))
+        kf.header.frame_id = data.header.frame_id
+        if len(data.left_compressed):
+            raw = bytes(data.left_compressed)
+            kf.compressed_image = CompressedImage(header=kf.header, format=image_format(raw), data=raw)
+        elif len(data.left.data):
+            kf.image = data.left
+        else:
+            self.counts.add("nodes_without_image")  # not marked published: its data may come later
+            return
+        if len(data.left_camera_info):
+            kf.camera_info = data.left_camera_info[0]
+        if not len(data.right_camera_info):  # right = depth (RGB-D), not a stereo right image
+            kf.depth = self._depth(node_id, data, kf.header)
+        self._kf_pub.publish(kf)
+        self.published.add(node_id)
+        self.counts.add("keyframes_published")
+
+    def _depth(self, node_id: int, data, header) -> Image:
+        if len(data.right.data):
+            return data.right
+        if not len(data.right_compressed):
+            return Image()
+        try:
+            depth = decode_depth(bytes(data.right_compressed))
+        except DepthFormatError as exc:
+            self.counts.error("depth_unsupported", f"node {node_id}: {exc}; keyframe sent without depth")
+            return Image()
+        encoding = "16UC1" if depth.dtype == np.uint16 else "32FC1"
+        return Image(header=header, height=depth.shape[0], width=depth.shape[1], encoding=encoding,
+                     step=depth.shape[1] * depth.itemsize, data=depth.tobytes())
+
+    def _on_info(self, msg) -> None:
+        if not len(msg.wm_state):  # statistics off (Rtabmap/PublishStats false): WM unknown
+            self.counts.add("info_without_wm_state")
+            return
+        with self._lock:
+            self.working_memory = {int(i) for i in msg.wm_state}
+
+    def _seed(self) -> None:
+        if not self._get_map.service_is_ready():
+            return
+        self._seed_timer.cancel()
+        request = self.rtabmap.GetMap.Request(global_map=True, optimized=True, graph_only=False)
+        self._get_map.call_async(request).add_done_callback(
+            lambda f: self._on_map_data(f.result().data) if f.result() is not None else None)
+
+    # --- candidates -> links -------------------------------------------------------------
+    def _on_candidates(self, msg: LoopClosureCandidate) -> None:
+        self.counts.add("candidate_messages")
+        cands = []
+        for c in msg.candidates:
+            p = c.relative_pose.pose
+            T = transform_from_xyz_quat([p.position.x, p.position.y, p.position.z],
+                                        [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]) \
+                if c.has_relative_pose else np.eye(4)
+            cands.append(Candidate(int(msg.query_keyframe_id), int(c.keyframe_id), bool(c.verified),
+                                   bool(c.has_relative_pose), int(c.pose_type), T,
+                                   np.asarray(c.relative_pose.covariance, dtype=np.float64).reshape(6, 6),
+                                   msg.robot_id, c.robot_id))
+        with self._lock:
+            wm = None if self.working_memory is None else set(self.working_memory)
+            links, reasons = decide_query(cands, self.policy, wm, dict(self.local_transforms))
+        for reason in reasons:
+            self.counts.add(f"rejected_{reason}")
+        for link in links:
+            self._send(link)
+
+    def _send(self, link) -> None:
+        if not self._add_link.service_is_ready():
+            self._failed(link.from_id, link.to_id, "failed_unavailable", "service not available")
+            return
+        request = self.rtabmap.AddLink.Request()
+        m = request.link
+        m.from_id, m.to_id, m.type = link.from_id, link.to_id, link.type
+        m.transform.translation.x, m.transform.translation.y, m.transform.translation.z = \
+            (float(v) for v in link.T[:3, 3])
+        q = m.transform.rotation
+        q.x, q.y, q.z, q.w = quaternion_xyzw(link.T[:3, :3])
+        m.information = [float(v) for v in link.information.ravel()]
+        future = self._add_link.call_async(request)
+        with self._lock:
+            self._pending.append((time.monotonic(), future, (link.from_id, link.to_id)))
+        future.add_done_callback(lambda f, ids=(link.from_id, link.to_id), rot=link.rotation_only:
+                                 self._answered(f, ids, rot))
+
+    def _answered(self, future, ids, rotation_only: bool) -> None:
+        with self._lock:
+            self._pending = [p for p in self._pending if p[1] is not future]
+        if future.cancelled():
+            return  # timed out: counted by _expire_calls
+        if future.exception() is not None:
+            self._failed(*ids, "failed_error", str(future.exception()))
+            return
+        self.counts.add("links_sent")  # answered; RTAB-Map's own verdict is not in the (empty) response
+        if rotation_only:
+            self.counts.add("links_sent_rotation_only")
+        self.get_logger().info(f"link {ids[0]} -> {ids[1]} sent to RTAB-Map")
+
+    def _expire_calls(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [p for p in self._pending if now - p[0] > self.config.service_timeout_s]
+        for _, future, ids in late:
+            self._add_link.remove_pending_request(future)
+            future.cancel()
+            self._failed(*ids, "failed_timeout", f"no answer within {self.config.service_timeout_s} s")
+
+    def _failed(self, from_id: int, to_id: int, key: str, why: str) -> None:
+        with self._lock:
+            self.policy.sent.discard((from_id, to_id))  # a later candidate may send it again
+        self.counts.error(key, f"link {from_id} -> {to_id}: {why}")
+
+    # --- stats ---------------------------------------------------------------------------
+    def stats(self) -> dict:
+        counts = self.counts.snapshot()
+        with self._lock:
+            wm = None if self.working_memory is None else len(self.working_memory)
+            pending = len(self._pending)
+        rejected = {r: counts.get(f"rejected_{r}", 0) for r in REJECT_REASONS}
+        return {"counts": counts, "rejected": rejected, "working_memory_size": wm, "pending_calls": pending,
+                "last_error": self.counts.last_error}
+
+    def publish_stats(self) -> None:
+        self._stats_pub.publish(String(data=json.dumps(self.stats())))
+
+    def stop(self, timeout_s: float = 0.0) -> None:
+        """Called by spin_until_signal before destroy_node: a last ~/stats message."""
+        try:
+            self.publish_stats()
+        except Exception:  # noqa: BLE001 - shutting down
+            pass
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `maqbool-rtabmap-bridge`."""
+    argv = sys.argv[1:] if args is None else args
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip() + "\n\nUsage: maqbool-rtabmap-bridge [--ros-args -p name:=value ...]\n\n"
+              "ROS parameters:\n" + help_text() + "\n\nTopics and services: docs/rtabmap.md.")
+        return 0
+    try:
+        import_rtabmap_msgs()
+    except RtabmapMsgsMissing as exc:
+        print(f"maqbool-rtabmap-bridge: {exc}", file=sys.stderr)
+        return 2
+    from maqbool_ros.ros.lifecycle import spin_until_signal
+
+    return spin_until_signal(RtabmapBridge, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

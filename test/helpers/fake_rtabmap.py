@@ -1,0 +1,193 @@
+"""A stand-in for RTAB-Map (rtabmap_slam's `rtabmap` node) for the bridge tests, and a helper to run
+`maqbool-rtabmap-bridge` as a child process.
+
+FakeRtabmap is an rclpy node named `rtabmap` in `<ns>/rtabmap`, like rtabmap_launch starts it: it
+publishes `mapData` (one new node per step: JPEG bytes in SensorData.left_compressed, a nominal
+camera model, a base->camera local transform, the graph of all poses) and `info` (wm_state), and
+serves `rtabmap/add_link`, recording each link with the working memory at its arrival.
+Working memory: every node, except that nodes 1..wm_drop_ids[1] leave it (to long-term memory)
+when node wm_drop_at is added. The rtabmap_loop frames ship no calibration: a 60 deg horizontal
+field of view is assumed (helpers.loop_pairs.nominal_camera).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import Pose, Transform
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rtabmap_msgs.msg import Info, MapData
+from rtabmap_msgs.msg import Node as NodeMsg
+from rtabmap_msgs.srv import AddLink, GetMap
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import String
+
+from helpers.loop_pairs import nominal_camera
+
+#: Pose of the camera optical frame (z forward, x right, y down) in the base frame (x forward, y left,
+#: z up), 0.1 m ahead and 0.5 m up: quaternion x y z w = -0.5 0.5 -0.5 0.5.
+LOCAL_XYZ, LOCAL_QUAT = (0.1, 0.0, 0.5), (-0.5, 0.5, -0.5, 0.5)
+_SEQ = itertools.count()
+
+
+@dataclass
+class ReceivedLink:
+    from_id: int
+    to_id: int
+    type: int
+    translation: np.ndarray
+    quaternion: np.ndarray
+    information: np.ndarray  # 6x6
+    in_wm: bool  # both ids in working memory when the link arrived
+
+
+def camera_info(width: int, height: int) -> CameraInfo:
+    K = nominal_camera(width, height).K
+    return CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=K.ravel().tolist(), r=np.eye(3).ravel().tolist(),
+                      p=np.hstack([K, np.zeros((3, 1))]).ravel().tolist())
+
+
+class FakeRtabmap(Node):
+    """Publishes one map node per step(); records add_link calls. Spins in its own thread."""
+
+    def __init__(self, ns: str, frames: list[Path], size: tuple[int, int], wm_drop_at: int = 0,
+                 wm_drop_ids: tuple[int, int] = (1, 0)):
+        super().__init__("rtabmap", namespace=f"{ns}/rtabmap")
+        self.frames, self.size = frames, size
+        self.wm_drop_at, self.wm_drop_ids = wm_drop_at, wm_drop_ids
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.map_pub = self.create_publisher(MapData, "mapData", qos)
+        self.info_pub = self.create_publisher(Info, "info", qos)
+        self.create_service(AddLink, "rtabmap/add_link", self._on_add_link)
+        self.create_service(GetMap, "rtabmap/get_map_data", self._on_get_map)
+        self.nodes: list[NodeMsg] = []
+        self.get_map_calls = 0
+        self.lock = threading.Lock()
+        self.links: list[ReceivedLink] = []
+        self.wm: set[int] = set()
+        self.ids: list[int] = []
+        self.bridge_stats: list[dict] = []
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self)
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
+
+    def watch_stats(self, topic: str) -> None:
+        import json
+
+        def on_stats(msg: String) -> None:
+            with self.lock:
+                self.bridge_stats.append(json.loads(msg.data))
+        self.create_subscription(String, topic, on_stats, 10)
+
+    def latest_stats(self) -> dict | None:
+        with self.lock:
+            return self.bridge_stats[-1] if self.bridge_stats else None
+
+    def _on_add_link(self, request, response):
+        m = request.link
+        t, q = m.transform.translation, m.transform.rotation
+        with self.lock:
+            self.links.append(ReceivedLink(m.from_id, m.to_id, m.type, np.array([t.x, t.y, t.z]),
+                                           np.array([q.x, q.y, q.z, q.w]),
+                                           np.array(m.information, dtype=np.float64).reshape(6, 6),
+                                           m.from_id in self.wm and m.to_id in self.wm))
+        return response  # empty, as RTAB-Map's
+
+    def _on_get_map(self, request, response):
+        with self.lock:
+            self.get_map_calls += 1
+            response.data = self._map_data(list(self.nodes))
+        return response
+
+    def _map_data(self, nodes: list) -> MapData:
+        msg = MapData()
+        msg.header.frame_id = "map"
+        msg.graph.poses_id = list(self.ids)
+        msg.graph.poses = [Pose() for _ in self.ids]
+        for i, pose in zip(self.ids, msg.graph.poses):
+            pose.position.x, pose.orientation.w = 0.1 * i, 1.0
+        msg.nodes = nodes
+        return msg
+
+    def step(self, index: int) -> int:
+        """Add frame `index` as node index+1: Info then MapData (rtabmap_slam's publishStats order)."""
+        node_id = index + 1
+        with self.lock:
+            self.ids.append(node_id)
+            self.wm.add(node_id)
+            if self.wm_drop_at and node_id == self.wm_drop_at:
+                self.wm -= set(range(self.wm_drop_ids[0], self.wm_drop_ids[1] + 1))
+            wm = sorted(self.wm)
+        stamp = float(index)  # one node a second
+        info = Info(ref_id=node_id, wm_state=wm)
+        info.header.frame_id = "map"
+        self.info_pub.publish(info)
+        node = NodeMsg(id=node_id, map_id=0, weight=1, stamp=stamp)
+        node.pose.orientation.w = 1.0
+        data = node.data
+        data.header.frame_id = "base_link"
+        data.header.stamp.sec = int(stamp)
+        data.left_compressed = self.frames[index].read_bytes()
+        data.left_camera_info = [camera_info(*self.size)]
+        local = Transform()
+        local.translation.x, local.translation.y, local.translation.z = LOCAL_XYZ
+        local.rotation.x, local.rotation.y, local.rotation.z, local.rotation.w = LOCAL_QUAT
+        data.local_transform = [local]
+        with self.lock:
+            self.nodes.append(node)
+            msg = self._map_data([node])
+        self.map_pub.publish(msg)
+        return node_id
+
+    def received(self) -> list[ReceivedLink]:
+        with self.lock:
+            return list(self.links)
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._spinner.join(timeout=10)
+        self.destroy_node()
+
+
+class BridgeProcess:
+    """`maqbool-rtabmap-bridge` as a child process in namespace ns with ROS parameters `params`."""
+
+    def __init__(self, ns: str, workdir: Path, params: dict):
+        import yaml
+
+        self.ns = ns
+        self.fqn = f"{ns}/maqbool_rtabmap_bridge"
+        path = Path(workdir) / f"bridge_{next(_SEQ)}.yaml"
+        path.write_text(yaml.safe_dump({self.fqn: {"ros__parameters": params}}))
+        self.log = open(Path(workdir) / f"bridge_{next(_SEQ)}.log", "w+")
+        exe = Path(sys.executable).parent / "maqbool-rtabmap-bridge"
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "maqbool_ros.ros.rtabmap_bridge"]
+        self.proc = subprocess.Popen([*cmd, "--ros-args", "-r", f"__ns:={ns}", "--params-file", str(path)],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.alive():
+            self.proc.send_signal(2)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()

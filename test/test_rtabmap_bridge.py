@@ -1,0 +1,184 @@
+"""End to end with RTAB-Map's interfaces: a fake RTAB-Map (test/helpers/fake_rtabmap.py) publishes the
+rtabmap_loop frames as map nodes, `maqbool-rtabmap-bridge` turns them into keyframes for a real
+`maqbool-node`, and the node's verified candidates come back to the fake as add_link calls: true
+revisits only, all inside working memory, each with a transform and a positive-definite information
+matrix; nothing for nodes that left working memory."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
+
+from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap  # noqa: E402
+from helpers.node_proc import NodeProcess  # noqa: E402
+from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
+from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_definite  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("ros_context")
+
+CFG = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=10, exclude_recent_seconds=0.0,
+                    stats_period_s=1.0, verification_top_n=3)
+# Nodes 1..15 (frames 0..14) leave working memory when node 36 is added: the revisits of frames 40..52
+# (their true matches are all among frames 0..14) must then not become links.
+WM_DROP_AT, WM_DROPPED = 36, (1, 15)
+BRIDGE = {"link_pose_types": "metric+rotation", "stats_period_s": 0.1, "service_timeout_s": 30.0}
+
+
+def truth(root) -> dict[int, set[int]]:
+    rows = (line.split(",") for line in (root / "loop_pairs.csv").read_text().splitlines()[1:])
+    return {int(i): {int(j) for j in js.split()} for i, js in rows}
+
+
+def wait_until(predicate, timeout: float, what: str, procs=()) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"a process exited while waiting for {what}:\n{p.log_text()[-3000:]}")
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_bridge_links_true_revisits_inside_working_memory(rtabmap_loop_dir, tmp_path):
+    frames = sorted((rtabmap_loop_dir / "frames").glob("*.jpg"))
+    loops = truth(rtabmap_loop_dir)
+    node = NodeProcess(CFG, tmp_path)
+    fake = FakeRtabmap(node.ns, frames, (512, 384), wm_drop_at=WM_DROP_AT, wm_drop_ids=WM_DROPPED)
+    bridge = BridgeProcess(node.ns, tmp_path, BRIDGE)
+    fake.watch_stats(f"{bridge.fqn}/stats")
+    procs = (node, bridge)
+
+    def settled(n: int) -> bool:  # the bridge handled n candidate messages and no add_link call is open
+        s = fake.latest_stats()
+        return s is not None and s["counts"].get("candidate_messages", 0) >= n and s["pending_calls"] == 0
+
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0 and fake.info_pub.get_subscription_count() > 0
+                   and fake.count_subscribers(f"{node.ns}/keyframes") >= 1
+                   and fake.count_publishers(f"{node.ns}/loop_closure/candidates") >= 1
+                   and fake.latest_stats() is not None, 300, "node and bridge to come up", procs)
+        for i in range(len(frames)):
+            fake.step(i)
+            wait_until(lambda: settled(i + 1), 120, f"the candidates of node {i + 1} handled by the bridge", procs)
+        stats = fake.latest_stats()
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
+        assert node.stop() == 0
+    links = fake.received()
+    counts = stats["counts"]
+    true_links = [k for k in links if k.to_id - 1 in loops.get(k.from_id - 1, set())]
+    print(f"\nrtabmap_loop via the bridge: {counts['keyframes_published']} keyframes, {len(links)} links sent, "
+          f"{len(true_links)} true revisits; not sent: {stats['rejected']}")
+    assert counts["keyframes_published"] == len(frames)
+    assert len(links) >= 10 and counts["links_sent"] == len(links)
+    assert len(true_links) == len(links), [(k.from_id, k.to_id) for k in links if k not in true_links]
+    assert all(k.in_wm for k in links)  # nothing sent for a node outside working memory
+    dropped = set(range(WM_DROPPED[0], WM_DROPPED[1] + 1))
+    assert not any(k.to_id in dropped and k.from_id >= WM_DROP_AT for k in links)
+    assert stats["rejected"]["outside_wm"] >= 1  # verified revisits of the dropped nodes were filtered
+    for k in links:
+        assert k.type == LINK_USER_CLOSURE and np.all(np.isfinite(k.translation))
+        assert abs(np.linalg.norm(k.quaternion) - 1.0) < 1e-6
+        assert is_positive_definite(k.information)
+    assert not any(counts.get(key, 0) for key in ("failed_unavailable", "failed_timeout", "failed_error",
+                                                  "malformed_nodes"))
+
+
+def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
+    """Without the node: the test plays the node (keyframes in, scripted candidates out)."""
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from helpers.fake_rtabmap import LOCAL_QUAT, LOCAL_XYZ
+    from helpers.node_proc import unique_namespace
+    from maqbool_ros.core.verification.geometry import invert_T, transform_from_xyz_quat
+    from maqbool_ros.msg import CandidateMatch, Keyframe, LoopClosureCandidate
+    from maqbool_ros.ros.conversions import pose_with_covariance
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(4):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        frames.append(path)
+    ns = unique_namespace()
+    fake = FakeRtabmap(ns, frames, (64, 48), wm_drop_at=4, wm_drop_ids=(1, 1))
+    bridge = BridgeProcess(ns, tmp_path, {"robot_id": "r1", "stats_period_s": 0.1, "max_links_per_query": 2})
+    fake.watch_stats(f"{bridge.fqn}/stats")
+    got: list[Keyframe] = []
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    fake.create_subscription(Keyframe, f"{ns}/keyframes", got.append, qos)
+    pub = fake.create_publisher(LoopClosureCandidate, f"{ns}/loop_closure/candidates", qos)
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0 and pub.get_subscription_count() > 0
+                   and fake.count_publishers(f"{ns}/keyframes") > 0 and fake.latest_stats() is not None, 120,
+                   "the bridge to come up", (bridge,))
+        for i in range(4):
+            fake.step(i)
+        wait_until(lambda: len(got) == 4, 60, "4 keyframes", (bridge,))
+        kf = got[2]
+        assert kf.keyframe_id == 3 and kf.robot_id == "r1" and kf.map_id == "0"
+        assert kf.compressed_image.format == "jpeg" and bytes(kf.compressed_image.data) == frames[2].read_bytes()
+        assert kf.camera_info.width == 64 and kf.camera_info.k[0] > 0 and len(kf.depth.data) == 0
+
+        L = transform_from_xyz_quat(LOCAL_XYZ, LOCAL_QUAT)
+        T_cam = transform_from_xyz_quat([0.3, -0.1, 0.8], [0.05, 0.1, 0.0, 0.99])
+        msg = LoopClosureCandidate(query_keyframe_id=4, robot_id="r1")
+        for cand_id, verified, pose_type in [(3, True, 2), (2, False, 2), (1, True, 2), (2, True, 1)]:
+            c = CandidateMatch(keyframe_id=cand_id, robot_id="r1", verified=verified, pose_type=pose_type,
+                               has_relative_pose=True)
+            pose_with_covariance(c.relative_pose, T_cam, np.diag([1e-3] * 3 + [1e-4] * 3))
+            msg.candidates.append(c)
+        pub.publish(msg)  # node 1 left working memory when node 4 came; 2/1 is scale-less (metric policy)
+        wait_until(lambda: len(fake.received()) == 1 and (fake.latest_stats() or {}).get("counts", {}).get(
+            "candidate_messages", 0) == 1, 60, "one link", (bridge,))
+        link = fake.received()[0]
+        assert (link.from_id, link.to_id, link.type) == (4, 3, LINK_USER_CLOSURE) and link.in_wm
+        T_sent = transform_from_xyz_quat(link.translation, link.quaternion)
+        assert np.allclose(T_sent, L @ T_cam @ invert_T(L), atol=1e-6)  # camera -> base frames
+        assert is_positive_definite(link.information)
+        wait_until(lambda: fake.latest_stats()["counts"].get("links_sent") == 1, 30, "links_sent", (bridge,))
+        rejected = fake.latest_stats()["rejected"]
+        assert rejected["not_verified"] == 1 and rejected["outside_wm"] == 1 and rejected["scale_less"] == 1
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
+
+
+def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_path):
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from helpers.node_proc import unique_namespace
+    from maqbool_ros.msg import Keyframe
+
+    rng = np.random.default_rng(4)
+    frames = []
+    for i in range(4):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        frames.append(path)
+    ns = unique_namespace()
+    fake = FakeRtabmap(ns, frames, (64, 48))
+    for i in range(3):  # mapped before the bridge runs: nobody receives these mapData messages
+        fake.step(i)
+    got: list[Keyframe] = []
+    fake.create_subscription(Keyframe, f"{ns}/keyframes", got.append,
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    bridge = BridgeProcess(ns, tmp_path, {"seed_from_map": True, "stats_period_s": 0.1})
+    try:
+        wait_until(lambda: len(got) == 3, 120, "the 3 seeded keyframes", (bridge,))
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0, 60, "the mapData subscription", (bridge,))
+        fake.step(3)
+        wait_until(lambda: len(got) == 4, 60, "the 4th keyframe", (bridge,))
+        # one reliable publisher delivers in order: a duplicate of a seeded node would be in `got` already
+        assert sorted(k.keyframe_id for k in got) == [1, 2, 3, 4] and fake.get_map_calls == 1
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
