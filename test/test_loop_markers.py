@@ -246,3 +246,18 @@ def test_rtabmap_graph_source_places_edges_at_the_graph_poses_of_the_node_ids():
     on_map(map_data({1: -2.0}))  # an optimised graph moves node 1; the others keep their last pose
     lines = {m.ns: _pairs(m) for m in markers.build().markers if m.ns.startswith("loops")}
     assert lines["loops_verified"] == {((5.0, 0.0, 0.0), (-2.0, 0.0, 0.0))}
+
+
+def test_sample_rviz_config_shows_the_markers_debug_image_and_a_path_in_map():
+    from pathlib import Path
+
+    import yaml
+
+    rviz = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "maqbool.rviz").read_text())
+    manager = rviz["Visualization Manager"]
+    displays = {d["Class"].split("/")[-1]: d for d in manager["Displays"]}
+    assert manager["Global Options"]["Fixed Frame"] == "map"
+    assert displays["MarkerArray"]["Topic"]["Value"] == "/maqbool_loop_closure/loop_markers"
+    assert set(displays["MarkerArray"]["Namespaces"]) == {"keyframes", "labels", "loops_unverified", "loops_verified"}
+    assert displays["Image"]["Topic"]["Value"] == "/maqbool_loop_closure/debug_image"
+    assert "Path" in displays
