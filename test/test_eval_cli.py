@@ -170,7 +170,9 @@ def test_cli_acceptance_command_on_corridor(corridor_dir, tmp_path):
     assert sorted(p.name for p in plots.iterdir()) == ["latency.png", "pr_curve.png", "recall_at_n.png"]
 
 
-ROUND_TRIP_CFG = MaqboolConfig(method="netvlad", resize_policy="native", top_k=20, queue_size=50)
+# The bag's images carry the keyframe id in header.frame_id: the node reads plain images.
+ROUND_TRIP_CFG = MaqboolConfig(input_type="image", keyframe_id_source="frame_id", method="netvlad",
+                               resize_policy="native", top_k=20, queue_size=50)
 
 
 def test_round_trip_images_bag_node_eval(corridor_dir, corridor, tmp_path):

@@ -35,6 +35,32 @@ def wait_processed(driver: Driver, n: int) -> dict:
                              f"{n} keyframes processed")
 
 
+def test_keyframe_checks_name_the_field():
+    """What the callback (and ~/detect, with the "keyframe." prefix) refuses, and why."""
+    from maqbool_ros.msg import Keyframe
+    from maqbool_ros.ros.inputs import MalformedKeyframe, arrival_from_keyframe
+
+    def refused(msg, prefix: str = "") -> str:
+        with pytest.raises(MalformedKeyframe) as err:
+            arrival_from_keyframe(msg, "robot0", 0.0, prefix)
+        return str(err.value)
+
+    raw = Image(height=1, width=1, encoding="mono8", step=1, data=b"\0")
+    jpeg = CompressedImage(format="jpeg", data=b"\xff\xd8")
+    assert "neither is set" in refused(Keyframe())
+    assert "keyframe.image / keyframe.compressed_image: exactly one must be set, both are set" in refused(
+        Keyframe(image=raw, compressed_image=jpeg), "keyframe.")
+    assert refused(Keyframe(image=raw, robot_id="r" * 300)).startswith("robot_id: 300 characters")
+    assert refused(Keyframe(image=raw, robot_id="a\nb")).startswith("robot_id:")
+    assert refused(Keyframe(image=raw, map_id="m" * 65)).startswith("map_id: 65 bytes")
+    bad_stamp = Keyframe(image=raw)
+    bad_stamp.header.stamp.nanosec = 1_500_000_000
+    assert refused(bad_stamp).startswith("header.stamp.nanosec")
+    ok = arrival_from_keyframe(Keyframe(compressed_image=jpeg, keyframe_id=-5, map_id="m1"), "robot0", 0.0)
+    assert (ok.keyframe_id, ok.robot_id, ok.map_id, ok.image_field) == (-5, "robot0", "m1", "compressed_image")
+    assert ok.depth is None and ok.camera_info is None  # empty depth / all-zero K: none
+
+
 def test_shared_node_serves_two_robots_and_counts_bad_keyframes(tmp_path):
     node = NodeProcess(CFG, tmp_path)
     driver = Driver(node)
@@ -63,8 +89,8 @@ def test_shared_node_serves_two_robots_and_counts_bad_keyframes(tmp_path):
         assert own.candidates and all(c.robot_id == "robot_b" for c in own.candidates)
 
         # empty robot_id: the node's own (its namespace); not mixed up with A's or B's ids
-        mine = driver.publish_and_wait(driver.keyframe_msg(0, texture(20)))
-        assert mine.robot_id == node.ns.strip("/")
+        mine = driver.publish_and_wait(driver.keyframe_msg(0, texture(20)), robot_id=node.ns.strip("/"))
+        assert mine.map_id == "" and mine.query_keyframe_id == 0
 
         # refused before the queue, named, never stored
         both = driver.keyframe_msg(50, texture(30), robot_id="robot_a", jpeg=b"\xff\xd8\xff")
@@ -82,11 +108,10 @@ def test_shared_node_serves_two_robots_and_counts_bad_keyframes(tmp_path):
                                   "the bad keyframes to be counted")
         counts = stats["counts"]
         assert (counts["malformed_keyframes"], counts["duplicate_keyframes"], counts["malformed_depth"]) == (4, 1, 1)
-        log = node.log_text()
-        for field in ("image / compressed_image: exactly one must be set, both are set", "neither is set",
-                      "robot_id: 300 characters", "map_id: 65 bytes", "robot_a/3 is already in the database",
-                      "depth: depth encoding 'rgb8'"):
-            assert field in log
+        log = node.log_text()  # one line a second per kind: the first of each is logged
+        for text in ("image / compressed_image: exactly one must be set, both are set",
+                     "robot_a/3 is already in the database", "depth: depth encoding 'rgb8'"):
+            assert text in log
         # 5 A + 3 B + A/5 + own 0 + A/54 (bad depth dropped, keyframe kept); the duplicate kept the first A/3
         robots = stats["robots"]
         assert stats["database_size"] == 11
@@ -104,10 +129,9 @@ def test_compressed_keyframe_and_keyframe_depth_and_camera_info(tmp_path):
     """compressed_image is decoded like the image topic's; depth and CameraInfo in the message
     feed verification exactly like the synchronized topics (a metric pose)."""
     import cv2
-    from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth
     from sensor_msgs.msg import CameraInfo
 
-    from maqbool_ros.core.images.decode import encode_raw
+    from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth
     from maqbool_ros.core.verification import transform_from_xyz_quat
     from maqbool_ros.msg import CandidateMatch
 
@@ -116,8 +140,8 @@ def test_compressed_keyframe_and_keyframe_depth_and_camera_info(tmp_path):
     driver = Driver(node)
 
     def with_sensors(msg, depth_m: np.ndarray):
-        data, step = encode_raw(depth_m.astype(np.float32), "32FC1")
-        msg.depth = Image(height=HEIGHT, width=WIDTH, encoding="32FC1", step=step, data=data)
+        msg.depth = Image(height=HEIGHT, width=WIDTH, encoding="32FC1", step=WIDTH * 4,
+                          data=depth_m.astype(np.float32).tobytes())
         msg.camera_info = CameraInfo(height=HEIGHT, width=WIDTH, k=[float(v) for v in K.ravel()],
                                      p=[float(v) for v in np.hstack([K, np.zeros((3, 1))]).ravel()])
         return msg

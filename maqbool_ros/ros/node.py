@@ -15,36 +15,24 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Int64, String
+from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
 from maqbool_ros.core.images.decode import ImageDecodeError
 from maqbool_ros.core.pipeline import LIVE_FIELDS, Keyframe, LoopClosurePipeline, QueryResult
-from maqbool_ros.msg import Keyframe as KeyframeMsg
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
 from maqbool_ros.ros.debug_image import DebugImages
-from maqbool_ros.ros.headers import MalformedHeader, check_stamp
-from maqbool_ros.ros.inputs import (
-    KEYFRAME_QOS,
-    Arrival,
-    DuplicateKeyframe,
-    ImageIds,
-    MalformedKeyframe,
-    RobotStats,
-    arrival_from_keyframe,
-    keyframe_sensors,
-)
+from maqbool_ros.ros.inputs import Arrival, DuplicateKeyframe, keyframe_sensors
 from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.markers import LoopMarkers
-from maqbool_ros.ros.params import declare_parameters, image_qos, validate_change
+from maqbool_ros.ros.params import declare_parameters, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
 from maqbool_ros.ros.services import NodeServices
-from maqbool_ros.ros.stats import Counters, Health, LatencyStats, diagnostic_status
+from maqbool_ros.ros.stats import Counters, Health, LatencyStats, RobotStats, diagnostic_status
+from maqbool_ros.ros.subscriptions import InputSubscription
 
 
 class LoopClosureNode(Node):
@@ -65,26 +53,16 @@ class LoopClosureNode(Node):
         # One keyframe at a time per stage: the workers and ~/detect share the pipeline's
         # stateful parts (re-ranker, temporal consistency); the database has its own lock.
         self._describe_lock, self._query_lock = threading.Lock(), threading.Lock()
-        self._ids = ImageIds(cfg.keyframe_id_source, self._first_counter_id())
         self._ingress = DropQueue(cfg.queue_size, cfg.overload_policy)
         self._described = DropQueue(cfg.queue_size, cfg.overload_policy)
 
         self._pub = self.create_publisher(LoopClosureCandidate, cfg.candidates_topic, 10)
         self._stats_pub = self.create_publisher(String, "~/stats", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._image_type = CompressedImage if cfg.image_transport == "compressed" else Image
-        if cfg.input_type == "keyframe":
-            events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-            self._input_sub = self.create_subscription(KeyframeMsg, cfg.keyframe_topic, self._on_keyframe,
-                                                       KEYFRAME_QOS, event_callbacks=events)
-        else:
-            self._input_sub = self._subscribe_images(best_effort=False)
+        self.inputs = InputSubscription(self, self._ingress, self._first_counter_id())
         self.sensors = SensorSync(self, cfg, self.counts)  # depth_topic, camera_info_topic
         self.debug = DebugImages(self)
         self.markers = LoopMarkers(self)  # ~/loop_markers for RViz (pose_source)
-        self._adapt_timer = None
-        if cfg.input_type == "image" and cfg.keyframe_id_source == "topic":  # ids must not be lost
-            self._id_sub = self.create_subscription(Int64, cfg.keyframe_id_topic, self._ids.on_id, 100)
         self.service_handlers = NodeServices(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Wall-clock (steady) timer: diagnostics must come with use_sim_time and no /clock too.
@@ -97,42 +75,9 @@ class LoopClosureNode(Node):
             worker.start()
         self.get_logger().info(
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
-            f"robot={self.robot_id} input={self._input_sub.topic_name} ({self._input_description()}) -> "
-            f"{cfg.candidates_topic}; "
+            f"robot={self.robot_id} input={self.inputs.describe()} -> {cfg.candidates_topic}; "
             f"verification {cfg.verification_features if cfg.verification_enabled else 'off'}; "
             f"{len(self.pipeline.database)} keyframes in the database")
-
-    # --- callbacks (executor threads: enqueue only, never raise) ------------------------
-    def _on_keyframe(self, msg) -> None:
-        self._count("received")
-        self.health.keyframe()
-        try:
-            arrival = arrival_from_keyframe(msg, self.robot_id, time.perf_counter())
-        except MalformedKeyframe as exc:
-            self._count_error("malformed_keyframes", f"keyframe {msg.robot_id or self.robot_id}/{msg.keyframe_id}: "
-                              f"{exc}")
-            return
-        self.robots.add(arrival.robot_id, "received")
-        self._ingress.put(arrival)
-
-    def _on_image(self, msg) -> None:
-        self._count("received")
-        self.health.keyframe()
-        try:
-            kf_id = self._ids.next_id(msg.header)
-            check_stamp(msg.header.stamp)
-        except MalformedHeader as exc:
-            self._count_error("malformed_headers", str(exc))
-            return
-        self.robots.add(self.robot_id, "received")
-        self._ingress.put(Arrival(msg, kf_id, self.robot_id, "", msg.header, time.perf_counter()))
-
-    def _input_description(self) -> str:
-        cfg = self.config
-        if cfg.input_type == "keyframe":
-            return "maqbool_ros/Keyframe, reliable"
-        return (f"{cfg.image_transport} images, ids: {cfg.keyframe_id_source}, QoS {cfg.image_qos_reliability}, "
-                f"depth {cfg.image_qos_depth}")
 
     def _first_counter_id(self) -> int:
         """Counter ids continue after this robot's largest stored id, so a reloaded map is
@@ -144,34 +89,7 @@ class LoopClosureNode(Node):
         mine = [int(i) for i, r in zip(ids, robots) if r == self.robot_id]
         return max(mine) + 1 if mine else 0
 
-    def _subscribe_images(self, best_effort: bool):
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        return self.create_subscription(self._image_type, self.config.image_topic, self._on_image,
-                                        image_qos(self.config, best_effort), event_callbacks=events)
-
-    def _on_incompatible_qos(self, info) -> None:
-        policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind))
-        auto = self.config.input_type == "image" and self.config.image_qos_reliability == "auto"
-        if auto and "RELIABILITY" in policy:
-            if self._adapt_timer is None:  # switch outside the subscription's own event callback
-                self._adapt_timer = self.create_timer(0.0, self._fall_back_to_best_effort)
-            return
-        reliability = self.config.image_qos_reliability if self.config.input_type == "image" else "reliable"
-        self.health.incompatible_qos(policy)
-        self._count_error("qos_incompatible", f"a publisher of {self._input_sub.topic_name} has incompatible QoS "
-                          f"({policy}); this subscription is {reliability}")
-
-    def _fall_back_to_best_effort(self) -> None:
-        try:
-            self._adapt_timer.cancel()
-            self.destroy_subscription(self._input_sub)
-            self._input_sub = self._subscribe_images(best_effort=True)
-            self._count("qos_best_effort_fallbacks")
-            self.get_logger().info(f"a best-effort publisher appeared on {self._input_sub.topic_name}: "
-                                   "subscribing best effort (image_qos_reliability: auto)")
-        except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
-            self._count_error("callback_errors", f"QoS fallback: {type(exc).__name__}: {exc}")
-
+    # --- callbacks (executor threads: never raise) ---------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
         try:
             return self._set_parameters(params)

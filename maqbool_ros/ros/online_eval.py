@@ -52,7 +52,8 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
         if not player.wait_for_subscribers(topic, msgtype, discovery_timeout_s):
             raise NodeUnavailableError(
                 f"no node subscribes to {remaps.get(topic, topic)} after {discovery_timeout_s:.0f} s (is maqbool-node "
-                f"running, with the same image_topic, ROS_DOMAIN_ID and an image_transport that matches the "
+                f"running with input_type image, keyframe_id_source frame_id, the same image_topic, ROS_DOMAIN_ID "
+                f"and an image_transport that matches the "
                 f"bag's {msgtype.split('/')[-1]}?)")
         _wait(lambda: recorder.publisher_count() > 0, discovery_timeout_s)
         bar = tqdm(desc="online keyframes", unit="kf", disable=not progress)

@@ -156,3 +156,29 @@ def diagnostic_status(name: str, hardware_id: str, level: int, problems: str, st
         values.update({f"latency_ms.{stage}.{p}": round(v, 2) for p, v in row.items() if p != "count"})
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
     return status
+
+
+class RobotStats:
+    """Per-robot counters for ~/stats: received, processed, published (thread-safe)."""
+
+    KEYS = ("received", "processed", "published")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def add(self, robot_id: str, key: str) -> None:
+        with self._lock:
+            per = self._counts.setdefault(robot_id, dict.fromkeys(self.KEYS, 0))
+            per[key] += 1
+
+    def snapshot(self, in_database: dict[str, int]) -> dict[str, dict[str, int]]:
+        """{robot: {received, processed, published, database}}; robots known only from the
+        database (a reloaded map) appear with zero counters."""
+        with self._lock:
+            out = {r: dict(c) for r, c in self._counts.items()}
+        for robot in in_database:
+            out.setdefault(robot, dict.fromkeys(self.KEYS, 0))
+        for robot, per in out.items():
+            per["database"] = int(in_database.get(robot, 0))
+        return out

@@ -194,11 +194,11 @@ class Driver(Node):
             return next((c for c in reversed(self.candidates) if c.query_keyframe_id == keyframe_id
                          and (robot_id is None or c.robot_id == robot_id)), None)
 
-    def publish_and_wait(self, msg, timeout: float = 120.0) -> LoopClosureCandidate:
+    def publish_and_wait(self, msg, timeout: float = 120.0, robot_id: str | None = None) -> LoopClosureCandidate:
         """Publish one keyframe and wait for the candidates of its id (a Keyframe message's
-        keyframe_id and robot_id, an image's integer frame_id)."""
+        keyframe_id and robot_id, else robot_id; an image's integer frame_id)."""
         if isinstance(msg, Keyframe):
-            kf_id, robot = int(msg.keyframe_id), msg.robot_id or None
+            kf_id, robot = int(msg.keyframe_id), msg.robot_id or robot_id
         else:
             kf_id, robot = int(msg.header.frame_id), None
         self.pub.publish(msg)
