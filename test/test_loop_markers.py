@@ -66,7 +66,7 @@ def _ros_imports():
                         reason="visualization_msgs not installed (ros-visualization-msgs, requirements.txt)")
 
 
-POSITIONS = {i: (2.0 * i, 0.0, 0.0) for i in range(5)} | {100: (0.5, 3.0, 0.0)}
+POSITIONS = {i: (2.0 * i, 0.0, 0.0) for i in range(5)} | {100: (0.5, 3.0, 0.0), 101: (-1.0, 2.0, 0.0)}
 
 
 def _pairs(marker) -> set[tuple[tuple[float, ...], tuple[float, ...]]]:
@@ -137,6 +137,19 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
             assert m.type == Marker.LINE_LIST and m.header.frame_id == "odom"
         assert good.scale.x > weak.scale.x and (good.color.g, good.color.r) != (weak.color.g, weak.color.r)
         assert markers["labels"].text.startswith("100\u21920 ")
+
+        # a ~/detect answer (query only, as ORB-SLAM3's LoopClosing asks) is drawn too
+        from maqbool_ros.srv import Detect
+
+        request = Detect.Request(keyframe=driver.keyframe_msg(101, rgb), max_candidates=3, add_to_database=False)
+        pose = PoseStamped()
+        pose.header.stamp = request.keyframe.header.stamp
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[101]
+        pose_pub.publish(pose)
+        answer = driver.call(Detect, "detect", request)
+        assert answer.success and [c.keyframe_id for c in answer.result.candidates if c.verified] == [0]
+        detected = (POSITIONS[101], POSITIONS[0])
+        driver.wait_until(lambda: detected in _pairs(latest("loops_verified")), 60, "the ~/detect loop 101-0")
     finally:
         driver.close()
         assert node.stop() == 0
