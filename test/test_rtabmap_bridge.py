@@ -21,7 +21,7 @@ from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_de
 pytestmark = pytest.mark.usefixtures("ros_context")
 
 CFG = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=10, exclude_recent_seconds=0.0,
-                    stats_period_s=1.0, verification_top_n=3)
+                    stats_period_s=1.0, verification_top_n=3, verification_temporal_k=2)
 # Nodes 1..15 (frames 0..14) leave working memory when node 36 is added: the revisits of frames 40..52
 # (their true matches are all among frames 0..14) must then not become links.
 WM_DROP_AT, WM_DROPPED = 36, (1, 15)
@@ -135,15 +135,20 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
                                has_relative_pose=True)
             pose_with_covariance(c.relative_pose, T_cam, np.diag([1e-3] * 3 + [1e-4] * 3))
             msg.candidates.append(c)
+        bad = LoopClosureCandidate(query_keyframe_id=4, robot_id="r1",
+                                   candidates=[CandidateMatch(keyframe_id=3, verified=True, has_relative_pose=True)])
+        bad.candidates[0].relative_pose.pose.orientation.w = 0.0  # a zero quaternion: counted, not fatal
+        pub.publish(bad)
         pub.publish(msg)  # node 1 left working memory when node 4 came; 2/1 is scale-less (metric policy)
         wait_until(lambda: len(fake.received()) == 1 and (fake.latest_stats() or {}).get("counts", {}).get(
-            "candidate_messages", 0) == 1, 60, "one link", (bridge,))
+            "candidate_messages", 0) == 2, 60, "one link", (bridge,))
         link = fake.received()[0]
         assert (link.from_id, link.to_id, link.type) == (4, 3, LINK_USER_CLOSURE) and link.in_wm
         T_sent = transform_from_xyz_quat(link.translation, link.quaternion)
         assert np.allclose(T_sent, L @ T_cam @ invert_T(L), atol=1e-6)  # camera -> base frames
         assert is_positive_definite(link.information)
         wait_until(lambda: fake.latest_stats()["counts"].get("links_sent") == 1, 30, "links_sent", (bridge,))
+        assert fake.latest_stats()["counts"]["malformed_candidates"] == 1
         rejected = fake.latest_stats()["rejected"]
         assert rejected["not_verified"] == 1 and rejected["outside_wm"] == 1 and rejected["scale_less"] == 1
     finally:
@@ -182,3 +187,116 @@ def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_
     finally:
         fake.close()
         assert bridge.stop() == 0, bridge.log_text()[-3000:]
+
+
+def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sent_again(tmp_path):
+    import json
+
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from helpers.node_proc import unique_namespace
+    from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
+    from maqbool_ros.ros.conversions import pose_with_covariance
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(2):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        frames.append(path)
+    ns = unique_namespace()
+    fake = FakeRtabmap(ns, frames, (64, 48))
+    bridges = [BridgeProcess(ns, tmp_path, {"stats_period_s": 0.1, "service_timeout_s": 0.3}),
+               BridgeProcess(f"{ns}/b", tmp_path, {"stats_period_s": 0.1, "map_data_topic": f"{ns}/rtabmap/mapData",
+                                                   "info_topic": f"{ns}/rtabmap/info",
+                                                   "candidates_topic": f"{ns}/loop_closure/candidates",
+                                                   "add_link_service": "nobody/add_link"})]
+    stats = {b.fqn: [] for b in bridges}
+    for b in bridges:
+        fake.create_subscription(String, f"{b.fqn}/stats", lambda m, k=b.fqn: stats[k].append(json.loads(m.data)), 10)
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    pub = fake.create_publisher(LoopClosureCandidate, f"{ns}/loop_closure/candidates", qos)
+
+    def count(b, key: str) -> int:
+        return stats[b.fqn][-1]["counts"].get(key, 0) if stats[b.fqn] else 0
+
+    msg = LoopClosureCandidate(query_keyframe_id=2)
+    c = CandidateMatch(keyframe_id=1, verified=True, pose_type=2, has_relative_pose=True)
+    pose_with_covariance(c.relative_pose, np.eye(4), np.diag([1e-3] * 3 + [1e-4] * 3))
+    msg.candidates.append(c)
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() >= 2 and pub.get_subscription_count() >= 2
+                   and all(stats.values()), 120, "the bridges to come up", bridges)
+        fake.step(0)
+        fake.step(1)
+        wait_until(lambda: all(count(b, "keyframes_published") == 2 for b in bridges), 60, "the keyframes", bridges)
+        fake.add_link_delay_s = 1.5
+        pub.publish(msg)
+        wait_until(lambda: count(bridges[0], "failed_timeout") == 1, 60, "the timeout", bridges)
+        wait_until(lambda: count(bridges[1], "failed_unavailable") == 1, 60, "the unavailable service", bridges)
+        fake.add_link_delay_s = 0.0
+        pub.publish(msg)  # the failed pair is not a duplicate: it goes again
+        wait_until(lambda: count(bridges[0], "links_sent") == 1, 60, "the link sent again", bridges)
+        wait_until(lambda: count(bridges[1], "failed_unavailable") == 2, 60, "the second unavailable call", bridges)
+        assert [(k.from_id, k.to_id) for k in fake.received()] == [(2, 1)]
+        assert count(bridges[0], "rejected_duplicate") == 0
+    finally:
+        fake.close()
+        for b in bridges:
+            assert b.stop() == 0, b.log_text()[-3000:]
+
+
+def test_rgbd_nodes_give_a_metric_link_in_base_frames(tmp_path):
+    """RGB-D nodes with RVL depth (RTAB-Map's default) and the default metric policy: the revisit's
+    link carries the true relative pose between the robot base frames."""
+    import cv2
+
+    from helpers.fake_rtabmap import LOCAL_QUAT, LOCAL_XYZ
+    from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view
+    from helpers.rvl import rvl_encode
+    from maqbool_ros.core.verification.geometry import invert_T, make_T, transform_from_xyz_quat
+
+    R_true, t_true, depth_m = rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0
+
+    def jpeg(rgb: np.ndarray) -> bytes:
+        return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+                        stats_period_s=1.0, verification_top_n=2)
+    node = NodeProcess(cfg, tmp_path)
+    fake = FakeRtabmap(node.ns, [], (WIDTH, HEIGHT))
+    bridge = BridgeProcess(node.ns, tmp_path, {"stats_period_s": 0.1})
+    fake.watch_stats(f"{bridge.fqn}/stats")
+    procs = (node, bridge)
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0
+                   and fake.count_subscribers(f"{node.ns}/keyframes") >= 1
+                   and fake.count_publishers(f"{node.ns}/loop_closure/candidates") >= 1
+                   and fake.latest_stats() is not None, 300, "node and bridge to come up", procs)
+        depth_mm = rvl_encode(candidate_depth(depth_m, mm=True))
+        for i in range(4):  # the map: node 1 is revisited by node 5
+            fake.add_node(i + 1, jpeg(texture(i)), (WIDTH, HEIGHT), K, depth=depth_mm, stamp=float(i))
+            n = i + 1
+            wait_until(lambda: (fake.latest_stats() or {}).get("counts", {}).get("candidate_messages", 0) >= n, 120,
+                       f"the candidates of node {n}", procs)
+        rgb, depth = view(texture(0), R_true, t_true, depth_m)
+        fake.add_node(5, jpeg(rgb), (WIDTH, HEIGHT), K, depth=rvl_encode(np.rint(depth * 1000).astype(np.uint16)),
+                      stamp=4.0)
+        wait_until(lambda: len(fake.received()) >= 1, 120, "the link of node 5", procs)
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
+        assert node.stop() == 0
+    link = fake.received()[0]
+    assert (link.from_id, link.to_id, link.type) == (5, 1, LINK_USER_CLOSURE)
+    L = transform_from_xyz_quat(LOCAL_XYZ, LOCAL_QUAT)
+    expected = L @ make_T(R_true, t_true) @ invert_T(L)  # T_query_candidate between the base frames
+    sent = transform_from_xyz_quat(link.translation, link.quaternion)
+    t_err = float(np.linalg.norm(sent[:3, 3] - expected[:3, 3]))
+    r_err = float(np.degrees(np.arccos(np.clip((np.trace(sent[:3, :3].T @ expected[:3, :3]) - 1) / 2, -1, 1))))
+    print(f"\nmetric link 5 -> 1 in base frames: translation error {t_err * 100:.1f} cm, rotation {r_err:.2f} deg")
+    assert t_err < 0.05 and r_err < 1.0  # metres at 3 m, degrees
+    assert is_positive_definite(link.information)
+    assert np.diag(link.information)[:3].min() > 1.0  # a metric translation: variance well under 1 m^2

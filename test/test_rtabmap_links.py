@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers.rvl import rvl_encode
 from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS, BridgeConfig, help_text
 from maqbool_ros.core.integration.links import (
     IGNORED_VARIANCE,
@@ -171,13 +172,23 @@ def test_policy_and_options_refuse_bad_values_naming_the_field():
     assert all(name in text for name in BRIDGE_FIELDS) and "metric+rotation" in text
 
 
-def test_depth_as_rtabmap_compresses_it_round_trips_and_rvl_is_refused():
+def test_depth_as_rtabmap_compresses_it_round_trips():
     mm = RNG.integers(0, 5000, (48, 64)).astype(np.uint16)
     assert np.array_equal(decode_depth(encode_depth(mm)), mm)
     m = RNG.uniform(0.2, 8.0, (48, 64)).astype(np.float32)
     assert np.array_equal(decode_depth(encode_depth(m)), m)
-    with pytest.raises(DepthFormatError, match="Mem/DepthCompressionFormat"):
-        decode_depth(b"DEPTHRVL" + bytes(16))
+    # RVL (RTAB-Map's default for 16-bit depth): holes, long runs, big jumps both ways, image edges
+    mm[RNG.random(mm.shape) < 0.3] = 0
+    mm[5:9, :] = 0
+    mm[20, 3:40] = 65535
+    mm[0, 0], mm[-1, -1] = 0, 1
+    for depth in (mm, np.zeros((4, 5), np.uint16), np.full((3, 7), 1234, np.uint16)):
+        assert np.array_equal(decode_depth(rvl_encode(depth)), depth)
+    good = rvl_encode(mm)
+    with pytest.raises(DepthFormatError, match="RVL"):
+        decode_depth(good[: len(good) // 2])
+    with pytest.raises(DepthFormatError, match="RVL"):
+        decode_depth(b"DEPTHRVL" + bytes(4))
     with pytest.raises(DepthFormatError, match="right_compressed"):
         decode_depth(b"not an image")
     import cv2
@@ -208,3 +219,13 @@ def test_missing_rtabmap_msgs_is_a_clear_error():
     help_out = subprocess.run([sys.executable, "-m", "maqbool_ros.ros.rtabmap_bridge", "--help"],
                               capture_output=True, text=True, timeout=120)
     assert help_out.returncode == 0 and "link_pose_types" in help_out.stdout
+
+
+def test_the_test_only_rtabmap_msgs_is_hidden_from_colcon():
+    """colcon finds every package.xml under a workspace's src/: without the marker it would build the
+    test subset of rtabmap_msgs and shadow a real RTAB-Map's rtabmap_msgs."""
+    from pathlib import Path
+
+    interfaces = Path(__file__).resolve().parent / "interfaces"
+    assert (interfaces / "rtabmap_msgs" / "package.xml").is_file()
+    assert (interfaces / "COLCON_IGNORE").is_file()

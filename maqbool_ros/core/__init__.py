@@ -5,5 +5,6 @@ Top level: ``config`` (the one parameter schema), ``pipeline`` (image -> candida
 Each concern lives in a subpackage: ``images`` (decoding and resizing), ``descriptor``
 (NetVLAD models and the ONNX engine), ``database`` (keyframe store and search), ``rerank``
 (netvlad / MAQBOOL / ConvNet-landmark re-rankers), ``data`` (datasets, bags, demo
-sequence) and ``evaluation`` (protocol, metrics, reports).
+sequence), ``evaluation`` (protocol, metrics, reports) and ``integration`` (SLAM bridges:
+RTAB-Map links).
 """

@@ -163,12 +163,24 @@ class RtabmapBridge(Node):
             return
         self._seed_timer.cancel()
         request = self.rtabmap.GetMap.Request(global_map=True, optimized=True, graph_only=False)
-        self._get_map.call_async(request).add_done_callback(
-            lambda f: self._on_map_data(f.result().data) if f.result() is not None else None)
+        self._get_map.call_async(request).add_done_callback(self._on_seed)
+
+    def _on_seed(self, future) -> None:
+        if future.cancelled() or future.exception() is not None or future.result() is None:
+            self.counts.error("seed_failed", f"{self.config.get_map_service}: no map ({future.exception()})")
+            return
+        self._on_map_data(future.result().data)
+        self.get_logger().info(f"seeded {len(self.published)} keyframes from {self.config.get_map_service}")
 
     # --- candidates -> links -------------------------------------------------------------
     def _on_candidates(self, msg: LoopClosureCandidate) -> None:
         self.counts.add("candidate_messages")
+        try:
+            self._handle_candidates(msg)
+        except Exception as exc:  # noqa: BLE001 - a malformed message must not stop the bridge
+            self.counts.error("malformed_candidates", f"query {msg.query_keyframe_id}: {type(exc).__name__}: {exc}")
+
+    def _handle_candidates(self, msg: LoopClosureCandidate) -> None:
         cands = []
         for c in msg.candidates:
             p = c.relative_pose.pose
@@ -223,6 +235,8 @@ class RtabmapBridge(Node):
         with self._lock:
             late = [p for p in self._pending if now - p[0] > self.config.service_timeout_s]
         for _, future, ids in late:
+            if future.done():
+                continue  # answered meanwhile: _answered counts it
             self._add_link.remove_pending_request(future)
             future.cancel()
             self._failed(*ids, "failed_timeout", f"no answer within {self.config.service_timeout_s} s")

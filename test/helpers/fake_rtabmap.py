@@ -49,8 +49,7 @@ class ReceivedLink:
     in_wm: bool  # both ids in working memory when the link arrived
 
 
-def camera_info(width: int, height: int) -> CameraInfo:
-    K = nominal_camera(width, height).K
+def camera_info(width: int, height: int, K: np.ndarray) -> CameraInfo:
     return CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5,
                       k=K.ravel().tolist(), r=np.eye(3).ravel().tolist(),
                       p=np.hstack([K, np.zeros((3, 1))]).ravel().tolist())
@@ -71,6 +70,7 @@ class FakeRtabmap(Node):
         self.create_service(GetMap, "rtabmap/get_map_data", self._on_get_map)
         self.nodes: list[NodeMsg] = []
         self.get_map_calls = 0
+        self.add_link_delay_s = 0.0  # > 0: answer add_link late (the bridge's timeout path)
         self.lock = threading.Lock()
         self.links: list[ReceivedLink] = []
         self.wm: set[int] = set()
@@ -94,6 +94,11 @@ class FakeRtabmap(Node):
             return self.bridge_stats[-1] if self.bridge_stats else None
 
     def _on_add_link(self, request, response):
+        if self.add_link_delay_s > 0:
+            import time
+
+            time.sleep(self.add_link_delay_s)
+            return response  # not recorded: the bridge gave up on it
         m = request.link
         t, q = m.transform.translation, m.transform.rotation
         with self.lock:
@@ -120,15 +125,20 @@ class FakeRtabmap(Node):
         return msg
 
     def step(self, index: int) -> int:
-        """Add frame `index` as node index+1: Info then MapData (rtabmap_slam's publishStats order)."""
-        node_id = index + 1
+        """Add frame `index` as node index+1 (nominal camera, no depth)."""
+        K = nominal_camera(*self.size).K
+        return self.add_node(index + 1, self.frames[index].read_bytes(), self.size, K, stamp=float(index))
+
+    def add_node(self, node_id: int, image: bytes, size: tuple[int, int], K: np.ndarray,
+                 depth: bytes = b"", stamp: float = 0.0) -> int:
+        """One new node: Info then MapData (rtabmap_slam's publishStats order). depth: right_compressed
+        as RTAB-Map stores it (RVL or PNG)."""
         with self.lock:
             self.ids.append(node_id)
             self.wm.add(node_id)
             if self.wm_drop_at and node_id == self.wm_drop_at:
                 self.wm -= set(range(self.wm_drop_ids[0], self.wm_drop_ids[1] + 1))
             wm = sorted(self.wm)
-        stamp = float(index)  # one node a second
         info = Info(ref_id=node_id, wm_state=wm)
         info.header.frame_id = "map"
         self.info_pub.publish(info)
@@ -137,8 +147,9 @@ class FakeRtabmap(Node):
         data = node.data
         data.header.frame_id = "base_link"
         data.header.stamp.sec = int(stamp)
-        data.left_compressed = self.frames[index].read_bytes()
-        data.left_camera_info = [camera_info(*self.size)]
+        data.left_compressed = image
+        data.right_compressed = depth
+        data.left_camera_info = [camera_info(*size, K)]
         local = Transform()
         local.translation.x, local.translation.y, local.translation.z = LOCAL_XYZ
         local.rotation.x, local.rotation.y, local.rotation.z, local.rotation.w = LOCAL_QUAT

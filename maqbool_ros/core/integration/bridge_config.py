@@ -37,7 +37,7 @@ class BridgeConfig:
     candidates_topic: str = _f("loop_closure/candidates", "LoopClosureCandidate input: the node's candidates_topic.")
     link_pose_types: str = _f(
         "metric",
-        "Which verified poses become links. metric: only POSE_METRIC (RGB-D / stereo keyframes: RTAB-Map's graph is "
+        "Which verified poses become links. metric: only POSE_METRIC (RGB-D nodes with depth: RTAB-Map's graph is "
         "metric). metric+rotation: also monocular POSE_ROTATION_UNIT_TRANSLATION poses, sent as rotation-only "
         "links (translation 0 with variance 9999 m^2, RTAB-Map's 'ignored' value).",
         choices=LINK_POSE_TYPES)

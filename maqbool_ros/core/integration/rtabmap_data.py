@@ -24,12 +24,11 @@ def image_format(data: bytes) -> str:
 def decode_depth(data: bytes) -> np.ndarray:
     """RTAB-Map's compressed depth (rtabmap::compressImage) -> uint16 millimetres or float32 metres.
 
-    16UC1 depth is a 16-bit PNG; 32FC1 depth is its raw float bytes stored as an 8-bit BGRA PNG.
-    RVL (Mem/DepthCompressionFormat ".rvl", RTAB-Map's default for 16UC1) is not decoded here:
-    DepthFormatError (set Mem/DepthCompressionFormat to ".png" to give the bridge depth)."""
+    16UC1 depth is RVL ("DEPTHRVL", Mem/DepthCompressionFormat ".rvl", RTAB-Map's default) or a
+    16-bit PNG; 32FC1 depth is its raw float bytes stored as an 8-bit BGRA PNG. DepthFormatError
+    for anything else."""
     if data[:8] == RVL_MAGIC:
-        raise DepthFormatError("RVL-compressed depth is not supported (set RTAB-Map's "
-                               "Mem/DepthCompressionFormat to .png)")
+        return decode_rvl(data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DepthFormatError("right_compressed: not a decodable depth PNG")
@@ -38,6 +37,52 @@ def decode_depth(data: bytes) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8:
         return np.ascontiguousarray(img).view(np.float32).reshape(img.shape[:2])
     raise DepthFormatError(f"right_compressed: unexpected depth layout {img.dtype} {img.shape}")
+
+
+def _vle_values(words: np.ndarray) -> np.ndarray:
+    """All variable-length integers of an RVL stream: 32-bit words of 8 nibbles, most significant
+    first; a nibble carries 3 bits (least significant first) and 0x8 when more follow."""
+    shifts = np.arange(28, -1, -4, dtype=np.uint32)
+    nib = ((words[:, None] >> shifts) & 0xF).ravel().astype(np.int64)
+    ends = (nib & 8) == 0
+    gid = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
+    k = np.arange(len(nib)) - starts[gid]
+    return np.bincount(gid, weights=(nib & 7) << (3 * k)).astype(np.int64)
+
+
+def decode_rvl(data: bytes) -> np.ndarray:
+    """RTAB-Map's RVL depth (rtabmap/core/rvl_codec.cpp, after Wilson 2017) -> uint16 millimetres.
+    Layout: "DEPTHRVL", uint32 cols, uint32 rows, then runs of (zeros, nonzeros, zig-zag deltas)."""
+    if len(data) < 16:
+        raise DepthFormatError("right_compressed: RVL header truncated")
+    cols, rows = (int(v) for v in np.frombuffer(data[8:16], dtype="<u4"))
+    n = rows * cols
+    if n == 0 or n > 1 << 28:
+        raise DepthFormatError(f"right_compressed: RVL size {cols}x{rows} out of range")
+    body = data[16:]
+    values = _vle_values(np.frombuffer(body[: len(body) // 4 * 4], dtype="<u4"))
+    starts, lengths, firsts = [], [], []  # per nonzero run: first pixel, length, index of its first delta
+    i = pixel = 0
+    while pixel < n:
+        if i + 1 >= len(values):
+            raise DepthFormatError("right_compressed: RVL data truncated")
+        zeros, nonzeros = int(values[i]), int(values[i + 1])
+        pixel += zeros
+        starts.append(pixel)
+        lengths.append(nonzeros)
+        firsts.append(i + 2)
+        pixel += nonzeros
+        i += 2 + nonzeros
+    if pixel != n or i > len(values):
+        raise DepthFormatError("right_compressed: RVL runs do not match the image size")
+    lengths_a = np.asarray(lengths, dtype=np.int64)
+    offsets = np.arange(int(lengths_a.sum())) - np.repeat(np.cumsum(lengths_a) - lengths_a, lengths_a)
+    positive = values[np.repeat(firsts, lengths_a) + offsets]
+    deltas = (positive >> 1) ^ -(positive & 1)
+    out = np.zeros(n, dtype=np.uint16)
+    out[np.repeat(starts, lengths_a) + offsets] = (np.cumsum(deltas) & 0xFFFF).astype(np.uint16)
+    return out.reshape(rows, cols)
 
 
 def encode_depth(depth: np.ndarray) -> bytes:
