@@ -66,7 +66,8 @@ def _ros_imports():
                         reason="visualization_msgs not installed (ros-visualization-msgs, requirements.txt)")
 
 
-POSITIONS = {i: (2.0 * i, 0.0, 0.0) for i in range(5)} | {100: (0.5, 3.0, 0.0), 101: (-1.0, 2.0, 0.0)}
+# keyframe ids from 1: RTAB-Map node ids start at 1 (graph_positions drops id 0)
+POSITIONS = {i: (2.0 * i, 0.0, 0.0) for i in range(1, 6)} | {100: (0.5, 3.0, 0.0), 101: (-1.0, 2.0, 0.0)}
 
 
 def _pairs(marker) -> set[tuple[tuple[float, ...], tuple[float, ...]]]:
@@ -74,9 +75,14 @@ def _pairs(marker) -> set[tuple[tuple[float, ...], tuple[float, ...]]]:
     return set(zip(pts[0::2], pts[1::2]))
 
 
-def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_path, ros_context):
+@pytest.mark.parametrize("source", ["pose", "rtabmap_graph"])
+def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_path, ros_context, source):
+    """pose: a PoseStamped per keyframe stamp; rtabmap_graph: RTAB-Map's MapData graph by node id
+    (the test-only rtabmap_msgs), republished whole after each keyframe as RTAB-Map does."""
     _ros_imports()
-    from geometry_msgs.msg import PoseStamped
+    if source == "rtabmap_graph":
+        pytest.importorskip("rtabmap_msgs.msg", reason="rtabmap_msgs not built (make test-interfaces)")
+    from geometry_msgs.msg import Pose, PoseStamped
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from visualization_msgs.msg import Marker, MarkerArray
 
@@ -85,7 +91,7 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
     from maqbool_ros.core.config import MaqboolConfig
 
     cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
-                        pose_source="pose", pose_topic="kf_pose", markers_frame="odom",
+                        pose_source=source, pose_topic="kf_pose", markers_frame="odom",
                         markers_unverified_per_keyframe=5)
     node = NodeProcess(cfg, tmp_path)
     driver = Driver(node)
@@ -96,15 +102,31 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
             arrays.append(msg)
 
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    pose_pub = driver.create_publisher(PoseStamped, "kf_pose", QoSProfile(depth=100))
+    if source == "rtabmap_graph":
+        from rtabmap_msgs.msg import MapData
+
+        pose_pub = driver.create_publisher(MapData, "kf_pose", QoSProfile(depth=100))
+    else:
+        pose_pub = driver.create_publisher(PoseStamped, "kf_pose", QoSProfile(depth=100))
     driver.create_subscription(MarkerArray, f"{node.fqn}/loop_markers", on_markers, latched)
+    graph: dict[int, Pose] = {}
+
+    def publish_position(kf_id: int, stamp) -> None:
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, "odom"
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[kf_id]
+        if source == "pose":
+            pose_pub.publish(pose)
+            return
+        graph[kf_id] = pose.pose
+        data = MapData()
+        data.header.frame_id = "odom"
+        data.graph.poses_id, data.graph.poses = list(graph), list(graph.values())
+        pose_pub.publish(data)
 
     def keyframe(kf_id: int, rgb):
         msg = driver.keyframe_msg(kf_id, rgb)  # the default input: maqbool_ros/Keyframe
-        pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = msg.header.stamp, "odom"
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[kf_id]
-        pose_pub.publish(pose)
+        publish_position(kf_id, msg.header.stamp)
         return driver.publish_and_wait(msg)
 
     def latest(ns: str):
@@ -116,16 +138,16 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
     try:
         driver.wait_for_node()
         driver.wait_until(lambda: pose_pub.get_subscription_count() > 0, 60, "the pose subscription")
-        for i in range(5):
+        for i in range(1, 6):
             keyframe(i, texture(i))
         assert driver.set_parameter("insert_keyframes", False) == (True, "")
-        rgb, _ = view(texture(0), rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0)
+        rgb, _ = view(texture(1), rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0)
         out = keyframe(100, rgb)
         verified = {c.keyframe_id for c in out.candidates if c.verified}
-        assert verified == {0}, [(c.keyframe_id, c.verified, c.num_inliers) for c in out.candidates]
-        loop = (POSITIONS[100], POSITIONS[0])
+        assert verified == {1}, [(c.keyframe_id, c.verified, c.num_inliers) for c in out.candidates]
+        loop = (POSITIONS[100], POSITIONS[1])
         driver.wait_until(lambda: latest("loops_verified") is not None and loop in _pairs(latest("loops_verified")),
-                          60, "the verified loop 100-0 in ~/loop_markers")
+                          60, "the verified loop 100-1 in ~/loop_markers")
         with lock:
             markers = {m.ns: m for m in arrays[-1].markers}
         assert arrays[-1].markers[0].action == Marker.DELETEALL
@@ -136,20 +158,17 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
         for m in (good, weak):
             assert m.type == Marker.LINE_LIST and m.header.frame_id == "odom"
         assert good.scale.x > weak.scale.x and (good.color.g, good.color.r) != (weak.color.g, weak.color.r)
-        assert markers["labels"].text.startswith("100\u21920 ")
+        assert markers["labels"].text.startswith("100\u21921 ")
 
         # a ~/detect answer (query only, as ORB-SLAM3's LoopClosing asks) is drawn too
         from maqbool_ros.srv import Detect
 
         request = Detect.Request(keyframe=driver.keyframe_msg(101, rgb), max_candidates=3, add_to_database=False)
-        pose = PoseStamped()
-        pose.header.stamp = request.keyframe.header.stamp
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = POSITIONS[101]
-        pose_pub.publish(pose)
+        publish_position(101, request.keyframe.header.stamp)
         answer = driver.call(Detect, "detect", request)
-        assert answer.success and [c.keyframe_id for c in answer.result.candidates if c.verified] == [0]
-        detected = (POSITIONS[101], POSITIONS[0])
-        driver.wait_until(lambda: detected in _pairs(latest("loops_verified")), 60, "the ~/detect loop 101-0")
+        assert answer.success and [c.keyframe_id for c in answer.result.candidates if c.verified] == [1]
+        detected = (POSITIONS[101], POSITIONS[1])
+        driver.wait_until(lambda: detected in _pairs(latest("loops_verified")), 60, "the ~/detect loop 101-1")
     finally:
         driver.close()
         assert node.stop() == 0
