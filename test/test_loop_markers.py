@@ -178,7 +178,7 @@ class _StubNode:
     """Just enough of rclpy's Node for LoopMarkers: records the subscription callback."""
 
     def __init__(self, cfg):
-        self.config, self.callbacks, self.subscribers = cfg, {}, 1
+        self.config, self.callbacks, self.subscribers, self.errors = cfg, {}, 1, []
 
     def create_subscription(self, typ, topic, callback, qos):
         self.callbacks[topic] = (typ, callback)
@@ -197,7 +197,7 @@ class _StubNode:
         return Clock()
 
     def get_logger(self):
-        return SimpleNamespace(warning=lambda *a, **k: None)
+        return SimpleNamespace(warning=lambda *a, **k: None, error=lambda text: self.errors.append(text))
 
 
 def _stamp(msg, seconds: float):
@@ -237,8 +237,12 @@ def test_odometry_and_path_sources_give_positions_and_a_missing_rtabmap_msgs_is_
 
     with monkeypatch.context() as patch:  # rtabmap_msgs absent (None in sys.modules: ImportError)
         patch.setitem(sys.modules, "rtabmap_msgs.msg", None)
-        with pytest.raises(RuntimeError, match="pose_source 'rtabmap_graph' needs the ROS package rtabmap_msgs"):
-            LoopMarkers(_StubNode(cfg.replace(pose_source="rtabmap_graph")))
+        node = _StubNode(cfg.replace(pose_source="rtabmap_graph"))
+        markers = LoopMarkers(node)  # the node goes on without markers, and says why
+        assert not markers.enabled and not node.callbacks
+        assert node.errors == [markers.unavailable]
+        assert "pose_source 'rtabmap_graph' needs the ROS package rtabmap_msgs" in markers.unavailable
+        markers.add(SimpleNamespace())  # a no-op, never raises
     assert not LoopMarkers(_StubNode(MaqboolConfig())).enabled  # pose_source none: nothing created
 
 
@@ -293,3 +297,15 @@ def test_sample_rviz_config_shows_the_markers_debug_image_and_a_path_in_map():
     assert set(displays["MarkerArray"]["Namespaces"]) == {"keyframes", "labels", "loops_unverified", "loops_verified"}
     assert displays["Image"]["Topic"]["Value"] == "/maqbool_loop_closure/debug_image"
     assert "Path" in displays
+
+
+def test_markers_stay_off_and_name_visualization_msgs_when_it_is_missing(monkeypatch):
+    pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.ros.markers import LoopMarkers
+
+    monkeypatch.setitem(sys.modules, "visualization_msgs.msg", None)
+    node = _StubNode(MaqboolConfig(pose_source="odometry"))
+    markers = LoopMarkers(node)
+    assert not markers.enabled and not node.callbacks
+    assert "needs the ROS package visualization_msgs" in node.errors[0]

@@ -27,31 +27,39 @@ VERIFIED_RGBA, UNVERIFIED_RGBA, KEYFRAME_RGBA = (0.1, 0.9, 0.1, 1.0), (1.0, 0.55
 VERIFIED_WIDTH, UNVERIFIED_WIDTH = 0.08, 0.02  # metres
 
 
-def _import(source: str):
-    module, name, _ = SOURCES[source]
+def _import(module: str, name: str, source: str):
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as exc:
         package = module.split(".")[0]
-        raise RuntimeError(f"pose_source {source!r} needs the ROS package {package} ({module}.{name}): "
-                           f"install it (apt ros-$ROS_DISTRO-{package.replace('_', '-')}, or the PyPI wheel "
-                           f"ros-{package.replace('_', '-')}) or choose another pose_source") from exc
+        dashed = package.replace("_", "-")
+        raise ImportError(f"pose_source {source!r} needs the ROS package {package} ({module}.{name}): install it "
+                          f"(apt ros-$ROS_DISTRO-{dashed}, or the PyPI wheel ros-{dashed}) or choose another "
+                          "pose_source; ~/loop_markers is off") from exc
 
 
 class LoopMarkers:
     """Created by the node in one line; ``add(msg)`` after each published LoopClosureCandidate.
 
-    Does nothing when ``pose_source`` is none (no publisher, no subscription)."""
+    Does nothing when ``pose_source`` is none (no publisher, no subscription). When a message
+    package it needs is missing (visualization_msgs, rtabmap_msgs), it logs an error naming the
+    package and stays off (``unavailable``): a viewer's dependency must not stop loop closure."""
 
     def __init__(self, node) -> None:
         cfg = node.config
         self.node = node
         self.enabled = cfg.pose_source != "none"
+        self.unavailable = ""
         if not self.enabled:
             return
-        from visualization_msgs.msg import Marker, MarkerArray  # only when markers are on
-
-        self._marker, self._array = Marker, MarkerArray
+        try:  # only when markers are on
+            self._marker = _import("visualization_msgs.msg", "Marker", cfg.pose_source)
+            self._array = _import("visualization_msgs.msg", "MarkerArray", cfg.pose_source)
+            msg_type = _import(*SOURCES[cfg.pose_source][:2], cfg.pose_source)
+        except ImportError as exc:
+            self.enabled, self.unavailable = False, str(exc)
+            node.get_logger().error(self.unavailable)
+            return
         self.frame = cfg.markers_frame or "map"  # empty: the pose messages' frame, once one came
         self._frame_from_poses = not cfg.markers_frame
         self.labels = cfg.markers_labels
@@ -59,7 +67,6 @@ class LoopMarkers:
         self.graph = LoopGraph(Trajectory(cfg.pose_tolerance_s), cfg.markers_max_edges,
                                cfg.markers_unverified_per_keyframe)
         self.missing = 0  # edges left out (no position) at the last drawing
-        msg_type = _import(cfg.pose_source)
         topic = cfg.pose_topic or SOURCES[cfg.pose_source][2]
         # Odometry (tens of Hz, interpolated) goes best effort, which also receives reliable
         # publishers; a pose per keyframe, a path or a map graph must not be lost: reliable.
@@ -68,7 +75,7 @@ class LoopMarkers:
         self._sub = node.create_subscription(msg_type, topic, self._on_pose, qos)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.pub = node.create_publisher(MarkerArray, "~/loop_markers", latched)
+        self.pub = node.create_publisher(self._array, "~/loop_markers", latched)
         self._dirty, self._subscribers = True, 0
         self._timer = node.create_timer(1.0, self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
