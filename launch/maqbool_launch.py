@@ -66,8 +66,8 @@ def node_parameters(values: dict[str, str], preset: dict | None = None) -> list:
     the preset's fixed values, then every non-empty override argument and use_sim_time."""
     overrides = dict(preset or {})
     overrides.update({name: values[name] for name in OVERRIDES if values.get(name, "")})
-    if values.get("map_data_topic") and not values.get("pose_topic"):  # rtabmap: markers follow the bridge's input
-        overrides["pose_topic"] = values["map_data_topic"]
+    if values.get("pose_source") == "rtabmap_graph" and values.get("map_data_topic") and not values.get("pose_topic"):
+        overrides["pose_topic"] = values["map_data_topic"]  # rtabmap: the markers read the bridge's MapData
     overrides["use_sim_time"] = _bool(values, "use_sim_time")
     return [values.get("params_file") or default_params_file(), overrides]
 

@@ -155,7 +155,11 @@ def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monk
     entities = _run(monkeypatch, tmp_path, "rtabmap.launch.py")
     context = dict(_declared(entities), namespace="robot1", keyframe_topic="kf", candidates_topic="cands",
                    robot_id="r7", map_data_topic="/rtabmap/mapData", seed_from_map="True")
-    node, bridge = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"](context)
+    start = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"]
+    node, bridge = start(context)
+
+    def node_of(values):
+        return start(values)[0]
     assert bridge.kwargs["executable"] == "rtabmap_bridge" and bridge.kwargs["namespace"] == "robot1"
     (params,) = bridge.kwargs["parameters"]
     assert set(params) <= set(BRIDGE_FIELDS) | ROS_NODE_PARAMETERS
@@ -166,6 +170,8 @@ def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monk
     assert params["seed_from_map"] is True and params["link_pose_types"] == "metric"
     for name, value in params.items():  # every value has the bridge parameter's type
         assert name in ROS_NODE_PARAMETERS or type(value) is type(BRIDGE_FIELDS[name].default), name
+    other = node_of(dict(context, pose_source="odometry"))  # another pose source keeps its own topic default
+    assert "pose_topic" not in other.kwargs["parameters"][1]
     with pytest.raises(ValueError, match="seed_from_map"):
         common = _common()
         common.bridge_parameters(dict(context, seed_from_map="yes"))
