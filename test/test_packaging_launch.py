@@ -168,6 +168,9 @@ def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monk
         assert params[shared] == overrides[shared] == context[shared]
     assert params["map_data_topic"] == overrides["pose_topic"] == "/rtabmap/mapData"  # markers on the same graph
     assert params["seed_from_map"] is True and params["link_pose_types"] == "metric"
+    defaults = _common().bridge_parameters({})[0]  # the launch defaults are the bridge's own
+    for name in _common().BRIDGE_ARGUMENTS:
+        assert defaults[name] == BRIDGE_FIELDS[name].default, name
     for name, value in params.items():  # every value has the bridge parameter's type
         assert name in ROS_NODE_PARAMETERS or type(value) is type(BRIDGE_FIELDS[name].default), name
     other = node_of(dict(context, pose_source="odometry"))  # another pose source keeps its own topic default
