@@ -127,14 +127,14 @@ def _rclpy_candidate():
 
     from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 
-    msg = LoopClosureCandidate(query_keyframe_id=42, robot_id="robot7", method="maqbool",
+    msg = LoopClosureCandidate(query_keyframe_id=42, robot_id="robot7", map_id="session-3", method="maqbool",
                                region_source="edge_boxes", region_budget=50, num_reranked=3,
                                reranking_complete=True, latency_ms=12.5, descriptor_ms=7.0, search_ms=1.5,
                                rerank_ms=4.0, verify_ms=3.25)
     msg.header.frame_id = "42"
     msg.header.stamp = Time(sec=3, nanosec=500)
     for i in range(3):
-        c = CandidateMatch(keyframe_id=i, robot_id="robot7", descriptor_distance=0.5 + i,
+        c = CandidateMatch(keyframe_id=i, robot_id="robot7", map_id=f"map{i}", descriptor_distance=0.5 + i,
                            reranked_distance=0.25 + i, score=0.9 - i * 0.1, has_relative_pose=bool(i == 1),
                            verified=bool(i == 1), num_inliers=40 * i, inlier_ratio=0.25 * i, pose_type=2 * (i == 1))
         c.stamp = Time(sec=i, nanosec=7)
@@ -162,7 +162,7 @@ def test_candidate_bytes_equal_rclpy_serialization():
             orientation=T["geometry_msgs/msg/Quaternion"](x=p.orientation.x, y=p.orientation.y,
                                                           z=p.orientation.z, w=p.orientation.w))
         cands.append(T["maqbool_ros/msg/CandidateMatch"](
-            keyframe_id=c.keyframe_id, robot_id=c.robot_id,
+            keyframe_id=c.keyframe_id, robot_id=c.robot_id, map_id=c.map_id,
             stamp=T["builtin_interfaces/msg/Time"](sec=c.stamp.sec, nanosec=c.stamp.nanosec),
             descriptor_distance=c.descriptor_distance, reranked_distance=c.reranked_distance, score=c.score,
             has_relative_pose=c.has_relative_pose, verified=c.verified, num_inliers=c.num_inliers,
@@ -171,9 +171,9 @@ def test_candidate_bytes_equal_rclpy_serialization():
                 pose=pose, covariance=np.asarray(c.relative_pose.covariance, dtype=np.float64))))
     msg = T[bags.CANDIDATE_TYPE](
         header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=3, nanosec=500), frame_id="42"),
-        query_keyframe_id=42, robot_id="robot7", candidates=cands, method="maqbool", region_source="edge_boxes",
-        region_budget=50, num_reranked=3, reranking_complete=True, latency_ms=12.5, descriptor_ms=7.0,
-        search_ms=1.5, rerank_ms=4.0, verify_ms=3.25)
+        query_keyframe_id=42, robot_id="robot7", map_id="session-3", candidates=cands, method="maqbool",
+        region_source="edge_boxes", region_budget=50, num_reranked=3, reranking_complete=True, latency_ms=12.5,
+        descriptor_ms=7.0, search_ms=1.5, rerank_ms=4.0, verify_ms=3.25)
     ours, theirs = bytes(ts.serialize_cdr(msg, bags.CANDIDATE_TYPE)), bytes(serialize_message(ref))
     assert len(ours) == len(theirs)
     # Byte for byte equal except CDR alignment padding, which rclpy's typesupport leaves

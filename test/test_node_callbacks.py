@@ -35,6 +35,9 @@ class BrokenPipeline:
     def update_config(self, **changes):
         raise RuntimeError("engine gone")
 
+    def describe(self, *args, **kwargs):
+        raise RuntimeError("engine gone")
+
     def close(self):
         pass
 
@@ -62,10 +65,10 @@ def running_node():
     rclpy.shutdown()
 
 
-def _call(client_node, name: str):
-    client = client_node.create_client(Trigger, f"maqbool_loop_closure/{name}")
+def _call(client_node, name: str, srv_type=Trigger, request=None):
+    client = client_node.create_client(srv_type, f"maqbool_loop_closure/{name}")
     assert client.wait_for_service(timeout_sec=30)
-    future = client.call_async(Trigger.Request())
+    future = client.call_async(request if request is not None else srv_type.Request())
     end = time.monotonic() + 30
     while not future.done() and time.monotonic() < end:
         time.sleep(0.02)
@@ -95,3 +98,25 @@ def test_failing_parameter_change_and_stats_timer_are_counted(running_node):
     while node.counts["callback_errors"] < 2 and time.monotonic() < end:
         time.sleep(0.05)
     assert node.counts["callback_errors"] >= 2 and spinner.is_alive()
+
+
+def test_failing_detect_and_remove_answer_with_an_error(running_node):
+    """~/detect and ~/remove_keyframes: a request error names the field (not counted as the
+    node's error); a pipeline failure is counted; the node serves on."""
+    from sensor_msgs.msg import Image
+
+    from maqbool_ros.msg import Keyframe
+    from maqbool_ros.srv import Detect, RemoveKeyframes
+
+    node, client_node, spinner = running_node
+    empty = _call(client_node, "detect", Detect, Detect.Request())
+    assert not empty.success and "keyframe.image / keyframe.compressed_image" in empty.message
+    image = Image(height=2, width=2, encoding="mono8", step=2, data=bytes(4))
+    failed = _call(client_node, "detect", Detect, Detect.Request(keyframe=Keyframe(image=image)))
+    assert not failed.success and "engine gone" in failed.message
+    bad_robot = _call(client_node, "remove_keyframes", RemoveKeyframes,
+                      RemoveKeyframes.Request(keyframe_ids=[1], robot_id="\x01"))
+    assert not bad_robot.success and "robot_id" in bad_robot.message
+    ok = _call(client_node, "remove_keyframes", RemoveKeyframes, RemoveKeyframes.Request(keyframe_ids=[1, 2]))
+    assert ok.success and ok.removed == 0  # unknown ids are not an error
+    assert node.stats()["counts"]["callback_errors"] == 1 and spinner.is_alive()

@@ -7,8 +7,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from helpers.corpus import malformed  # noqa: E402
-from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess  # noqa: E402
+from helpers.corpus import malformed, malformed_keyframes  # noqa: E402
+from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess, drained  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 
 CHUNK = 50
@@ -60,6 +60,44 @@ def test_malformed_corpus_is_counted_and_leaves_the_map_alone(tmp_path, compress
         assert "malformed headers: header." in log and "Traceback" not in log  # names the field
         header_lines = sum("malformed headers" in line for line in log.splitlines())
         assert 1 <= header_lines < expected["malformed_headers"], "malformed keyframes are logged rate-limited"
+    finally:
+        driver.close()
+        assert node.stop() == 0
+
+
+def test_malformed_keyframe_messages_are_counted_and_leave_the_map_alone(tmp_path):
+    """Keyframe messages: image missing / both set, bad ids, undecodable images, bad depth."""
+    count = 120
+    cfg = MaqboolConfig(method="netvlad", resize_policy="native", queue_size=1000, stats_period_s=0.2,
+                        exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
+    node = NodeProcess(cfg, tmp_path)
+    driver = Driver(node)
+    rng = np.random.default_rng(2)
+    refs = [rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
+    try:
+        driver.wait_for_node()
+        for i in range(3):
+            driver.publish_and_wait(driver.keyframe_msg(i, refs[i], robot_id="robot_a"))
+        corpus = malformed_keyframes(seed=11, count=count)
+        expected = {"malformed_keyframes": 0, "malformed_images": 0, "malformed_depth": 0}
+        for start in range(0, count, CHUNK):
+            for msg, kind in corpus[start:start + CHUNK]:
+                driver.pub.publish(msg)
+                expected[kind] += 1
+            sent = 3 + min(start + CHUNK, count)
+            driver.wait_stats(lambda s: s["counts"].get("received", 0) == sent, 60, f"{sent} keyframes received")
+        assert all(expected.values()), expected  # the seed covers every kind
+        stats = driver.wait_stats(
+            lambda s: all(s["counts"].get(k, 0) == v for k, v in expected.items()) and drained(s), 60,
+            f"every malformed keyframe counted ({expected})")
+        counts, kept = stats["counts"], 3 + expected["malformed_depth"]
+        assert counts["processed"] == kept and counts.get("descriptor_errors", 0) == 0, counts
+        assert counts.get("rerank_errors", 0) == 0 and counts.get("duplicate_keyframes", 0) == 0, counts
+        assert stats["database_size"] == kept
+        answer = driver.publish_and_wait(driver.keyframe_msg(1000, refs[1], robot_id="robot_b"))
+        assert (answer.candidates[0].robot_id, answer.candidates[0].keyframe_id) == ("robot_a", 1)
+        log = node.log_text()
+        assert "malformed keyframes: keyframe" in log and "Traceback" not in log
     finally:
         driver.close()
         assert node.stop() == 0

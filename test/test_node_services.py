@@ -12,7 +12,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
-from helpers.node_proc import Driver, NodeProcess  # noqa: E402
+from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
 from helpers.rgbd_scene import rotation, texture, view  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.srv import Detect, RemoveKeyframes  # noqa: E402
@@ -97,8 +97,14 @@ def test_detect_and_remove_keyframes_round_trip_and_survive_a_restart(tmp_path):
         res = detect(driver, driver.keyframe_msg(200, revisit(2)))
         assert 2 not in [c.keyframe_id for c in res.result.candidates]
         assert database_size(driver) == 6
-        counts = driver.latest_stats()["counts"]
-        assert counts.get("callback_errors", 0) == 0
+        # a call while the topic pipeline works: both go on (own callback group, a lock per stage)
+        for i in range(10, 13):
+            driver.pub.publish(driver.keyframe_msg(i, texture(i)))
+        res = detect(driver, driver.keyframe_msg(201, texture(4)))
+        assert res.success and res.result.candidates[0].keyframe_id == 4
+        stats = driver.wait_stats(lambda s: s["counts"].get("processed", 0) >= 9 and drained(s), 120,
+                                  "the three keyframes published during the call")
+        assert stats["database_size"] == 9 and stats["counts"].get("callback_errors", 0) == 0
     finally:
         driver.close()
     assert node.stop(signal.SIGTERM) == 0
@@ -107,7 +113,7 @@ def test_detect_and_remove_keyframes_round_trip_and_survive_a_restart(tmp_path):
     driver = Driver(node)
     try:
         driver.wait_for_node()
-        assert database_size(driver) == 6
+        assert database_size(driver) == 9
         res = detect(driver, driver.keyframe_msg(300, revisit(2)), excluded=[100])
         ids = [c.keyframe_id for c in res.result.candidates]
         assert res.success and 2 not in ids and 100 not in ids and len(ids) == 4

@@ -143,11 +143,13 @@ class MaqboolConfig:
     top_k: int = _f(100, "Candidates returned by the database and passed to the re-ranker.", range=(1, 1000, 1))
     exclude_recent_keyframes: int = _f(
         20,
-        "Ignore this robot's last N keyframes (it is still there, not back).",
+        "Ignore the query robot's own last N keyframes (it is still there, not back); other robots' keyframes "
+        'are not affected.',
         range=(0, 100000, 1))
     exclude_recent_seconds: float = _f(
         10.0,
-        "Ignore this robot's keyframes newer than T seconds before the query.",
+        "Ignore the query robot's own keyframes within T seconds of the query's stamp; other robots' keyframes "
+        'are not affected.',
         range=(0.0, 86400.0, 0.0))
     robot_filter: str = _f(
         "all",

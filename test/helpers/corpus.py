@@ -78,3 +78,52 @@ def malformed(seed: int, count: int, compressed: bool) -> list[tuple[object, str
         msg.header.stamp.nanosec = int(rng.integers(0, 1_000_000_000))
         out.append((msg, "malformed_images"))
     return out
+
+
+def malformed_keyframes(seed: int, count: int) -> list[tuple[object, str]]:
+    """count maqbool_ros/Keyframe messages, each with the counter the node files it under:
+    malformed_keyframes (no image / both images, robot or map id, stamp), malformed_images (an
+    undecodable image in the message) or malformed_depth (a valid image with a bad depth image:
+    the keyframe itself is processed and stored, ids 10000 + i)."""
+    from maqbool_ros.msg import Keyframe
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        msg = Keyframe(keyframe_id=int(rng.integers(-(2**63), 2**63 - 1, dtype=np.int64)),
+                       robot_id=str(rng.choice(["", "robot_a", "r-1"])))
+        kind = int(rng.integers(0, 6))
+        if kind == 0:  # no image at all, or both
+            if rng.random() < 0.5:
+                msg.image, msg.compressed_image = _valid_raw(rng), valid_compressed(rng)
+            out.append((msg, "malformed_keyframes"))
+        elif kind == 1:  # ids the database refuses, stamps out of range
+            msg.image = _valid_raw(rng)
+            which = int(rng.integers(0, 3))
+            if which == 0:
+                msg.robot_id = "r" * int(rng.integers(257, 2000))
+            elif which == 1:
+                msg.map_id = str(rng.choice(["m" * 65, "a\nb", "\u00e9" * 33]))
+            else:
+                msg.header.stamp.nanosec = int(rng.integers(1_000_000_000, 2**32))
+            out.append((msg, "malformed_keyframes"))
+        elif kind in (2, 3):
+            if kind == 2:
+                msg.image = _bad_raw(rng)
+            else:
+                msg.compressed_image = _bad_compressed(rng)
+            if not len(msg.image.data) and not len(msg.compressed_image.data):
+                out.append((msg, "malformed_keyframes"))  # the corruption emptied it: no image at all
+            else:
+                out.append((msg, "malformed_images"))
+        else:  # a good keyframe whose depth image is unusable
+            msg.keyframe_id, msg.robot_id = 10_000 + i, "robot_a"
+            pixels = rng.integers(0, 256, 32 * 32 * 3, dtype=np.uint8).tobytes()  # above the network minimum
+            msg.image = Image(height=32, width=32, encoding="rgb8", step=96, data=pixels)
+            depth = _bad_raw(rng)
+            depth.encoding = str(rng.choice(["16UC1", "32FC1", "rgb8", "8UC3"]))
+            if depth.encoding in ("16UC1", "32FC1"):
+                depth.data = bytes(depth.data)[:1]  # far too short for its size
+            msg.depth = depth
+            out.append((msg, "malformed_depth"))
+    return out
