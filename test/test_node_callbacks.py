@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
@@ -120,3 +121,25 @@ def test_failing_detect_and_remove_answer_with_an_error(running_node):
     ok = _call(client_node, "remove_keyframes", RemoveKeyframes, RemoveKeyframes.Request(keyframe_ids=[1, 2]))
     assert ok.success and ok.removed == 0  # unknown ids are not an error
     assert node.stats()["counts"]["callback_errors"] == 1 and spinner.is_alive()
+
+
+def test_counter_ids_continue_after_the_robots_stored_ones():
+    """input_type image, keyframe_id_source counter: a reloaded map's ids are not handed out
+    again (they would be refused as duplicates); another robot's ids do not matter."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    pipeline = BrokenPipeline()
+    for kf, robot in ((3, "rover"), (7, "rover"), (50, "other")):
+        pipeline.database.add(kf, robot, 0.0, np.ones(8))
+    rclpy.init()
+    try:
+        node = LoopClosureNode(pipeline=pipeline, namespace=unique_namespace(), parameter_overrides=[
+            Parameter("input_type", value="image"), Parameter("robot_id", value="rover")])
+        try:
+            assert [node.inputs._ids.next_id(Header(frame_id="12")) for _ in range(2)] == [8, 9]
+        finally:
+            node.stop()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -163,3 +163,36 @@ def test_compressed_keyframe_and_keyframe_depth_and_camera_info(tmp_path):
     finally:
         driver.close()
         assert node.stop() == 0
+
+
+def test_real_two_robot_revisit_on_one_shared_node(tmp_path, rtabmap_loop_dir):
+    """Acceptance on real frames: robot A records rtabmap_loop frames 0-39, robot B frames
+    40-83, which revisit A's start (loop_pairs.csv). One shared node with robot_filter
+    inter_robot: B's answers propose A's keyframes (the right ones, mostly), never B's own."""
+    truth = {}
+    for line in (rtabmap_loop_dir / "loop_pairs.csv").read_text().splitlines()[1:]:
+        frame, earlier = line.split(",")
+        truth[int(frame)] = {int(v) for v in earlier.split()}
+    frames = sorted((rtabmap_loop_dir / "frames").glob("*.jpg"))
+    cfg = CFG.replace(robot_filter="inter_robot", queue_size=100, verification_enabled=False)  # retrieval only
+    node = NodeProcess(cfg, tmp_path)
+    driver = Driver(node)
+    try:
+        driver.wait_for_node()
+        for i, path in enumerate(frames):
+            robot = "robot_a" if i < 40 else "robot_b"
+            driver.pub.publish(driver.keyframe_msg(i, jpeg=path.read_bytes(), robot_id=robot, map_id=robot))
+            if i == 39:  # A's map is complete before B arrives
+                wait_processed(driver, 40)
+        wait_processed(driver, len(frames))
+        answers = {c.query_keyframe_id: c for c in driver.candidates if c.robot_id == "robot_b"}
+        assert len(answers) == len(frames) - 40
+        assert all(m.robot_id == "robot_a" and m.map_id == "robot_a" for c in answers.values() for m in c.candidates)
+        hits = sum(bool(answers[f].candidates) and answers[f].candidates[0].keyframe_id in earlier
+                   for f, earlier in truth.items())
+        assert hits >= 0.85 * len(truth), f"{hits}/{len(truth)} of B's revisits found A's place first"  # 41/44 measured
+        a_answers = [c for c in driver.candidates if c.robot_id == "robot_a"]
+        assert all(not c.candidates for c in a_answers)  # only A in the map while A maps: nothing inter-robot
+    finally:
+        driver.close()
+        assert node.stop() == 0
