@@ -1,11 +1,13 @@
 """Launch the maqbool_ros loop-closure node with a parameters file.
 
-    ros2 launch maqbool_ros maqbool.launch.py params_file:=/path/params.yaml \
-        image_topic:=/camera/keyframes method:=maqbool namespace:=robot1 use_sim_time:=true
+    ros2 launch maqbool_ros maqbool.launch.py params_file:=/path/params.yaml keyframe_topic:=/slam/keyframes \
+        method:=maqbool namespace:=robot1 pose_source:=odometry pose_topic:=/odom use_sim_time:=true
 
-Arguments: params_file, namespace, image_topic, candidates_topic, method, robot_id,
-use_sim_time (see maqbool_launch.py next to this file, or `--show-args`).
+Arguments (defaults and meanings: docs/launch.md, or `--show-args`): params_file, namespace,
+input_type, keyframe_topic, image_topic, candidates_topic, method, robot_id, pose_source,
+pose_topic, markers_frame, use_sim_time. Empty ones keep the params file's value.
 """
+
 import importlib.util
 import os
 

@@ -1,16 +1,17 @@
-"""maqbool_ros next to ORB-SLAM3.
+"""maqbool_ros next to ORB-SLAM3 (docs/orbslam3.md).
 
-ORB-SLAM3's ROS 2 wrappers publish camera poses and maps but no keyframe images. Publish
-each new KeyFrame's image (sensor_msgs/Image, header.stamp = keyframe time stamp,
-header.frame_id = str(KeyFrame::mnId)) on `orbslam3/keyframe_image` from your wrapper
-(see README "Use with ORB-SLAM3 / RTAB-Map"); this launch file wires that topic in and
-takes keyframe ids from header.frame_id. Candidates go to `orbslam3/loop_candidates`.
+The ORB-SLAM3 wrapper publishes each new KeyFrame as a maqbool_ros/Keyframe on `keyframes`
+(keyframe_id = KeyFrame::mnId) from LocalMapping, and LoopClosing asks the node's `~/detect`
+service for candidates (query only, covisible keyframes excluded); culled keyframes go to
+`~/remove_keyframes`. This file starts the node for that: Keyframe input, robot id orbslam3,
+the last 20 keyframes never proposed.
 
-    ros2 launch maqbool_ros orbslam3.launch.py image_topic:=/orb/keyframe_image use_sim_time:=true
+    ros2 launch maqbool_ros orbslam3.launch.py namespace:=orb method:=maqbool use_sim_time:=true
 
-Same arguments as maqbool.launch.py, with these defaults: image_topic
-orbslam3/keyframe_image, candidates_topic orbslam3/loop_candidates, robot_id orbslam3.
+Same arguments as maqbool.launch.py (docs/launch.md), with input_type keyframe and robot_id
+orbslam3 by default.
 """
+
 import importlib.util
 import os
 
@@ -26,11 +27,6 @@ def _common():
 
 def generate_launch_description():
     return _common().launch_description(
-        defaults={"image_topic": "orbslam3/keyframe_image", "candidates_topic": "orbslam3/loop_candidates",
-                  "robot_id": "orbslam3"},
-        preset={
-            "keyframe_id_source": "frame_id",
-            "image_transport": "raw",
-            # ORB-SLAM3 inserts keyframes every few frames: a revisit is never among the last ones
-            "exclude_recent_keyframes": 20,
-        })
+        defaults={"input_type": "keyframe", "robot_id": "orbslam3"},
+        # ORB-SLAM3 inserts keyframes every few frames: a revisit is never among the last ones
+        preset={"exclude_recent_keyframes": 20})

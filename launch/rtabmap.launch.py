@@ -1,17 +1,19 @@
-"""maqbool_ros next to RTAB-Map.
+"""maqbool_ros next to RTAB-Map: the loop-closure node and `maqbool-rtabmap-bridge` (docs/rtabmap.md).
 
-RTAB-Map publishes new nodes (keyframes) inside `rtabmap/mapData` (rtabmap_msgs/MapData,
-images compressed in SensorData). A small adapter (see README "Use with ORB-SLAM3 /
-RTAB-Map") republishes each new node's image as sensor_msgs/CompressedImage on
-`rtabmap/keyframe_image/compressed` with header.frame_id = str(node id). This launch
-file consumes that topic (compressed, ids from frame_id); the adapter turns our
-candidates into RTAB-Map links (service `rtabmap/add_link`) after geometric verification.
+The bridge turns each new RTAB-Map node (rtabmap_msgs/MapData on map_data_topic) into a
+maqbool_ros/Keyframe on the node's keyframe topic (keyframe id = node id), reads the node's
+candidates and adds each verified metric loop to RTAB-Map with its add_link service. Both run in
+`namespace`; RTAB-Map's topics are relative to it (rtabmap_launch's defaults: namespace rtabmap,
+node rtabmap). ~/loop_markers draws the loops on RTAB-Map's optimised graph (pose_source
+rtabmap_graph, on map_data_topic).
 
-    ros2 launch maqbool_ros rtabmap.launch.py namespace:=robot1 method:=maqbool
+    ros2 launch maqbool_ros rtabmap.launch.py namespace:=robot1 method:=maqbool map_data_topic:=/rtabmap/mapData \
+        info_topic:=/rtabmap/info add_link_service:=/rtabmap/rtabmap/add_link use_sim_time:=true
 
-Same arguments as maqbool.launch.py, with these defaults: image_topic
-rtabmap/keyframe_image/compressed, candidates_topic rtabmap/loop_candidates, robot_id rtabmap.
+Arguments: those of maqbool.launch.py plus map_data_topic, info_topic, add_link_service,
+link_pose_types and seed_from_map (the bridge's parameters); defaults in docs/launch.md.
 """
+
 import importlib.util
 import os
 
@@ -27,7 +29,5 @@ def _common():
 
 def generate_launch_description():
     return _common().launch_description(
-        defaults={"image_topic": "rtabmap/keyframe_image/compressed",
-                  "candidates_topic": "rtabmap/loop_candidates", "robot_id": "rtabmap"},
-        preset={"keyframe_id_source": "frame_id", "image_transport": "compressed",
-                "exclude_recent_keyframes": 10})
+        defaults={"input_type": "keyframe", "pose_source": "rtabmap_graph"},
+        preset={"exclude_recent_keyframes": 10}, bridge=True)

@@ -1,7 +1,8 @@
-"""Launch files: every argument they (or the README) document is declared, all take
-use_sim_time, and one shared description (launch/maqbool_launch.py) builds the node.
-launch/launch_ros are not on PyPI: the files are parsed, and the shared description runs
-against small stand-ins for the launch API."""
+"""Launch files: the arguments each one declares (with their defaults) are exactly those of the
+table in docs/launch.md, every `name:=` the docs use is declared, all take namespace and
+use_sim_time, and one shared description (launch/maqbool_launch.py) builds the node and, for
+rtabmap.launch.py, the RTAB-Map bridge with matching topics. launch/launch_ros are not on PyPI:
+the files are parsed, and the shared description runs against small stand-ins for the launch API."""
 from __future__ import annotations
 
 import ast
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from maqbool_ros.core.config import FIELDS, ROS_NODE_PARAMETERS
+from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
+FILES = ["maqbool.launch.py", "orbslam3.launch.py", "rtabmap.launch.py"]
 COMMON = LAUNCH / "maqbool_launch.py"
 ARG_USE = re.compile(r"\b([a-z_]+):=")
 
@@ -25,21 +28,6 @@ def _launch_files() -> list[Path]:
     files = sorted(LAUNCH.glob("*.launch.py"))
     assert {p.name for p in files} >= {"maqbool.launch.py", "orbslam3.launch.py", "rtabmap.launch.py"}
     return files
-
-
-def _declared(path: Path) -> set[str]:
-    """Names given to DeclareLaunchArgument in the file, plus the shared ARGUMENTS table
-    when the file loads maqbool_launch.py."""
-    names = set()
-    sources = [path] + ([COMMON] if COMMON.exists() and COMMON.name in path.read_text() else [])
-    for src in sources:
-        for node in ast.walk(ast.parse(src.read_text(), str(src))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) \
-                    == "DeclareLaunchArgument" and node.args and isinstance(node.args[0], ast.Constant):
-                names.add(node.args[0].value)
-            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "ARGUMENTS":
-                names.update(k.value for k in node.value.keys)
-    return names
 
 
 def _documented(path: Path) -> set[str]:
@@ -52,14 +40,6 @@ def _documented(path: Path) -> set[str]:
             if found:
                 names.update(ARG_USE.findall(re.split(r"[`|#]", command)[0]))
     return names
-
-
-@pytest.mark.parametrize("name", ["maqbool.launch.py", "orbslam3.launch.py", "rtabmap.launch.py"])
-def test_every_documented_launch_argument_is_declared(name):
-    path = LAUNCH / name
-    declared = _declared(path)
-    assert _documented(path) <= declared, f"{name}: documented but not declared: {_documented(path) - declared}"
-    assert {"params_file", "namespace", "use_sim_time", "method", "image_topic"} <= declared, name
 
 
 def test_launch_files_share_one_description():
@@ -117,22 +97,84 @@ def _fake_launch_api(monkeypatch, share: Path) -> None:
         monkeypatch.setitem(sys.modules, name, module)
 
 
-@pytest.mark.parametrize("name,topic,transport", [
-    ("maqbool.launch.py", None, None),
-    ("orbslam3.launch.py", "orbslam3/keyframe_image", "raw"),
-    ("rtabmap.launch.py", "rtabmap/keyframe_image/compressed", "compressed"),
-])
-def test_launch_file_builds_the_node(monkeypatch, tmp_path, name, topic, transport):
+def _run(monkeypatch, share: Path, name: str) -> list:
+    """The entities generate_launch_description() returns, against the stand-in launch API."""
     import runpy
 
-    _fake_launch_api(monkeypatch, tmp_path)
-    entities = runpy.run_path(str(LAUNCH / name))["generate_launch_description"]()
-    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
-    context = dict(declared, namespace="robot1", use_sim_time="true")
-    (node,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"](context)
+    _fake_launch_api(monkeypatch, share)
+    return runpy.run_path(str(LAUNCH / name))["generate_launch_description"]()
+
+
+def _declared(entities) -> dict[str, str]:
+    return {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+
+
+def _doc_table() -> dict[str, dict[str, str]]:
+    """docs/launch.md's argument table: launch file -> {argument: default} (`—` = not declared)."""
+    lines = [ln for ln in (REPO / "docs" / "launch.md").read_text().splitlines() if ln.startswith("| `")]
+    files = {name: {} for name in FILES}
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        arg, defaults = cells[0].strip("`"), cells[1:4]
+        for name, cell in zip(FILES, defaults):
+            if cell != "—":
+                files[name][arg] = "" if cell == '`""`' else cell.strip("`")
+    return files
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_declared_arguments_and_defaults_match_the_docs_table(monkeypatch, tmp_path, name):
+    declared = _declared(_run(monkeypatch, tmp_path, name))
+    assert declared == _doc_table()[name], f"{name}: docs/launch.md and the file disagree"
+    used = _documented(LAUNCH / name)
+    assert used <= set(declared), f"{name}: used as name:= in the docs, not declared: {used - set(declared)}"
+    assert {"params_file", "namespace", "use_sim_time", "method", "input_type", "keyframe_topic"} <= set(declared)
+
+
+@pytest.mark.parametrize("name,input_type,pose_source,robot", [
+    ("maqbool.launch.py", None, None, None),
+    ("orbslam3.launch.py", "keyframe", None, "orbslam3"),
+    ("rtabmap.launch.py", "keyframe", "rtabmap_graph", None),
+])
+def test_launch_file_builds_the_node(monkeypatch, tmp_path, name, input_type, pose_source, robot):
+    entities = _run(monkeypatch, tmp_path, name)
+    context = dict(_declared(entities), namespace="robot1", use_sim_time="true")
+    nodes = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"](context)
+    node = nodes[0]
     assert node.kwargs["executable"] == "loop_closure_node" and node.kwargs["namespace"] == "robot1"
     params_file, overrides = node.kwargs["parameters"]
     assert params_file == str(tmp_path / "maqbool_ros" / "config" / "maqbool_ros_params.yaml")
     assert overrides["use_sim_time"] is True
-    assert overrides.get("image_topic") == topic and overrides.get("image_transport") == transport
+    assert overrides.get("input_type") == input_type and overrides.get("pose_source") == pose_source
+    assert overrides.get("robot_id") == robot
     assert set(overrides) <= set(FIELDS) | ROS_NODE_PARAMETERS
+    assert len(nodes) == (2 if name == "rtabmap.launch.py" else 1)
+
+
+def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monkeypatch, tmp_path):
+    entities = _run(monkeypatch, tmp_path, "rtabmap.launch.py")
+    context = dict(_declared(entities), namespace="robot1", keyframe_topic="kf", candidates_topic="cands",
+                   robot_id="r7", map_data_topic="/rtabmap/mapData", seed_from_map="True")
+    start = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"]
+    node, bridge = start(context)
+
+    def node_of(values):
+        return start(values)[0]
+    assert bridge.kwargs["executable"] == "rtabmap_bridge" and bridge.kwargs["namespace"] == "robot1"
+    (params,) = bridge.kwargs["parameters"]
+    assert set(params) <= set(BRIDGE_FIELDS) | ROS_NODE_PARAMETERS
+    overrides = node.kwargs["parameters"][1]
+    for shared in ("keyframe_topic", "candidates_topic", "robot_id"):
+        assert params[shared] == overrides[shared] == context[shared]
+    assert params["map_data_topic"] == overrides["pose_topic"] == "/rtabmap/mapData"  # markers on the same graph
+    assert params["seed_from_map"] is True and params["link_pose_types"] == "metric"
+    defaults = _common().bridge_parameters({})[0]  # the launch defaults are the bridge's own
+    for name in _common().BRIDGE_ARGUMENTS:
+        assert defaults[name] == BRIDGE_FIELDS[name].default, name
+    for name, value in params.items():  # every value has the bridge parameter's type
+        assert name in ROS_NODE_PARAMETERS or type(value) is type(BRIDGE_FIELDS[name].default), name
+    other = node_of(dict(context, pose_source="odometry"))  # another pose source keeps its own topic default
+    assert "pose_topic" not in other.kwargs["parameters"][1]
+    with pytest.raises(ValueError, match="seed_from_map"):
+        common = _common()
+        common.bridge_parameters(dict(context, seed_from_map="yes"))

@@ -420,6 +420,40 @@ class MaqboolConfig:
         'Diagnostics go WARN when no keyframe arrived for this many seconds. 0: never.',
         range=(0.0, 86400.0, 0.0))
 
+    # --- node: RViz loop markers (~/loop_markers, docs/node.md) -----------------------
+    pose_source: str = _f(
+        "none",
+        'Where ~/loop_markers takes keyframe positions from: none (no markers), pose (geometry_msgs/PoseStamped, '
+        'looked up by keyframe stamp), odometry (nav_msgs/Odometry, by stamp), path (nav_msgs/Path, by stamp; each '
+        'path replaces the last, so an optimised trajectory moves the edges), rtabmap_graph (rtabmap_msgs/MapData: '
+        'graph poses by keyframe id = RTAB-Map node id; needs rtabmap_msgs).',
+        choices=("none", "pose", "odometry", "path", "rtabmap_graph"), read_only=True)
+    pose_topic: str = _f(
+        "",
+        'Topic of the pose source. Empty: pose, odom, path or rtabmap/mapData (by pose_source).',
+        read_only=True)
+    pose_tolerance_s: float = _f(
+        0.05,
+        'Stamp look-up of a keyframe position: interpolate between the two poses around the stamp when they are at '
+        'most twice this apart, else take the nearest within this (seconds).',
+        range=(0.0, 60.0, 0.0), read_only=True)
+    markers_frame: str = _f(
+        "map",
+        'frame_id of the loop markers (the frame the poses are in). Empty: the pose messages\' frame_id.',
+        read_only=True)
+    markers_max_edges: int = _f(
+        2000,
+        'Loop edges kept for drawing (the newest).',
+        range=(1, 1000000, 1), read_only=True)
+    markers_unverified_per_keyframe: int = _f(
+        1,
+        'Unverified candidates drawn per query keyframe (the best ones; thin orange). 0: verified loops only.',
+        range=(0, 1000, 1), read_only=True)
+    markers_labels: bool = _f(
+        True,
+        'Text label "query→candidate score" at the middle of each verified loop edge.',
+        read_only=True)
+
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range or not a choice."""
         for f in dataclasses.fields(self):

@@ -26,6 +26,7 @@ from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_se
 from maqbool_ros.ros.debug_image import DebugImages
 from maqbool_ros.ros.inputs import Arrival, DuplicateKeyframe, keyframe_sensors
 from maqbool_ros.ros.lifecycle import spin_until_signal
+from maqbool_ros.ros.markers import LoopMarkers
 from maqbool_ros.ros.params import declare_parameters, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
@@ -61,6 +62,7 @@ class LoopClosureNode(Node):
         self.inputs = InputSubscription(self, self._ingress, self._first_counter_id())
         self.sensors = SensorSync(self, cfg, self.counts)  # depth_topic, camera_info_topic
         self.debug = DebugImages(self)
+        self.markers = LoopMarkers(self)  # ~/loop_markers for RViz (pose_source)
         self.service_handlers = NodeServices(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Wall-clock (steady) timer: diagnostics must come with use_sim_time and no /clock too.
@@ -212,9 +214,10 @@ class LoopClosureNode(Node):
         if (threshold < 0 or result.best_score >= threshold) and (
                 result.num_verified or not self.config.publish_only_verified):
             try:
-                self._pub.publish(result_to_msg(result, header, latency))
+                self._pub.publish(msg := result_to_msg(result, header, latency))
                 self._count("published")
                 self.robots.add(kf.robot_id, "published")
+                self.markers.add(msg)  # never raises
             except Exception as exc:  # noqa: BLE001 - the keyframe is stored; only the message is lost
                 self._count_error("publish_errors", f"{name}: {type(exc).__name__}: {exc}")
         try:  # after the candidates: drawing must not delay them

@@ -86,6 +86,7 @@ class NodeServices:
         limit = int(request.max_candidates) or node.config.top_k
         result.truncate(limit)
         response.result = result_to_msg(result, arrival.header, (time.perf_counter() - received) * 1e3)
+        node.markers.add(response.result)  # ~/loop_markers draws ~/detect answers too (never raises)
         notes = "; ".join(kf.notes)
         response.message = (f"keyframe {key}: {len(result)} candidate(s), {result.num_verified} verified"
                             f"{', stored' if add else ''}" + (f" ({notes})" if notes else ""))
