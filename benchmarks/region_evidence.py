@@ -45,13 +45,7 @@ def groups_of(engine, reranker, ds, cfg):
     refs = training.describe_images(engine, reranker, r_imgs, f"{ds.name} refs", progress=False)
     queries = refs if q_imgs is r_imgs else training.describe_images(engine, reranker, q_imgs, ds.name, progress=False)
     pairs = training.candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
-    out = []
-    for p in pairs:
-        g = {n: (training.pair_features(reranker, queries, refs, p, n, "scale_free"), 1.0 + p.positive)
-             for n in training.BUDGETS}
-        g.update(d=training.whole_distances(reranker, queries, refs, p), pos=p.positive, has=p.has_positive)
-        out.append(g)
-    return out
+    return training.scale_free_groups(reranker, queries, refs, pairs, ds.name)
 
 
 def main() -> int:
