@@ -53,6 +53,9 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--config", nargs="+", required=True, help="YAML configs, one per region source to compare")
     ap.add_argument("--trees", type=int, default=50)
+    ap.add_argument("--bootstrap", type=int, default=0,
+                    help="also print the chosen alpha over this many bootstrap resamples of each fold's held-out lists")
+    ap.add_argument("--eval", nargs="+", default=list(SETS), choices=SETS, help="evaluation sets (default: all three)")
     args = ap.parse_args()
 
     from maqbool_ros.core.config import MaqboolConfig
@@ -62,7 +65,7 @@ def main() -> int:
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
     from maqbool_ros.core.rerank.maqbool.training import BUDGETS, fit_scale_free
-    from maqbool_ros.core.rerank.maqbool.update import updated_distances
+    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, updated_distances
 
     datasets = {name: load_dataset(Path(args.data) / name) for name in SETS}
     print("| region source | min area | eval set | layer alpha, map | n | AUC(P) | AUC(-b) | R@1 b | R@1 maqbool |")
@@ -72,9 +75,17 @@ def main() -> int:
         engine = DescriptorEngine.from_config(cfg)
         reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
         groups = {name: groups_of(engine, reranker, ds, cfg) for name, ds in datasets.items()}
-        for ev in SETS:
+        for ev in args.eval:
             train = [g for name in SETS if name != ev for g in groups[name]]
-            forest, update = fit_scale_free(train, args.trees, 0)
+            heldout: list = []
+            forest, update = fit_scale_free(train, args.trees, 0, heldout)
+            if args.bootstrap:
+                boot = alpha_bootstrap(heldout, args.bootstrap, 0)
+                print(f"<!-- {cfg.region_source} {cfg.region_min_area:g} layer for {ev}: alpha {update['alpha']:g} "
+                      f"(held-out R@1 {update['heldout_r1']:.3f}, best {update['heldout_r1_best']:.3f}, base "
+                      f"{update['heldout_r1_base']:.3f}, SE {update['heldout_r1_se']:.3f}); bootstrap x{len(boot)}: "
+                      f"alpha 5/50/95 % {np.percentile(boot, [5, 50, 95]).tolist()}, share 0: "
+                      f"{np.mean(boot == 0):.2f} -->", flush=True)
             for n in BUDGETS:
                 a_p, a_b, r_b, r_m = [], [], [], []
                 for g in groups[ev]:

@@ -143,13 +143,15 @@ def _folds(groups) -> tuple[list, list, list]:
     return ordered, f0, f1
 
 
-def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
+def fit_scale_free(groups, trees: int, seed: int, heldout_out: list | None = None) -> tuple[object, dict]:
     """groups: per query list, {n: (x (K, 112), y (K,))} plus its base distances under key "d" and
     its set's name under "set" (scale_free_groups).
 
     Out-of-fold P (2 folds, _folds: per set, first / second half of its lists) picks alpha and the
     P map on pairs the forest never saw (update.fit_update, one-standard-error rule); the returned
-    forest is then fitted on everything. The result depends on the sets, not on their order."""
+    forest is then fitted on everything. The result depends on the sets, not on their order.
+    heldout_out: a list that receives the held-out (d, P, scale, positive) lists (for
+    update.alpha_bootstrap)."""
     from maqbool_ros.core.rerank.maqbool.pdl import train_forest
     from maqbool_ros.core.rerank.maqbool.update import fit_update
 
@@ -169,6 +171,8 @@ def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
         for g in held_part:
             for n in BUDGETS:
                 heldout.append((g["d"], forest.predict(g[n][0]), list_scale(g["d"]), g[n][1] > 1.5))
+    if heldout_out is not None:
+        heldout_out.extend(heldout)
     update = fit_update(heldout)
     update["heldout_budgets"] = list(BUDGETS)
     x, y = stack(ordered)
