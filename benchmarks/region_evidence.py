@@ -55,6 +55,9 @@ def main() -> int:
     ap.add_argument("--trees", type=int, default=50)
     ap.add_argument("--bootstrap", type=int, default=0,
                     help="also print the chosen alpha over this many bootstrap resamples of each fold's held-out lists")
+    ap.add_argument("--pdl", default=None,
+                    help="evaluate this trained decision layer (e.g. `maqbool train-pdl --bag` output) on every --eval "
+                         "set instead of leave-one-set-out layers (it must not have seen them)")
     ap.add_argument("--eval", nargs="+", default=list(SETS), choices=SETS, help="evaluation sets (default: all three)")
     args = ap.parse_args()
 
@@ -62,12 +65,14 @@ def main() -> int:
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.rerank.maqbool.features import list_scale
-    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, load_pdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
     from maqbool_ros.core.rerank.maqbool.training import BUDGETS, fit_scale_free
     from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, updated_distances
 
-    datasets = {name: load_dataset(Path(args.data) / name) for name in SETS}
+    fixed = load_pdl(args.pdl) if args.pdl else None
+    need = args.eval if fixed is not None else SETS
+    datasets = {name: load_dataset(Path(args.data) / name) for name in need}
     print("| region source | min area | eval set | layer alpha, map | n | AUC(P) | AUC(-b) | R@1 b | R@1 maqbool |")
     print("|---|---|---|---|---|---|---|---|---|")
     for path in args.config:
@@ -76,10 +81,17 @@ def main() -> int:
         reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
         groups = {name: groups_of(engine, reranker, ds, cfg) for name, ds in datasets.items()}
         for ev in args.eval:
-            train = [g for name in SETS if name != ev for g in groups[name]]
             heldout: list = []
-            forest, update = fit_scale_free(train, args.trees, 0, heldout)
-            if args.bootstrap:
+            if fixed is not None:
+                src = (fixed.meta.get("region_source"), fixed.meta.get("region_min_area"))
+                if src != (cfg.region_source, cfg.region_min_area) or fixed.meta.get("mode") != "scale_free":
+                    raise SystemExit(f"--pdl {args.pdl}: trained for {src} mode {fixed.meta.get('mode')}, "
+                                     f"not {cfg.region_source} {cfg.region_min_area:g} scale_free")
+                forest, update = fixed, fixed.meta["update"]
+            else:
+                train = [g for name in SETS if name != ev for g in groups[name]]
+                forest, update = fit_scale_free(train, args.trees, 0, heldout)
+            if args.bootstrap and heldout:
                 boot = alpha_bootstrap(heldout, args.bootstrap, 0)
                 print(f"<!-- {cfg.region_source} {cfg.region_min_area:g} layer for {ev}: alpha {update['alpha']:g} "
                       f"(held-out R@1 {update['heldout_r1']:.3f}, best {update['heldout_r1_best']:.3f}, base "
