@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.maqbool import training
@@ -103,6 +104,9 @@ def test_fit_update_keeps_alpha_zero_for_a_gain_within_one_standard_error():
     small = fit_update(_lists(2))  # +2 queries of 100 at R@1 ~ 0.5: SE ~ 0.05
     assert small["alpha"] == 0.0 and small["heldout_r1_best"] > small["heldout_r1_base"]
     assert small["rule"] == "one_se" and 0.04 < small["heldout_r1_se"] < 0.06
+    assert fit_update(_lists(2), "best")["alpha"] > 0  # the old rule: two queries moved alpha
+    with pytest.raises(ValueError, match="rule"):
+        fit_update(_lists(2), "most")
     big = fit_update(_lists(20))  # +20 queries: a real gain
     assert big["alpha"] > 0 and big["heldout_r1"] > big["heldout_r1_base"] + big["heldout_r1_se"]
 

@@ -61,11 +61,14 @@ def _ranks(lists, alpha: float, p_map: str) -> tuple[np.ndarray, float]:
     return np.asarray(ranks), float(np.mean(aucs)) if aucs else 1.0
 
 
-def fit_update(lists) -> dict:
+def fit_update(lists, rule: str = "one_se") -> dict:
     """Choose (alpha, p_map) on held-out lists [(d (K,), P (K,), scale, positive (K,) bool)].
 
-    Only lists with a positive count. One-standard-error rule (module doc). Returns the
-    metadata dict stored in the layer (``heldout_r1_se``: the standard error used)."""
+    Only lists with a positive count. rule "one_se" (the recipe; module doc) or "best" (the
+    best grid point, the rule before the one-SE fix, kept for benchmarks/alpha_stability.py).
+    Returns the metadata dict stored in the layer (``heldout_r1_se``: the standard error used)."""
+    if rule not in ("one_se", "best"):
+        raise ValueError(f"rule: {rule!r} is not one of ('one_se', 'best')")
     lists = [t for t in lists if np.asarray(t[3]).any()]
     if not lists:
         return {"alpha": 0.0, "p_map": "linear", "heldout_queries": 0, "heldout_r1": float("nan"),
@@ -82,22 +85,22 @@ def fit_update(lists) -> dict:
     # above 0 when recall@1 is 0 or 1 (a saturated held-out set still carries sampling noise)
     n_lists = len(best[3])
     p_hat = (float(np.sum(best[3] == 0)) + 1.0) / (n_lists + 2.0)
-    se = float(np.sqrt(p_hat * (1.0 - p_hat) / n_lists))
-    ok = [g for g in grid if g[0][0] >= best[0][0] - se - 1e-12]
+    se = float(np.sqrt(p_hat * (1.0 - p_hat) / n_lists)) if rule == "one_se" else 0.0
+    ok = [g for g in grid if g[0][0] >= best[0][0] - se - 1e-12] if rule == "one_se" else [best]
     chosen = max(ok, key=lambda g: (-g[1], g[0]))  # smallest alpha, then the better key
     (r1, mrr, auc, _), alpha, p_map, _ = chosen
     return {"alpha": float(alpha), "p_map": p_map, "heldout_queries": len(lists), "heldout_r1": r1,
             "heldout_mrr": mrr, "heldout_auc": auc, "heldout_r1_base": float(np.mean(base == 0)),
             "heldout_auc_base": base_auc, "heldout_r1_best": best[0][0], "heldout_r1_se": se,
-            "rule": "one_se"}
+            "rule": rule}
 
 
-def alpha_bootstrap(lists, reps: int = 50, seed: int = 0) -> np.ndarray:
+def alpha_bootstrap(lists, reps: int = 50, seed: int = 0, rule: str = "one_se") -> np.ndarray:
     """Chosen alpha of fit_update on ``reps`` bootstrap resamples (with replacement) of the held-out
     lists: the spread says how much the choice rides on a few queries."""
     lists = [t for t in lists if np.asarray(t[3]).any()]
     if not lists:
         return np.zeros(0)
     rng = np.random.default_rng(seed)
-    return np.array([fit_update([lists[i] for i in rng.integers(0, len(lists), len(lists))])["alpha"]
+    return np.array([fit_update([lists[i] for i in rng.integers(0, len(lists), len(lists))], rule)["alpha"]
                      for _ in range(reps)])
