@@ -45,13 +45,7 @@ def groups_of(engine, reranker, ds, cfg):
     refs = training.describe_images(engine, reranker, r_imgs, f"{ds.name} refs", progress=False)
     queries = refs if q_imgs is r_imgs else training.describe_images(engine, reranker, q_imgs, ds.name, progress=False)
     pairs = training.candidate_lists(ds, queries, refs, cfg.top_k, cfg.exclude_recent_keyframes)
-    out = []
-    for p in pairs:
-        g = {n: (training.pair_features(reranker, queries, refs, p, n, "scale_free"), 1.0 + p.positive)
-             for n in training.BUDGETS}
-        g.update(d=training.whole_distances(reranker, queries, refs, p), pos=p.positive, has=p.has_positive)
-        out.append(g)
-    return out
+    return training.scale_free_groups(reranker, queries, refs, pairs, ds.name)
 
 
 def main() -> int:
@@ -59,18 +53,26 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--config", nargs="+", required=True, help="YAML configs, one per region source to compare")
     ap.add_argument("--trees", type=int, default=50)
+    ap.add_argument("--bootstrap", type=int, default=0,
+                    help="also print the chosen alpha over this many bootstrap resamples of each fold's held-out lists")
+    ap.add_argument("--pdl", default=None,
+                    help="evaluate this trained decision layer (e.g. `maqbool train-pdl --bag` output) on every --eval "
+                         "set instead of leave-one-set-out layers (it must not have seen them)")
+    ap.add_argument("--eval", nargs="+", default=list(SETS), choices=SETS, help="evaluation sets (default: all three)")
     args = ap.parse_args()
 
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.rerank.maqbool.features import list_scale
-    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, load_pdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
     from maqbool_ros.core.rerank.maqbool.training import BUDGETS, fit_scale_free
-    from maqbool_ros.core.rerank.maqbool.update import updated_distances
+    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, updated_distances
 
-    datasets = {name: load_dataset(Path(args.data) / name) for name in SETS}
+    fixed = load_pdl(args.pdl) if args.pdl else None
+    need = args.eval if fixed is not None else SETS
+    datasets = {name: load_dataset(Path(args.data) / name) for name in need}
     print("| region source | min area | eval set | layer alpha, map | n | AUC(P) | AUC(-b) | R@1 b | R@1 maqbool |")
     print("|---|---|---|---|---|---|---|---|---|")
     for path in args.config:
@@ -78,9 +80,24 @@ def main() -> int:
         engine = DescriptorEngine.from_config(cfg)
         reranker = MaqboolReranker(cfg, engine.head, UntrainedPdl())
         groups = {name: groups_of(engine, reranker, ds, cfg) for name, ds in datasets.items()}
-        for ev in SETS:
-            train = [g for name in SETS if name != ev for g in groups[name]]
-            forest, update = fit_scale_free(train, args.trees, 0)
+        for ev in args.eval:
+            heldout: list = []
+            if fixed is not None:
+                src = (fixed.meta.get("region_source"), fixed.meta.get("region_min_area"))
+                if src != (cfg.region_source, cfg.region_min_area) or fixed.meta.get("mode") != "scale_free":
+                    raise SystemExit(f"--pdl {args.pdl}: trained for {src} mode {fixed.meta.get('mode')}, "
+                                     f"not {cfg.region_source} {cfg.region_min_area:g} scale_free")
+                forest, update = fixed, fixed.meta["update"]
+            else:
+                train = [g for name in SETS if name != ev for g in groups[name]]
+                forest, update = fit_scale_free(train, args.trees, 0, heldout)
+            if args.bootstrap and heldout:
+                boot = alpha_bootstrap(heldout, args.bootstrap, 0)
+                print(f"<!-- {cfg.region_source} {cfg.region_min_area:g} layer for {ev}: alpha {update['alpha']:g} "
+                      f"(held-out R@1 {update['heldout_r1']:.3f}, best {update['heldout_r1_best']:.3f}, base "
+                      f"{update['heldout_r1_base']:.3f}, SE {update['heldout_r1_se']:.3f}); bootstrap x{len(boot)}: "
+                      f"alpha 5/50/95 % {np.percentile(boot, [5, 50, 95]).tolist()}, share 0: "
+                      f"{np.mean(boot == 0):.2f} -->", flush=True)
             for n in BUDGETS:
                 a_p, a_b, r_b, r_m = [], [], [], []
                 for g in groups[ev]:

@@ -112,12 +112,46 @@ def training_set(reranker, queries: DescribedImages, refs: DescribedImages, pair
     return np.concatenate(x).astype(np.float32), np.concatenate(y)
 
 
-def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
-    """groups: per query list, {n: (x (K, 112), y (K,))} plus its base distances under key "d".
+def scale_free_groups(reranker, queries: DescribedImages, refs: DescribedImages, pairs: list[QueryPairs],
+                      name: str) -> list[dict]:
+    """fit_scale_free's input for one set: per query list {n: (x, y)} at every n of BUDGETS (labelled
+    rows only), base distances "d", positives "pos", "has" (a positive exists) and the set's "set" name.
 
-    Out-of-fold P (2 folds: first / second half of the lists, so neighbouring frames of a
-    sequence stay together) picks alpha and the P map on pairs the forest never saw
-    (update.fit_update); the returned forest is then fitted on everything."""
+    The one builder of `maqbool train-pdl` and benchmarks/region_evidence.py, so both fit on the
+    same pairs."""
+    out = []
+    for p in pairs:
+        rows = _rows(p)
+        g = {n: (pair_features(reranker, queries, refs, p, n, "scale_free")[rows], 1.0 + p.positive[rows])
+             for n in BUDGETS}
+        g.update(d=whole_distances(reranker, queries, refs, p)[rows], pos=p.positive[rows], has=p.has_positive,
+                 set=name)
+        out.append(g)
+    return out
+
+
+def _folds(groups) -> tuple[list, list, list]:
+    """(all lists in canonical order, fold 0, fold 1): sets sorted by name (stable within a set);
+    each set's first half of lists is fold 0, its second half fold 1, so neighbouring frames of a
+    sequence stay together and the split does NOT depend on the order the sets were given in."""
+    ordered = sorted(groups, key=lambda g: str(g.get("set", "")))  # stable: a set keeps its list order
+    by_set: dict[str, list] = {}
+    for g in ordered:
+        by_set.setdefault(str(g.get("set", "")), []).append(g)
+    f0 = [g for gs in by_set.values() for g in gs[:len(gs) // 2]]
+    f1 = [g for gs in by_set.values() for g in gs[len(gs) // 2:]]
+    return ordered, f0, f1
+
+
+def fit_scale_free(groups, trees: int, seed: int, heldout_out: list | None = None) -> tuple[object, dict]:
+    """groups: per query list, {n: (x (K, 112), y (K,))} plus its base distances under key "d" and
+    its set's name under "set" (scale_free_groups).
+
+    Out-of-fold P (2 folds, _folds: per set, first / second half of its lists) picks alpha and the
+    P map on pairs the forest never saw (update.fit_update, one-standard-error rule); the returned
+    forest is then fitted on everything. The result depends on the sets, not on their order.
+    heldout_out: a list that receives the held-out (d, P, scale, positive) lists (for
+    update.alpha_bootstrap)."""
     from maqbool_ros.core.rerank.maqbool.pdl import train_forest
     from maqbool_ros.core.rerank.maqbool.update import fit_update
 
@@ -125,19 +159,23 @@ def fit_scale_free(groups, trees: int, seed: int) -> tuple[object, dict]:
         return (np.concatenate([g[n][0] for g in gs for n in BUDGETS]),
                 np.concatenate([g[n][1] for g in gs for n in BUDGETS]))
 
-    half = len(groups) // 2
+    ordered, f0, f1 = _folds(groups)
     heldout = []
-    for fit_part, held_part in ((groups[:half], groups[half:]), (groups[half:], groups[:half])):
+    for fit_part, held_part in ((f0, f1), (f1, f0)):
+        if not fit_part or not held_part:
+            continue
         x, y = stack(fit_part)
-        if not held_part or not len(y) or len(np.unique(y)) < 2:
+        if not len(y) or len(np.unique(y)) < 2:
             continue
         forest = train_forest(x, y, trees=trees, seed=seed)
         for g in held_part:
             for n in BUDGETS:
                 heldout.append((g["d"], forest.predict(g[n][0]), list_scale(g["d"]), g[n][1] > 1.5))
+    if heldout_out is not None:
+        heldout_out.extend(heldout)
     update = fit_update(heldout)
     update["heldout_budgets"] = list(BUDGETS)
-    x, y = stack(groups)
+    x, y = stack(ordered)
     return train_forest(x, y, trees=trees, seed=seed), update
 
 
@@ -180,8 +218,7 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
                 raise ValueError(f"{ds.name}: verification labels need a single sequence (a recorded run)")
             pairs = label_by_verification(r_imgs, pairs, verification, verify_top, log)
         if mode == "scale_free":
-            new = [{**{n: (pair_features(reranker, queries, refs, p, n, mode)[_rows(p)], 1.0 + p.positive[_rows(p)])
-                       for n in BUDGETS}, "d": whole_distances(reranker, queries, refs, p)[_rows(p)]} for p in pairs]
+            new = scale_free_groups(reranker, queries, refs, pairs, ds.name)
             groups += new
             x = np.concatenate([g[n][0] for g in new for n in BUDGETS]) if new else np.zeros((0, 112), np.float32)
             y = np.concatenate([g[n][1] for g in new for n in BUDGETS]) if new else np.zeros(0)
