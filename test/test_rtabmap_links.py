@@ -24,7 +24,6 @@ from maqbool_ros.core.integration.links import (
     decide_query,
     information_from_covariance,
     is_positive_definite,
-    rebase,
 )
 from maqbool_ros.core.integration.rtabmap_data import (
     DepthFormatError,
@@ -33,7 +32,7 @@ from maqbool_ros.core.integration.rtabmap_data import (
     graph_positions,
     image_format,
 )
-from maqbool_ros.core.verification.geometry import invert_T, make_T, transform_from_xyz_quat
+from maqbool_ros.core.verification.geometry import invert_T, make_T, rebase, transform_from_xyz_quat
 
 RNG = np.random.default_rng(14)
 L = transform_from_xyz_quat([0.1, 0.0, 0.5], [-0.5, 0.5, -0.5, 0.5])  # optical frame in the base frame

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maqbool_ros.core.verification.geometry import check_transform, invert_T, skew
+from maqbool_ros.core.verification.geometry import check_transform, invert_T, rebase
 
 #: rtabmap::Link::Type values (rtabmap/core/Link.h): kNeighbor=0, kGlobalClosure=1,
 #: kLocalSpaceClosure=2, kLocalTimeClosure=3, kUserClosure=4, ...
@@ -104,20 +104,6 @@ def is_positive_definite(M) -> bool:
     A = np.asarray(M, dtype=np.float64)
     return A.shape == (6, 6) and bool(np.allclose(A, A.T, rtol=1e-9, atol=1e-12)) and \
         bool(np.all(np.linalg.eigvalsh(0.5 * (A + A.T)) > 0))
-
-
-def rebase(A: np.ndarray, T: np.ndarray, B: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """T' = A T B and its covariance (same perturbation convention, now in A's frame).
-
-    With A = L_q (T_base_camera of the query) and B = L_c^-1, a camera-to-camera pose becomes
-    base-to-base. First order: dr' = R_A dr, dt' = R_A dt - R_A [R t_B]x dr."""
-    Tp = A @ T @ B
-    RA = A[:3, :3]
-    J = np.zeros((6, 6))
-    J[:3, :3] = RA
-    J[:3, 3:] = -RA @ skew(T[:3, :3] @ B[:3, 3])
-    J[3:, 3:] = RA
-    return Tp, J @ cov @ J.T
 
 
 def rotation_only(T: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -63,16 +63,24 @@ def inverse_covariance(T: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return J @ cov @ J.T
 
 
-def conjugate(A: np.ndarray, T: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """T' = A T A^-1 and its covariance: re-expresses a relative pose between two cameras as
-    the relative pose between the frames A maps into (A = T_base_camera)."""
-    Tp = A @ T @ invert_T(A)
-    RA, tA = A[:3, :3], A[:3, 3]
+def rebase(A: np.ndarray, T: np.ndarray, B: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T' = A T B and its covariance (same perturbation convention, now in A's frame).
+
+    With A = T_base_camera of the query and B = (T_base_camera of the candidate)^-1, a
+    camera-to-camera pose becomes base-to-base. First order: dr' = R_A dr,
+    dt' = R_A dt - R_A [R t_B]x dr."""
+    Tp = A @ T @ B
+    RA = A[:3, :3]
     J = np.zeros((6, 6))
     J[:3, :3] = RA
-    J[:3, 3:] = skew(Tp[:3, :3] @ tA) @ RA
+    J[:3, 3:] = -RA @ skew(T[:3, :3] @ B[:3, 3])
     J[3:, 3:] = RA
     return Tp, J @ cov @ J.T
+
+
+def conjugate(A: np.ndarray, T: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T' = A T A^-1 and its covariance: one camera_to_base A for both cameras (see rebase)."""
+    return rebase(A, T, invert_T(A), cov)
 
 
 def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int) -> tuple[np.ndarray, float]:
