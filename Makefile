@@ -28,7 +28,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies and the ROS message (built into the venv). Re-runs when its inputs change.
-$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
+$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
 	@echo "== installing dependencies into $(VENV) (first time: a few minutes)"
 	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
@@ -59,7 +59,7 @@ msg:
 # (docs/rtabmap.md). Built into the venv once; real users have rtabmap_msgs from their ROS install.
 test-interfaces: $(RTABMAP_MSGS_STAMP)
 
-$(RTABMAP_MSGS_STAMP): $(STAMP) $(RTABMAP_MSGS)/CMakeLists.txt $(RTABMAP_MSGS)/package.xml \
+$(RTABMAP_MSGS_STAMP): $(STAMP) cmake/drop_missing_include_dirs.cmake $(RTABMAP_MSGS)/CMakeLists.txt $(RTABMAP_MSGS)/package.xml \
   $(wildcard $(RTABMAP_MSGS)/msg/*.msg) $(wildcard $(RTABMAP_MSGS)/srv/*.srv)
 	@echo "== building the test-only rtabmap_msgs interfaces"
 	mkdir -p build

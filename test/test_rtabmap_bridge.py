@@ -33,6 +33,17 @@ def truth(root) -> dict[int, set[int]]:
     return {int(i): {int(j) for j in js.split()} for i, js in rows}
 
 
+def noise_frames(folder, n: int, seed: int) -> list:
+    """n seeded 64x48 noise JPEGs (node images for the fake RTAB-Map); their paths."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    paths = [folder / f"{i}.jpg" for i in range(n)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    return paths
+
+
 def wait_until(predicate, timeout: float, what: str, procs=()) -> None:
     end = time.monotonic() + timeout
     while not predicate():
@@ -92,7 +103,6 @@ def test_bridge_links_true_revisits_inside_working_memory(rtabmap_loop_dir, tmp_
 
 def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
     """Without the node: the test plays the node (keyframes in, scripted candidates out)."""
-    import cv2
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from helpers.fake_rtabmap import LOCAL_QUAT, LOCAL_XYZ
@@ -101,12 +111,7 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
     from maqbool_ros.msg import CandidateMatch, Keyframe, LoopClosureCandidate
     from maqbool_ros.ros.conversions import pose_with_covariance
 
-    rng = np.random.default_rng(3)
-    frames = []
-    for i in range(4):
-        path = tmp_path / f"{i}.jpg"
-        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        frames.append(path)
+    frames = noise_frames(tmp_path, 4, seed=3)
     ns = unique_namespace()
     fake = FakeRtabmap(ns, frames, (64, 48), wm_drop_at=4, wm_drop_ids=(1, 1))
     bridge = BridgeProcess(ns, tmp_path, {"robot_id": "r1", "stats_period_s": 0.1, "max_links_per_query": 2})
@@ -157,18 +162,12 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
 
 
 def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_path):
-    import cv2
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from helpers.node_proc import unique_namespace
     from maqbool_ros.msg import Keyframe
 
-    rng = np.random.default_rng(4)
-    frames = []
-    for i in range(4):
-        path = tmp_path / f"{i}.jpg"
-        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        frames.append(path)
+    frames = noise_frames(tmp_path, 4, seed=4)
     ns = unique_namespace()
     fake = FakeRtabmap(ns, frames, (64, 48))
     for i in range(3):  # mapped before the bridge runs: nobody receives these mapData messages
@@ -192,7 +191,6 @@ def test_seed_from_map_publishes_the_nodes_mapped_before_the_bridge_started(tmp_
 def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sent_again(tmp_path):
     import json
 
-    import cv2
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
@@ -200,12 +198,7 @@ def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sen
     from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
     from maqbool_ros.ros.conversions import pose_with_covariance
 
-    rng = np.random.default_rng(5)
-    frames = []
-    for i in range(2):
-        path = tmp_path / f"{i}.jpg"
-        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        frames.append(path)
+    frames = noise_frames(tmp_path, 2, seed=5)
     ns = unique_namespace()
     fake = FakeRtabmap(ns, frames, (64, 48))
     bridges = [BridgeProcess(ns, tmp_path, {"stats_period_s": 0.1, "service_timeout_s": 0.3}),
