@@ -6,7 +6,6 @@ Nothing here imports rclpy.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -78,11 +77,7 @@ class QueryResult:
         for name in ("keyframe_ids", "stamps", "descriptor_distances", "reranked_distances", "scores"):
             setattr(self, name, getattr(self, name)[:n])
         self.robot_ids, self.map_ids = self.robot_ids[:n], self.map_ids[:n]
-        c = self.checks
-        self.checks = dataclasses.replace(
-            c, attempted=c.attempted[:n], verified=c.verified[:n], num_inliers=c.num_inliers[:n],
-            inlier_ratios=c.inlier_ratios[:n], pose_types=list(c.pose_types[:n]), relative_poses=c.relative_poses[:n],
-            pose_covariances=c.pose_covariances[:n], match_points=list(c.match_points[:n]))
+        self.checks = self.checks.head(n)
 
     @property
     def verified(self) -> np.ndarray:
@@ -309,7 +304,4 @@ def _without(cands: Candidates, extras: dict[str, np.ndarray], robot_id: str, ex
     keep = np.array([not (r == robot_id and int(i) in excluded)
                      for r, i in zip(cands.robot_ids, cands.keyframe_ids, strict=True)], dtype=bool)
     idx = np.flatnonzero(keep)[:k]
-    out = Candidates(rows=cands.rows[idx], keyframe_ids=cands.keyframe_ids[idx],
-                     robot_ids=[cands.robot_ids[i] for i in idx], stamps=cands.stamps[idx],
-                     distances=cands.distances[idx])
-    return out, {key: arr[idx] for key, arr in extras.items()}
+    return cands.take(idx), {key: arr[idx] for key, arr in extras.items()}

@@ -65,6 +65,13 @@ class Candidates:
     def __len__(self) -> int:
         return int(len(self.rows))
 
+    def take(self, idx: np.ndarray) -> Candidates:
+        """The candidates at positions idx (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Candidates(rows=self.rows[idx], keyframe_ids=self.keyframe_ids[idx],
+                          robot_ids=[self.robot_ids[i] for i in idx], stamps=self.stamps[idx],
+                          distances=self.distances[idx])
+
 
 #: score_kind -> what RerankResult.scores means. Every kind is a number in [0, 1], higher
 #: = more likely the same place, non-increasing along the re-ranked order, and 0 for a

@@ -27,7 +27,7 @@ from maqbool_ros.ros.debug_image import DebugImages
 from maqbool_ros.ros.inputs import Arrival, DuplicateKeyframe, keyframe_sensors
 from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.markers import LoopMarkers
-from maqbool_ros.ros.params import declare_parameters, validate_change
+from maqbool_ros.ros.params import declare_parameters, default_robot_id, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
 from maqbool_ros.ros.services import NodeServices
@@ -42,7 +42,7 @@ class LoopClosureNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self.config: MaqboolConfig = declare_parameters(self)
         cfg = self.config
-        self.robot_id = cfg.robot_id or self.get_namespace().strip("/").replace("/", "_") or "robot0"
+        self.robot_id = default_robot_id(self, cfg.robot_id)
         self.counts = Counters(self.get_logger().warning)
         self._count, self._count_error = self.counts.add, self.counts.error
         self.latency = LatencyStats()

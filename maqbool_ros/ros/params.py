@@ -59,3 +59,9 @@ def image_qos(cfg: MaqboolConfig, best_effort: bool = False) -> QoSProfile:
     reliable = cfg.image_qos_reliability == "reliable" or (cfg.image_qos_reliability == "auto" and not best_effort)
     reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth, reliability=reliability)
+
+
+def default_robot_id(node: Node, configured: str) -> str:
+    """The robot id of a node: the configured one, else its namespace ("/a/b" -> "a_b"), else robot0.
+    The loop-closure node and the RTAB-Map bridge share this rule, so their ids agree."""
+    return configured or node.get_namespace().strip("/").replace("/", "_") or "robot0"

@@ -25,10 +25,10 @@ from std_msgs.msg import String
 from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS, BRIDGE_NODE_NAME, BridgeConfig, help_text
 from maqbool_ros.core.integration.links import REJECT_REASONS, Candidate, LinkPolicy, decide_query
 from maqbool_ros.core.integration.rtabmap_data import DepthFormatError, decode_depth, graph_positions, image_format
-from maqbool_ros.core.verification.geometry import transform_from_xyz_quat
+from maqbool_ros.core.verification.geometry import transform_from_pose, transform_from_xyz_quat
 from maqbool_ros.msg import Keyframe, LoopClosureCandidate
 from maqbool_ros.ros.conversions import quaternion_xyzw, seconds_to_stamp
-from maqbool_ros.ros.params import descriptor_for
+from maqbool_ros.ros.params import default_robot_id, descriptor_for
 from maqbool_ros.ros.stats import Counters
 
 __all__ = ["RtabmapBridge", "RtabmapMsgsMissing", "graph_positions", "import_rtabmap_msgs", "main"]
@@ -75,7 +75,7 @@ class RtabmapBridge(Node):
         self.rtabmap = import_rtabmap_msgs()  # before any ROS entity: fail fast with the package's name
         super().__init__(BRIDGE_NODE_NAME, **node_kwargs)
         self.config = cfg = declare_bridge_parameters(self)
-        self.robot_id = cfg.robot_id or self.get_namespace().strip("/").replace("/", "_") or "robot0"
+        self.robot_id = default_robot_id(self, cfg.robot_id)
         self.counts = Counters(self.get_logger().warning)
         self.policy = LinkPolicy(robot_id=self.robot_id, link_pose_types=cfg.link_pose_types,
                                  max_links_per_query=cfg.max_links_per_query, min_variance=cfg.min_variance,
@@ -183,10 +183,7 @@ class RtabmapBridge(Node):
     def _handle_candidates(self, msg: LoopClosureCandidate) -> None:
         cands = []
         for c in msg.candidates:
-            p = c.relative_pose.pose
-            T = transform_from_xyz_quat([p.position.x, p.position.y, p.position.z],
-                                        [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]) \
-                if c.has_relative_pose else np.eye(4)
+            T = transform_from_pose(c.relative_pose.pose) if c.has_relative_pose else np.eye(4)
             cands.append(Candidate(int(msg.query_keyframe_id), int(c.keyframe_id), bool(c.verified),
                                    bool(c.has_relative_pose), int(c.pose_type), T,
                                    np.asarray(c.relative_pose.covariance, dtype=np.float64).reshape(6, 6),

@@ -154,22 +154,17 @@ def records_from_candidates(dataset: Dataset, messages: Iterable[Any]) -> list[Q
 _MSG_POSE_TYPES = {0: "none", 1: "rotation_unit_translation", 2: "metric"}  # CandidateMatch.POSE_*
 
 
-def _pose_to_T(pose: Any) -> np.ndarray:
-    from maqbool_ros.core.verification.geometry import transform_from_xyz_quat
-
-    p, o = pose.position, pose.orientation
-    return transform_from_xyz_quat([p.x, p.y, p.z], [o.x, o.y, o.z, o.w])
-
-
 def _checks_from_msg(cands: list) -> dict[str, Any]:
     """Verification fields of CandidateMatch messages (absent in older messages: nothing verified)."""
     if not cands or not hasattr(cands[0], "verified"):
         return {}
+    from maqbool_ros.core.verification.geometry import transform_from_pose
+
     verified = np.asarray([bool(c.verified) for c in cands])
     return {"attempted": verified | np.asarray([int(c.num_inliers) > 0 for c in cands]), "verified": verified,
             "num_inliers": np.asarray([int(c.num_inliers) for c in cands], np.int64),
             "pose_types": [_MSG_POSE_TYPES.get(int(c.pose_type), "none") for c in cands],
-            "relative_poses": np.stack([_pose_to_T(c.relative_pose.pose) if c.has_relative_pose else np.eye(4)
+            "relative_poses": np.stack([transform_from_pose(c.relative_pose.pose) if c.has_relative_pose else np.eye(4)
                                         for c in cands])}
 
 

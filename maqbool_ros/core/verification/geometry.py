@@ -53,6 +53,12 @@ def transform_from_xyz_quat(xyz, quat_xyzw) -> np.ndarray:
     return make_T(R, np.asarray(xyz, dtype=np.float64))
 
 
+def transform_from_pose(pose) -> np.ndarray:
+    """4x4 transform of a geometry_msgs/Pose (rclpy or rosbags object: position, orientation xyzw)."""
+    p, o = pose.position, pose.orientation
+    return transform_from_xyz_quat([p.x, p.y, p.z], [o.x, o.y, o.z, o.w])
+
+
 def inverse_covariance(T: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Covariance of T^-1 given T's (first-order, same parametrisation)."""
     R, t = T[:3, :3], T[:3, 3]

@@ -4,6 +4,7 @@ stage's deadline, with optional temporal consistency. The pipeline calls this; i
 ROS code. Frames and direction of the poses: docs/verification.md."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,14 @@ class CandidateChecks:
         return cls(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, np.float32),
                    [POSE_NONE] * n, np.tile(np.eye(4), (n, 1, 1)), np.tile(np.diag(np.full(6, np.inf)), (n, 1, 1)),
                    [None] * n, frame)
+
+    def head(self, n: int) -> CandidateChecks:
+        """The checks of the first n candidates."""
+        return dataclasses.replace(
+            self, attempted=self.attempted[:n], verified=self.verified[:n], num_inliers=self.num_inliers[:n],
+            inlier_ratios=self.inlier_ratios[:n], pose_types=list(self.pose_types[:n]),
+            relative_poses=self.relative_poses[:n], pose_covariances=self.pose_covariances[:n],
+            match_points=list(self.match_points[:n]))
 
 
 class VerificationStage:
