@@ -43,6 +43,7 @@ COMMANDS = {
                                      "--out", str(out / "v.npz")],
     "eval": lambda src, out: ["eval", "--dataset", str(src), "--json", str(out / "r.json")],
     "train-pdl": lambda src, out: ["train-pdl", "--dataset", str(src), "--out", str(out / "p.npz")],
+    "build-corpus": lambda src, out: ["build-corpus", "--sources", str(src), "--out", str(out / "corpus")],
     "bag from-images": lambda src, out: ["bag", "from-images", "--dataset", str(src), "--out", str(out / "b")],
     "bag play": lambda src, out: ["bag", "play", str(src)],
 }

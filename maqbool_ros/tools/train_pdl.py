@@ -18,10 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(eqs 1-10, docs/method-reference.md M5) labelled 1 + isPos, fit a bagged regression forest "
                     "(RandomForestRegressor, TreeBagger defaults) and save it without pickle: "
                     ".npz (numpy tree format) or .onnx (onnxruntime). Datasets: query/ + ref/ + "
-                    "ground_truth.csv, or a sequence (frames/ + loop_pairs.csv). Train on data "
-                    "other than what you evaluate on; use the node's config (--config: model, "
+                    "ground_truth.csv, or a sequence (frames/ + loop_pairs.csv), or a whole corpus (--corpus). "
+                    "Train on data other than what you evaluate on; use the node's config (--config: model, "
                     "descriptor dim, image size, region source) so the layer fits the node's model.")
     p.add_argument("--dataset", nargs="+", default=[], help="dataset folder(s) to train on (ground-truth labels)")
+    p.add_argument("--corpus", metavar="DIR", default=None,
+                   help="a corpus built by `maqbool build-corpus`: trains on every dataset its corpus.json lists "
+                        "and records each source's name, licence and origin in the layer's metadata")
     p.add_argument("--bag", nargs="+", default=[], metavar="RUN",
                    help="recorded run(s) (ROS bag): labels from geometric verification of each frame's top "
                         "--verify-top candidates (verified loop = positive, rejection = negative); the bag's "
@@ -49,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".onnx"):
         raise ValueError(f"--out: {out} must end in .npz or .onnx")
-    if bool(args.dataset) == bool(args.bag):
-        raise ValueError("train-pdl: give either --dataset (ground truth) or --bag (verification labels)")
+    if bool(args.dataset or args.corpus) == bool(args.bag):
+        raise ValueError("train-pdl: give either --dataset and/or --corpus (ground truth) or --bag "
+                         "(verification labels)")
     if args.bag and args.verify_top < 1:
         raise ValueError(f"--verify-top: must be >= 1, got {args.verify_top}")
     cfg = config_from_args(args, method="maqbool")
@@ -63,9 +67,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         datasets = [load_dataset(path) for path in args.dataset]  # all checked before the long part
         labels = {}
+        if args.corpus:
+            from maqbool_ros.core.data.corpus import corpus_datasets
+
+            extra, corpus_sources = corpus_datasets(args.corpus)
+            datasets += extra
     engine = DescriptorEngine.from_config(cfg, progress=not args.quiet)
     model, meta = train_pdl(engine, datasets, cfg, trees=args.trees, seed=args.seed, progress=not args.quiet,
                             **labels)
+    if args.corpus:
+        meta["corpus"] = {"path": str(Path(args.corpus).resolve()), "sources": corpus_sources}
     out.parent.mkdir(parents=True, exist_ok=True)
     to_pdl(model, str(out), meta).save(out)
     print(f"wrote {out}: {json.dumps(meta)}")
