@@ -3,9 +3,9 @@
     python benchmarks/results_table.py                      # the whole table -> docs/results.md
     python benchmarks/results_table.py --datasets corridor --dims 512 --models default --out /tmp/r.md
 
-Rows: dataset x model (embedded default / fitted on the dataset's map images) x descriptor
-dim x method (netvlad; netvlad_full; maqbool at n = 5, 10, 25, 50 in each --modes; landmarks
-at its configured M). Columns:
+Rows: dataset x model (embedded default / fitted on the dataset's map images / wide: the 4096-D
+default searched at 512-D) x descriptor dim x method (netvlad; netvlad_full; maqbool at
+n = 5, 10, 25, 50 in each --modes; landmarks at its configured M). Columns:
 recall@1/5/10/20, PR-AUC, max recall at 100% precision, latency p50. The protocol is
 `maqbool eval`'s (docs/evaluation.md). Each image is described once per (dataset, model,
 dim) and reused by every method (descriptor latency is from that first pass); a method
@@ -95,7 +95,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder of datasets")
     ap.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all)")
     ap.add_argument("--dims", nargs="+", type=int, default=[512, 4096])
-    ap.add_argument("--models", nargs="+", choices=("default", "fitted", "wide"), default=["default", "fitted"],
+    ap.add_argument("--models", nargs="+", choices=("default", "fitted", "wide"), default=["default", "fitted", "wide"],
                     help="wide: the default 4096-D model searched at --dims 512 (P = 4096 > D, where "
                          "netvlad_full and 4096-D regions differ from the 512-D search)")
     ap.add_argument("--methods", nargs="+", choices=("netvlad", "netvlad_full", "maqbool", "landmarks"),
