@@ -14,7 +14,8 @@ def _corridor_recall_at_1(corridor_dir, tmp_path, name: str, pdl_path: str = "")
     from maqbool_ros.tools.cli import main
 
     cfg = tmp_path / f"{name}.yaml"
-    cfg.write_text(f"pdl_path: '{pdl_path}'\n" if pdl_path else "{}\n")
+    # the longest deadline the schema allows: a loaded CI machine must not cut one run's re-ranking short
+    cfg.write_text("rerank_deadline_ms: 60000\n" + (f"pdl_path: '{pdl_path}'\n" if pdl_path else ""))
     out = tmp_path / f"{name}.json"
     assert main(["eval", "--dataset", str(corridor_dir), "--method", "maqbool", "--config", str(cfg),
                  "--json", str(out), "--quiet"]) == 0

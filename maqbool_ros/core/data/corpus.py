@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from maqbool_ros.core.atomic import atomic_target
 from maqbool_ros.core.data.corpus_sources import (
-    DEFAULT_UTM_RADIUS_M,
     SourceEntry,
     check_not_held_out,
     fetch_git,
     load_source_list,
+    read_json,
 )
 
 MANIFEST = "corpus.json"
@@ -55,28 +56,15 @@ class Plan:
 
 def check_image_file(path: Path, max_pixels: int | None = None) -> int:
     """The file's size in bytes, once its header names a supported format within max_pixels."""
-    from maqbool_ros.core.images.decode import DEFAULT_MAX_IMAGE_PIXELS, check_pixels
-    from maqbool_ros.core.images.headers import HEADER_SCAN_BYTES, HeaderTruncated, ImageDecodeError, image_size
+    from maqbool_ros.core.images.io import image_file_size
 
-    size = path.stat().st_size
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(HEADER_SCAN_BYTES)
-        try:
-            kind, width, height = image_size(head)
-        except HeaderTruncated:
-            if len(head) >= size:
-                raise
-            kind, width, height = image_size(path.read_bytes())  # size field past the first bytes (TIFF)
-        check_pixels(width, height, DEFAULT_MAX_IMAGE_PIXELS if max_pixels is None else max_pixels, f"data: {kind}")
-    except ImageDecodeError as exc:
-        raise ImageDecodeError(f"image file {path} is not a readable image: {exc}") from None
-    return size
+    image_file_size(path, max_pixels)
+    return path.stat().st_size
 
 
 def plan_source(entry: SourceEntry, folder: Path) -> Plan:
     """Read one source's file lists and ground truth (no pixel is decoded)."""
-    from maqbool_ros.core.data.datasets import DEFAULT_RADIUS_M, load_dataset
+    from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.images.io import list_images
 
     if not folder.is_dir():
@@ -84,11 +72,9 @@ def plan_source(entry: SourceEntry, folder: Path) -> Plan:
     if entry.layout == "utm_named":
         from maqbool_ros.core.data.utm_layout import read_utm_split
 
-        radius = DEFAULT_UTM_RADIUS_M if entry.radius_m is None else entry.radius_m
-        queries, database, positives = read_utm_split(folder, entry.split, radius)
+        queries, database, positives = read_utm_split(folder, entry.split, entry.radius())
         return Plan(entry, "query_ref", {"query": queries, "ref": database}, positives)
-    radius = DEFAULT_RADIUS_M if entry.radius_m is None else entry.radius_m
-    ds = load_dataset(folder, radius=radius)
+    ds = load_dataset(folder, radius=entry.radius())
     if ds.kind != entry.layout:
         raise ValueError(f"source '{entry.name}': layout is '{entry.layout}' but {folder} holds a {ds.kind} dataset")
     subs = ("query", "ref") if ds.kind == "query_ref" else ("frames",)
@@ -152,7 +138,7 @@ def manifest_entry(plan: Plan, link: str) -> dict:
               "provenance": e.provenance, "origin": e.origin(), "counts": {**counts,
               "positive_pairs": plan.positive_pairs}, "image_bytes": plan.image_bytes, "images": link}
     if e.layout == "utm_named":
-        record.update(split=e.split, radius_m=DEFAULT_UTM_RADIUS_M if e.radius_m is None else e.radius_m)
+        record.update(split=e.split, radius_m=e.radius())
     elif e.radius_m is not None:
         record["radius_m"] = e.radius_m
     return {**record, **e.extra}
@@ -163,10 +149,7 @@ def read_manifest(corpus: str | Path) -> dict:
     path = Path(corpus) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no corpus manifest (build one with `maqbool build-corpus`)")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != CORPUS_FORMAT or not isinstance(data.get("sources"), list):
         raise ValueError(f"{path}: not a corpus manifest of format {CORPUS_FORMAT}")
     for rec in data["sources"]:
@@ -193,9 +176,8 @@ def _write_manifest(out: Path, records: list[dict], previous: list[dict]) -> dic
     records = sorted(kept + records, key=lambda r: r["name"])
     data = {"format": CORPUS_FORMAT, "tool": f"maqbool build-corpus (maqbool_ros {__version__})",
             "sources": records, "totals": _totals(records)}
-    tmp = out / f".{MANIFEST}.partial"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(out / MANIFEST)
+    with atomic_target(out / MANIFEST) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
     return data
 
 

@@ -55,11 +55,27 @@ class SourceEntry:
     radius_m: float | None = None     # None: the layout's default
     extra: dict = field(default_factory=dict)  # size, homepage: copied to the manifest
 
+    def radius(self) -> float:
+        """Positive radius in metres: the entry's, else its layout's default."""
+        from maqbool_ros.core.data.datasets import DEFAULT_RADIUS_M
+
+        if self.radius_m is not None:
+            return self.radius_m
+        return DEFAULT_UTM_RADIUS_M if self.layout == "utm_named" else DEFAULT_RADIUS_M
+
     def origin(self) -> dict[str, str]:
         """Where the images come from, for the manifest and the layer's metadata."""
         if self.git is not None:
             return {"url": self.git.url, "commit": self.git.commit, "subpath": self.git.subpath}
         return {"path": str(self.path)}
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; invalid JSON or UTF-8 is a ValueError naming the file."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
 
 
 def check_not_held_out(name: str, values: dict[str, str]) -> None:
@@ -134,10 +150,7 @@ def load_source_list(path: str | Path, root: str | Path | None = None) -> list[S
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: source list not found")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list) or set(data) - {"sources"}:
         raise ValueError(f"{path}: expected an object with one key, 'sources' (a list of entries)")
     base = Path(root).resolve() if root is not None else path.resolve().parent

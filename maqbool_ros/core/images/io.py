@@ -27,26 +27,61 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     (max_pixels, default: the config schema's max_image_pixels) applies. The header is read
     first: an oversized image is refused without reading the rest of the file.
     """
-    from maqbool_ros.core.images.decode import DEFAULT_MAX_IMAGE_PIXELS, check_pixels, decode_compressed
-    from maqbool_ros.core.images.headers import HEADER_SCAN_BYTES, HeaderTruncated, ImageDecodeError, image_size
+    from maqbool_ros.core.images.decode import decode_compressed
+    from maqbool_ros.core.images.headers import ImageDecodeError
 
     path = Path(path)
-    limit = DEFAULT_MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    limit = _pixel_limit(max_pixels)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     try:
         with path.open("rb") as f:
-            head = f.read(HEADER_SCAN_BYTES)
-            try:
-                kind, width, height = image_size(head)
-                check_pixels(width, height, limit, f"data: {kind}")
-            except HeaderTruncated:
-                pass  # size field beyond the first bytes (TIFF IFD at the end): checked on the whole file
+            _head_size(f, limit)  # None (size field beyond the first bytes, TIFF): decode checks the whole file
             f.seek(0)
             data = f.read()  # one read: no second full-size copy from joining head and rest
         return decode_compressed(data, path.suffix.lstrip("."), limit)
     except ImageDecodeError as exc:
         raise ImageDecodeError(f"image file {path} cannot be decoded: {exc}") from exc
+
+
+def image_file_size(path: str | Path, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """(format, width, height) of an image file from its header, refused as :func:`read_image`
+    would refuse it (unsupported format, over max_pixels); no pixel is decoded."""
+    from maqbool_ros.core.images.decode import check_pixels
+    from maqbool_ros.core.images.headers import ImageDecodeError, image_size
+
+    path = Path(path)
+    limit = _pixel_limit(max_pixels)
+    try:
+        with path.open("rb") as f:
+            size = _head_size(f, limit)
+            if size is None:  # size field beyond the first bytes (TIFF IFD at the end)
+                f.seek(0)
+                size = image_size(f.read())
+                check_pixels(size[1], size[2], limit, f"data: {size[0]}")
+        return size
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"image file {path} is not a readable image: {exc}") from None
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    from maqbool_ros.core.images.decode import DEFAULT_MAX_IMAGE_PIXELS
+
+    return DEFAULT_MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+
+
+def _head_size(f, limit: int) -> tuple[str, int, int] | None:
+    """Format and size from the first bytes of an open file, checked against limit; None when
+    the header does not fit in them."""
+    from maqbool_ros.core.images.decode import check_pixels
+    from maqbool_ros.core.images.headers import HEADER_SCAN_BYTES, HeaderTruncated, image_size
+
+    try:
+        kind, width, height = image_size(f.read(HEADER_SCAN_BYTES))
+    except HeaderTruncated:
+        return None
+    check_pixels(width, height, limit, f"data: {kind}")
+    return kind, width, height
 
 
 def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
