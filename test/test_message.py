@@ -21,7 +21,7 @@ MAKE_MSG = textwrap.dedent("""
     def make_msg(cam="cam", robot="robot_a", cand_robot="rb{}", query_map="m01", cand_map="map{}"):
         # Default string lengths make a message with no CDR alignment padding (see test below):
         # the candidate's robot id ends 4-aligned with 3 characters, and a candidate is then
-        # 396 bytes + its map id's length, a multiple of 8 for 4 characters.
+        # 404 bytes + its map id's length, a multiple of 8 for 4 characters.
         m = LoopClosureCandidate()
         m.header.stamp = Time(sec=1700000000, nanosec=123456789)
         m.header.frame_id = cam
@@ -29,6 +29,7 @@ MAKE_MSG = textwrap.dedent("""
         m.robot_id, m.map_id = robot, query_map
         m.method, m.region_source = "maqbool", "edge_boxes"
         m.region_budget, m.num_reranked, m.reranking_complete = 25, 100, True
+        m.sequence_length = 10
         m.latency_ms, m.descriptor_ms, m.search_ms, m.rerank_ms = 512.5, 80.25, 3.5, 400.0
         m.verify_ms = 45.75
         for i in range(3):
@@ -36,7 +37,8 @@ MAKE_MSG = textwrap.dedent("""
                                stamp=Time(sec=100 + i, nanosec=7), descriptor_distance=0.5 + i,
                                reranked_distance=0.25 + i, score=0.9 - i * 0.1,
                                has_relative_pose=(i == 1), verified=(i < 2), num_inliers=100 - 30 * i,
-                               inlier_ratio=0.75 - 0.25 * i, pose_type=(CandidateMatch.POSE_METRIC, 1, 0)[i])
+                               inlier_ratio=0.75 - 0.25 * i, pose_type=(CandidateMatch.POSE_METRIC, 1, 0)[i],
+                               sequence_score=0.8 - 0.1 * i, sequence_aligned=10 - i)
             c.relative_pose.pose.position.x = 1.5 * i
             c.relative_pose.pose.orientation.w = 1.0
             c.relative_pose.covariance[0] = 0.01 * (i + 1)
@@ -130,7 +132,8 @@ def _to_rosbags(store, msg):
         stamp=Time(sec=c.stamp.sec, nanosec=c.stamp.nanosec), descriptor_distance=c.descriptor_distance,
         reranked_distance=c.reranked_distance, score=c.score, inlier_ratio=c.inlier_ratio,
         num_inliers=c.num_inliers, robot_id=c.robot_id, map_id=c.map_id, has_relative_pose=c.has_relative_pose,
-        verified=c.verified, pose_type=c.pose_type) for c in msg.candidates]
+        verified=c.verified, pose_type=c.pose_type, sequence_score=c.sequence_score,
+        sequence_aligned=c.sequence_aligned) for c in msg.candidates]
     header = t["std_msgs/msg/Header"](stamp=Time(sec=msg.header.stamp.sec, nanosec=msg.header.stamp.nanosec),
                                       frame_id=msg.header.frame_id)
     return t["maqbool_ros/msg/LoopClosureCandidate"](
@@ -138,7 +141,7 @@ def _to_rosbags(store, msg):
         candidates=cands,
         latency_ms=msg.latency_ms, descriptor_ms=msg.descriptor_ms, search_ms=msg.search_ms,
         rerank_ms=msg.rerank_ms, verify_ms=msg.verify_ms, num_reranked=msg.num_reranked,
-        region_budget=msg.region_budget,
+        region_budget=msg.region_budget, sequence_length=msg.sequence_length,
         method=msg.method, region_source=msg.region_source, reranking_complete=msg.reranking_complete)
 
 

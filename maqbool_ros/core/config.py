@@ -168,6 +168,12 @@ class MaqboolConfig:
         'Add every processed keyframe to the database. False: query only (e.g. replaying query images of an '
         'evaluation set against a stored map).',
         )
+    map_filter: str = _f(
+        "all",
+        "Which maps / sessions may be candidates, by the keyframes' map_id: all, inter_map (other maps only: "
+        "a night session with its own map id asks only the day map) or intra_map (the query's own map only). "
+        'Keyframes without a map id form the map "". Needs database_backend faiss.',
+        choices=("all", "inter_map", "intra_map"))
     max_descriptor_distance: float = _f(
         4.0,
         'Drop candidates whose squared descriptor distance exceeds this (unit vectors: 0..4).',
@@ -231,6 +237,51 @@ class MaqboolConfig:
         "ConvNet landmarks: pooling support of a region vector: rect (its bounding rectangle, the authors' "
         "code) or component (only the cluster's own cells).",
         choices=("rect", "component"), read_only=True)
+
+    # --- sequence matching (docs/sequence.md) -----------------------------------------
+    sequence_length: int = _f(
+        1,
+        "Sequence matching (SeqSLAM-style): score each candidate by the best alignment of the query's last N "
+        'keyframes (same robot and map) with a run of stored keyframes, over a velocity range; the candidates '
+        'are then ordered by that sequence score. 1: off (single-frame ranking). Uses stored descriptors only. '
+        'Needs database_backend faiss.',
+        range=(1, 100, 1))
+    sequence_min_velocity: float = _f(
+        0.8,
+        'Slowest database keyframes per query keyframe a sequence may follow (SeqSLAM searched 0.8-1.2 of the '
+        'query speed; keyframe policies vary, hence a range).',
+        range=(0.1, 10.0, 0.0))
+    sequence_max_velocity: float = _f(
+        1.25,
+        'Fastest database keyframes per query keyframe a sequence may follow (>= sequence_min_velocity).',
+        range=(0.1, 10.0, 0.0))
+    sequence_velocity_steps: int = _f(
+        5,
+        'Velocities tried, evenly spaced from sequence_min_velocity to sequence_max_velocity.',
+        range=(1, 50, 1))
+    sequence_reverse: bool = _f(
+        False,
+        'Also align runs travelled in the opposite direction (a route driven the other way; useful with '
+        'omnidirectional or sideways cameras, where the views repeat).',
+        )
+    sequence_min_aligned: float = _f(
+        0.5,
+        "A run must align at least this fraction of the query's window (positions outside the stored run, "
+        'removed, excluded or in another map are gaps); runs with fewer are not scored.',
+        range=(0.0, 1.0, 0.0))
+    sequence_full_search_max: int = _f(
+        5000,
+        'Maps with at most this many admissible keyframes: every keyframe is tried as a run end (exact). '
+        "Larger maps: only run ends reachable from the window keyframes' own top_k hits (a shortlist that "
+        'keeps the stage within its budget at any map size). 0: always the shortlist.',
+        range=(0, 10000000, 1))
+    standardize_window: int = _f(
+        0,
+        "Descriptor standardisation (Schubert et al., ICRA 2020): subtract the mean descriptor of the same "
+        "robot and map's previous N keyframes and re-normalise, before search and storage. Helps one stream "
+        'that changes appearance (day then night); 0: off (docs/sequence.md has the measurements). Changing it '
+        'affects keyframes stored from then on.',
+        range=(0, 10000, 1))
 
     # --- geometric verification (docs/verification.md) -----------------------------
     verification_enabled: bool = _f(
@@ -458,6 +509,9 @@ class MaqboolConfig:
         """Raise ValueError naming the first field that is out of range or not a choice."""
         for f in dataclasses.fields(self):
             check_value(f.name, getattr(self, f.name))
+        if self.sequence_min_velocity > self.sequence_max_velocity:
+            raise ValueError(f"sequence_min_velocity: {self.sequence_min_velocity} is above sequence_max_velocity "
+                             f"{self.sequence_max_velocity}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

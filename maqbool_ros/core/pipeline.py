@@ -13,7 +13,8 @@ import numpy as np
 
 from maqbool_ros.core.config import FIELDS, MaqboolConfig
 from maqbool_ros.core.database.map_ids import MAP_ID_KEY, decode_map_ids, encode_map_id
-from maqbool_ros.core.types import Candidates, EngineOutput, RerankResult
+from maqbool_ros.core.sequence.stage import Ranked, SequenceStage, single_frame
+from maqbool_ros.core.types import Candidates, EngineOutput
 from maqbool_ros.core.verification.stage import CandidateChecks
 
 #: Config fields that may change while the pipeline runs (the node's live parameters):
@@ -63,18 +64,27 @@ class QueryResult:
     checks: CandidateChecks | None = None
     map_id: str = ""  # the query keyframe's map / session
     map_ids: list[str] = field(default_factory=list)  # per candidate ("" when unknown)
+    # Sequence matching (docs/sequence.md): window length used (1: off) and per candidate the
+    # sequence score (1 - d_seq/4, 0 when no run scored it) and the window keyframes aligned.
+    sequence_length: int = 1
+    sequence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    sequence_aligned: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         if self.checks is None:
             self.checks = CandidateChecks.none(len(self.keyframe_ids))
         if len(self.map_ids) != len(self.keyframe_ids):
             self.map_ids = [""] * len(self.keyframe_ids)
+        if len(self.sequence_scores) != len(self.keyframe_ids):
+            self.sequence_scores = np.zeros(len(self.keyframe_ids), np.float32)
+            self.sequence_aligned = np.zeros(len(self.keyframe_ids), np.int64)
 
     def truncate(self, n: int) -> None:
         """Keep the first n candidates (best first); the checks are cut alike."""
         if n >= len(self):
             return
-        for name in ("keyframe_ids", "stamps", "descriptor_distances", "reranked_distances", "scores"):
+        for name in ("keyframe_ids", "stamps", "descriptor_distances", "reranked_distances", "scores",
+                     "sequence_scores", "sequence_aligned"):
             setattr(self, name, getattr(self, name)[:n])
         self.robot_ids, self.map_ids = self.robot_ids[:n], self.map_ids[:n]
         self.checks = self.checks.head(n)
@@ -127,6 +137,7 @@ class LoopClosurePipeline:
     def __init__(self, config: MaqboolConfig | None = None, engine=None, database=None, reranker=None):
         self._config = config or MaqboolConfig()
         self._config.validate()
+        _check_backend_supports(self._config)
         from maqbool_ros.core.descriptor.engine import DescriptorEngine, check_descriptor_dim
 
         if engine is None:
@@ -141,6 +152,7 @@ class LoopClosurePipeline:
         if database is None:
             database = self._make_database()
         self.database = database
+        self.sequence = SequenceStage()
         self.verifier = None
         if self._config.verification_enabled:
             from maqbool_ros.core.verification.stage import VerificationStage
@@ -158,6 +170,7 @@ class LoopClosurePipeline:
         if frozen:
             raise ValueError(f"cannot change {', '.join(frozen)} while running (restart the node)")
         new = self._config.replace(**changes)
+        _check_backend_supports(new)
         self._config = new
         if "save_interval_s" in changes:
             self.database.flush_interval_s = float(new.save_interval_s)
@@ -212,6 +225,10 @@ class LoopClosurePipeline:
             add_to_database = cfg.insert_keyframes
         t0 = time.perf_counter()
         deadline = t0 + cfg.rerank_deadline_ms / 1e3
+        stream = (kf.robot_id, kf.map_id)
+        if cfg.standardize_window > 0:  # before search and storage: both see the same descriptor
+            kf.output.descriptor = self.sequence.standardizer.apply(stream, kf.output.descriptor,
+                                                                    cfg.standardize_window)
         query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
         if kf.local_features is not None and self.verifier is not None:
             db_extras = {**db_extras, **self.verifier.db_extras(kf.local_features)}
@@ -221,13 +238,15 @@ class LoopClosurePipeline:
         result = None
         if query:
             t1 = time.perf_counter()
+            rules = dict(robot_id=kf.robot_id, stamp=kf.stamp, exclude_recent_keyframes=cfg.exclude_recent_keyframes,
+                         exclude_recent_seconds=cfg.exclude_recent_seconds, robot_filter=cfg.robot_filter,
+                         max_distance=cfg.max_descriptor_distance)
+            if cfg.map_filter != "all":  # only the FAISS backend knows it (_check_backend_supports)
+                rules.update(map_id=kf.map_id, map_filter=cfg.map_filter)
             # One call: the database's own lock keeps a compaction from renumbering the rows in between.
             excluded = {int(i) for i in excluded_ids}
-            cands, cand_extras = self.database.search_with_extras(
-                kf.output.descriptor, cfg.top_k + len(excluded), robot_id=kf.robot_id, stamp=kf.stamp,
-                exclude_recent_keyframes=cfg.exclude_recent_keyframes,
-                exclude_recent_seconds=cfg.exclude_recent_seconds,
-                robot_filter=cfg.robot_filter, max_distance=cfg.max_descriptor_distance)
+            cands, cand_extras = self.database.search_with_extras(kf.output.descriptor, cfg.top_k + len(excluded),
+                                                                  **rules)
             if excluded or len(cands) > cfg.top_k:
                 cands, cand_extras = _without(cands, cand_extras, kf.robot_id, excluded, cfg.top_k)
             kf.timings_ms["search"] = (time.perf_counter() - t1) * 1e3
@@ -235,12 +254,19 @@ class LoopClosurePipeline:
             rr = self.reranker.rerank(query_extras, cands, cand_extras, deadline)
             kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
-            result = self._result(kf, cands, rr, decode_map_ids(cand_extras, len(cands)))
+            if cfg.sequence_length > 1:
+                ranked = self.sequence.rank(cfg, self.database, stream, kf.stamp, kf.output.descriptor, cands,
+                                            cand_extras, rr, rules, kf.timings_ms,
+                                            frozenset((kf.robot_id, i) for i in excluded))
+            else:
+                ranked = single_frame(cands, cand_extras, rr)
+            result = self._result(kf, ranked, rr)
             if self.verifier is not None and kf.local_features is not None:
                 t3 = time.perf_counter()
-                keys = list(zip(cands.robot_ids, (int(k) for k in cands.keyframe_ids)))
-                result.checks = self.verifier.verify(kf.local_features, kf.camera, keys, cand_extras, rr.order,
-                                                     deadline)
+                final = ranked.candidates
+                keys = list(zip(final.robot_ids, (int(k) for k in final.keyframe_ids)))
+                result.checks = self.verifier.verify(kf.local_features, kf.camera, keys, ranked.extras,
+                                                     np.arange(len(final)), deadline)
                 kf.timings_ms["verify"] = (time.perf_counter() - t3) * 1e3
         if add_to_database:
             self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
@@ -257,22 +283,19 @@ class LoopClosurePipeline:
         kf = self.describe(image_rgb, keyframe_id, robot_id, stamp, camera=camera, depth=depth)
         return self.query(kf, add_to_database=add_to_database, query=query)
 
-    def _result(self, kf: Keyframe, cands: Candidates, rr: RerankResult, map_ids: list[str]) -> QueryResult:
-        order = np.asarray(rr.order, dtype=np.int64)
+    def _result(self, kf: Keyframe, ranked: Ranked, rr) -> QueryResult:
         cfg = self._config
+        c = ranked.candidates
         return QueryResult(
             keyframe_id=kf.keyframe_id, robot_id=kf.robot_id, stamp=kf.stamp,
-            keyframe_ids=np.asarray(cands.keyframe_ids)[order],
-            robot_ids=[cands.robot_ids[i] for i in order],
-            stamps=np.asarray(cands.stamps)[order],
-            descriptor_distances=np.asarray(cands.distances)[order],
-            reranked_distances=np.asarray(rr.reranked_distances)[order],
-            scores=np.asarray(rr.scores)[order],
-            method=cfg.method,
+            keyframe_ids=np.asarray(c.keyframe_ids), robot_ids=list(c.robot_ids), stamps=np.asarray(c.stamps),
+            descriptor_distances=np.asarray(c.distances), reranked_distances=ranked.reranked_distances,
+            scores=ranked.scores, method=cfg.method,
             region_source=cfg.region_source if cfg.method == "maqbool" else "",
             region_budget=int(rr.region_budget), num_reranked=int(rr.num_reranked),
-            complete=bool(rr.complete), timings_ms={}, score_kind=rr.score_kind, map_id=kf.map_id,
-            map_ids=[map_ids[i] for i in order])
+            complete=bool(rr.complete), timings_ms={}, score_kind=ranked.score_kind, map_id=kf.map_id,
+            map_ids=decode_map_ids(ranked.extras, len(c)), sequence_length=ranked.sequence_length,
+            sequence_scores=ranked.sequence_scores, sequence_aligned=ranked.sequence_aligned)
 
     # --- database management -----------------------------------------------------
     def save_database(self, path: str | None = None) -> str:
@@ -294,8 +317,18 @@ class LoopClosurePipeline:
         """Empty the database in place (same object, under its own lock). A persistent one
         has its files moved aside to ``<database_path>.prev-<time>`` (never deleted)."""
         self.database.reset()
+        self.sequence.reset()  # windows refer to keyframes that are gone
         if self.verifier is not None:
             self.verifier.temporal.reset()  # chains refer to keyframes that are gone
+
+
+def _check_backend_supports(cfg: MaqboolConfig) -> None:
+    """Sequence matching and map_filter read the FAISS map's rows; ValueError naming the field otherwise."""
+    if cfg.database_backend != "faiss":
+        for name, off in (("sequence_length", 1), ("map_filter", "all")):
+            if getattr(cfg, name) != off:
+                raise ValueError(f"{name}: {getattr(cfg, name)!r} needs database_backend faiss "
+                                 f"(not yet on {cfg.database_backend}; docs/sequence.md)")
 
 
 def _without(cands: Candidates, extras: dict[str, np.ndarray], robot_id: str, excluded: set[int],

@@ -83,6 +83,8 @@ SCORE_KINDS = {
     "maqbool_similarity": "1 - d_new/4 of MAQBOOL's re-ranked distance, clipped to [0, 1] (d_new = |d - alpha ln P| "
                           "in maqbool_mode paper, d + alpha s f(P) in scale_free)",
     "landmarks_match": "Q_mean / w_max^2 clipped to [0, 1] (w_max: largest IDF weight, 1 without vocabulary)",
+    "sequence_similarity": "1 - d_seq/4 of the mean squared descriptor distance along the best aligned run "
+                           "(sequence_length > 1; 0 for a candidate no run scored: docs/sequence.md)",
 }
 
 

@@ -87,11 +87,12 @@ def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosure
     msg.region_budget = int(result.region_budget)
     msg.num_reranked = int(result.num_reranked)
     msg.reranking_complete = bool(result.complete)
+    msg.sequence_length = int(getattr(result, "sequence_length", 1))
     msg.latency_ms = float(latency_ms)
     t = result.timings_ms
     msg.descriptor_ms = float(t.get("descriptor", 0.0))
     msg.search_ms = float(t.get("search", 0.0))
-    msg.rerank_ms = float(t.get("extras", 0.0) + t.get("rerank", 0.0))
+    msg.rerank_ms = float(t.get("extras", 0.0) + t.get("rerank", 0.0) + t.get("sequence", 0.0))
     msg.descriptor_ms += float(t.get("local_features", 0.0))
     msg.verify_ms = float(t.get("verify", 0.0))
     checks = result.checks
@@ -104,6 +105,8 @@ def result_to_msg(result: QueryResult, header, latency_ms: float) -> LoopClosure
         c.descriptor_distance = float(result.descriptor_distances[i])
         c.reranked_distance = float(result.reranked_distances[i])
         c.score = float(result.scores[i])
+        c.sequence_score = float(result.sequence_scores[i])
+        c.sequence_aligned = int(result.sequence_aligned[i])
         c.verified = bool(checks.verified[i])
         c.num_inliers = int(checks.num_inliers[i])
         c.inlier_ratio = float(checks.inlier_ratios[i])

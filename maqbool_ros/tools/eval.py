@@ -61,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(precision, recall, false positives, pose errors) to the report; without it "
                         "verification is off and only retrieval is scored")
     add_config_options(p, "verification_features", "verification_top_n")
+    add_config_options(p, "sequence_length", "sequence_min_velocity", "sequence_max_velocity", "sequence_reverse",
+                       "standardize_window")
     add_common_options(p, model=True, dim=True)
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "

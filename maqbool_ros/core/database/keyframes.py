@@ -19,8 +19,10 @@ import numpy as np
 from maqbool_ros.core.database import persistence as pers
 from maqbool_ros.core.database import validate
 from maqbool_ros.core.database.locking import locked
+from maqbool_ros.core.database.map_ids import encode_map_id
 from maqbool_ros.core.database.recovery import RecoveryReport
 from maqbool_ros.core.database.rows import RowStore
+from maqbool_ros.core.database.runs import RunIndex
 from maqbool_ros.core.database.search import SearchIndex
 from maqbool_ros.core.types import Candidates
 
@@ -40,6 +42,7 @@ class KeyframeDatabase:
         self._rows = RowStore(self.dim)
         self._files: pers.DatabaseFiles | None = None
         self._flush_interval_s = 0.0
+        self._runs = RunIndex()  # sequence matching's view of the rows (database/runs.py)
         #: What reading the log had to give up (torn tail, skipped records); empty when clean.
         self.recovery_report = RecoveryReport()
         if _restored is not None:  # from open()/load(): adopt what persistence read
@@ -282,20 +285,29 @@ class KeyframeDatabase:
     @locked
     def admissible(self, robot_id: str | None = None, stamp: float | None = None,
                    exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
-                   robot_filter: str = "all") -> np.ndarray:
+                   robot_filter: str = "all", map_id: str = "", map_filter: str = "all") -> np.ndarray:
         """Boolean mask over rows of keyframes a query may return (the exclusion rules).
 
         Same-robot keyframes among that robot's last N added, or with |stamp - query
         stamp| < T, are excluded (the robot is still there, not back); robot_filter
-        inter_robot keeps other robots only, intra_robot the same robot only.
+        inter_robot keeps other robots only, intra_robot the same robot only; map_filter
+        inter_map keeps other maps than map_id only, intra_map map_id only.
         """
-        return self._rows.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
-                                     robot_filter)
+        ok = self._rows.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds,
+                                   robot_filter)
+        code = self._runs_synced().map_code(encode_map_id(map_id).tobytes())
+        maps = self._runs.map_mask(code, map_filter)
+        return ok if maps is None else ok & maps
+
+    def _runs_synced(self) -> RunIndex:
+        self._runs.sync(self._rows)
+        return self._runs
 
     @locked
     def search(self, query, k: int, *, robot_id: str | None = None, stamp: float | None = None,
                exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
-               robot_filter: str = "all", max_distance: float = 4.0) -> Candidates:
+               robot_filter: str = "all", max_distance: float = 4.0, map_id: str = "",
+               map_filter: str = "all") -> Candidates:
         """The k nearest admissible keyframes (fewer if fewer exist or pass max_distance)."""
         if int(k) < 1:
             raise ValueError(f"k: must be >= 1, got {k}")
@@ -303,15 +315,18 @@ class KeyframeDatabase:
             q = validate.unit_descriptor(query, self.dim)
         except ValueError as e:
             raise ValueError(f"query: {e}") from None
-        ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter)
+        ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter,
+                             map_id, map_filter)
         k = min(int(k), int(ok.sum()))
         rows, dist = (np.zeros(0, np.int64), np.zeros(0, np.float32)) if k == 0 else \
             self._search.nearest(self._rows.descriptors, q, k, ok)
         keep = dist <= max_distance
-        rows = rows[keep]
+        return self._candidates(rows[keep], dist[keep])
+
+    def _candidates(self, rows: np.ndarray, distances: np.ndarray) -> Candidates:
         return Candidates(rows=rows, keyframe_ids=self._rows.column("keyframe_ids")[rows].copy(),
                           robot_ids=self._rows.robot_names(rows), stamps=self._rows.column("stamps")[rows].copy(),
-                          distances=dist[keep].astype(np.float32))
+                          distances=np.asarray(distances, np.float32))
 
     @locked
     def search_with_extras(self, query, k: int, **rules) -> tuple[Candidates, dict[str, np.ndarray]]:
@@ -319,3 +334,30 @@ class KeyframeDatabase:
         renumbers rows) can come between them."""
         cands = self.search(query, k, **rules)
         return cands, (self._rows.take_extras(cands.rows) if len(cands) else {})
+
+    # --- sequence matching (docs/sequence.md) ---------------------------------------------
+    @locked
+    def run_keys(self, robot_ids: list[str], keyframe_ids) -> tuple[np.ndarray, np.ndarray]:
+        """(robot codes, run positions) of live keyframes, the stable keys sequence matching
+        caches per window frame (rows renumber on compaction; these do not). Unknown ones dropped."""
+        rows = [self._rows.row_of(int(k), r) for r, k in zip(robot_ids, keyframe_ids, strict=True)]
+        rows = np.array([r for r in rows if r is not None], np.int64)
+        return (self._rows.column("robot_codes")[rows].astype(np.int64),
+                self._rows.column("sequence")[rows].copy())
+
+    @locked
+    def search_sequence(self, window, k: int, params, *, robot_id: str | None = None, stamp: float | None = None,
+                        exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
+                        robot_filter: str = "all", max_distance: float = 4.0, map_id: str = "",
+                        map_filter: str = "all"):
+        """The k best run ends for a sequence window (sequence.runs_search.SequenceWindow) under
+        the same rules as search(): (Candidates with each end's own distance, their extras,
+        RunMatches with the alignment). One locked call, so rows cannot renumber in between."""
+        from maqbool_ros.core.sequence.runs_search import search_runs
+
+        ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter,
+                             map_id, map_filter)
+        found = search_runs(window, k, params, ok, self._runs, self._rows.column("robot_codes"),
+                            self._rows.column("sequence"), self._rows.descriptors, max_distance)
+        cands = self._candidates(found.rows, found.alignment.end_distances)
+        return cands, (self._rows.take_extras(found.rows) if len(found.rows) else {}), found

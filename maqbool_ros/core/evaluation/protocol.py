@@ -27,7 +27,10 @@ from maqbool_ros.core.evaluation.metrics import DEFAULT_RECALL_NS, best_match_pr
 
 REF_ROBOT, QUERY_ROBOT, SEQUENCE_ROBOT = "ref", "query", "robot0"
 #: per-stage timings kept in reports (the pipeline's keys; "total" = whole keyframe)
-LATENCY_STAGES = ("descriptor", "local_features", "extras", "search", "rerank", "verify", "total")
+LATENCY_STAGES = ("descriptor", "local_features", "extras", "search", "rerank", "sequence", "verify", "total")
+#: Optional file in a dataset folder: query (query_ref) or frame (sequence) indices, one per
+#: line, where a new traversal starts; sequence matching's window restarts there (docs/sequence.md).
+SEQUENCE_BREAKS_FILE = "sequence_breaks.txt"
 
 
 @dataclass
@@ -102,12 +105,16 @@ def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
     from tqdm import tqdm
 
     records: list[QueryRecord] = []
+    breaks = sequence_breaks(dataset)
+    restart = getattr(getattr(pipeline, "sequence", None), "history", None)
     if dataset.kind == "query_ref":
         for r in tqdm(range(len(dataset.refs)), desc="map (refs)", unit="img", disable=not progress):
             pipeline.process(dataset.refs[r], keyframe_id=r, robot_id=REF_ROBOT, stamp=float(r),
                              add_to_database=True, query=False)
         base = len(dataset.refs)
         for q in tqdm(range(len(dataset.queries)), desc="queries", unit="img", disable=not progress):
+            if q in breaks and restart is not None:
+                restart.break_stream((QUERY_ROBOT, ""))
             res = pipeline.process(dataset.queries[q], keyframe_id=base + q, robot_id=QUERY_ROBOT,
                                    stamp=float(base + q), add_to_database=False, query=True)
             records.append(_record(q, res))
@@ -115,6 +122,8 @@ def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
                 on_result(q, res)
     else:
         for i in tqdm(range(len(dataset.frames)), desc="frames", unit="img", disable=not progress):
+            if i in breaks and restart is not None:
+                restart.break_stream((SEQUENCE_ROBOT, ""))
             res = pipeline.process(dataset.frames[i], keyframe_id=i, robot_id=SEQUENCE_ROBOT,
                                    stamp=float(dataset.stamps[i]), add_to_database=True, query=True,
                                    **_sensors(dataset, i))
@@ -122,6 +131,25 @@ def run_offline(dataset: Dataset, pipeline: Any, *, progress: bool = True,
             if on_result is not None:
                 on_result(i, res)
     return records
+
+
+def sequence_breaks(dataset: Dataset) -> set[int]:
+    """Indices where a new traversal starts, from the dataset folder's SEQUENCE_BREAKS_FILE
+    (none: every query / frame follows the previous one). ValueError naming file and line."""
+    from pathlib import Path
+
+    path = Path(getattr(dataset, "source", "") or "") / SEQUENCE_BREAKS_FILE
+    if not path.is_file():
+        return set()
+    out = set()
+    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) >= num_queries(dataset):
+            raise ValueError(f"{path}:{line_no}: {text[:40]!r} is not an index in [0, {num_queries(dataset)})")
+        out.add(int(text))
+    return out
 
 
 def records_from_candidates(dataset: Dataset, messages: Iterable[Any]) -> list[QueryRecord]:
