@@ -70,6 +70,10 @@ class RunIndex:
     def rows(self, codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Rows at (robot code, insertion number) pairs; -1 where there is none."""
         codes, positions = np.asarray(codes, np.int64), np.asarray(positions, np.int64)
+        if codes.size and codes.flat[0] == codes.min() == codes.max() and 0 <= codes.flat[0] < len(self._by_seq):
+            arr = self._by_seq[int(codes.flat[0])]  # one robot (the common case): no masks
+            inside = (positions >= 0) & (positions < len(arr))
+            return np.where(inside, arr[np.clip(positions, 0, len(arr) - 1)], -1)
         out = np.full(positions.shape, -1, np.int64)
         for code in np.unique(codes):
             if not 0 <= code < len(self._by_seq):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maqbool_ros.core.rerank.blas import single_thread_blas
+
 
 def velocities(v_min: float, v_max: float, steps: int) -> np.ndarray:
     """The velocities tried: ``steps`` evenly spaced values in [v_min, v_max] (v_min once when equal)."""
@@ -81,9 +83,13 @@ def align_ends(window: np.ndarray, end_codes: np.ndarray, end_positions: np.ndar
     hit = rows[valid]
     maps = np.broadcast_to(end_maps[:, None, None], pos.shape)[valid]
     valid[valid] = row_ok[hit] & (row_maps[hit] == maps)
-    unique, inverse = _unique_rows(rows[valid], len(row_ok))
+    unique, inverse = unique_rows(rows[valid], len(row_ok))
     frame = np.broadcast_to(np.arange(length)[None, None, :], pos.shape)[valid]
-    sims = window @ descriptors[unique].T if len(unique) else np.zeros((length, 0), np.float32)
+    if len(unique):
+        with single_thread_blas():  # a small GEMM beside the network worker (rerank/blas.py): 13 ms -> 0.5
+            sims = window @ descriptors[unique].T
+    else:
+        sims = np.zeros((length, 0), np.float32)
     dist = np.zeros(pos.shape, np.float64)
     dist[valid] = np.clip(2.0 - 2.0 * sims[frame, inverse].astype(np.float64), 0.0, 4.0)
     count = valid.sum(axis=2)
@@ -97,7 +103,7 @@ def align_ends(window: np.ndarray, end_codes: np.ndarray, end_positions: np.ndar
                      np.where(scored, line_velocities[best], 0.0), dist[:, 0, 0])
 
 
-def _unique_rows(rows: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def unique_rows(rows: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(rows, return_inverse=True) by scattering into a row-sized table: O(rows +
     num_rows) instead of a sort, which dominated the stage at 100k keyframes."""
     slot = np.full(num_rows, -1, np.int64)
@@ -110,7 +116,8 @@ def _unique_rows(rows: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarra
 def shortlist_ends(hit_codes: list[np.ndarray], hit_positions: list[np.ndarray],
                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Run ends (codes, positions) reachable from window frame k's hits on some line: a
-    hit at position p for frame k is on the line ending at p + offsets[m, k]. Unique, sorted."""
+    hit at position p for frame k is on the line ending at p + offsets[m, k]. Not unique
+    (the caller maps them to rows and drops repeats there, in O(rows))."""
     codes, positions = [], []
     for k, (c, p) in enumerate(zip(hit_codes, hit_positions, strict=True)):
         if len(c) == 0 or k >= offsets.shape[1]:
@@ -120,5 +127,4 @@ def shortlist_ends(hit_codes: list[np.ndarray], hit_positions: list[np.ndarray],
         positions.append(shifted.ravel())
     if not codes:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs = np.unique(np.stack([np.concatenate(codes), np.concatenate(positions)], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    return np.concatenate(codes), np.concatenate(positions)

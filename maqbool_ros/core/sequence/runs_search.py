@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maqbool_ros.core.sequence.align import Alignment, align_ends, line_offsets, min_aligned, shortlist_ends, velocities
+from maqbool_ros.core.sequence.align import (
+    Alignment,
+    align_ends,
+    line_offsets,
+    min_aligned,
+    shortlist_ends,
+    unique_rows,
+    velocities,
+)
 
 
 @dataclass
@@ -64,7 +72,7 @@ def search_runs(window: SequenceWindow, k: int, params: SequenceParams, ok: np.n
         mode = "shortlist"
         c, p = shortlist_ends(window.hit_codes, window.hit_positions, offsets)
         ends = runs.rows(c, p)
-        ends = np.unique(ends[ends >= 0])
+        ends = unique_rows(ends[ends >= 0], len(ok))[0]
         ends = ends[ok[ends]]
     maps = runs.map_codes
     al = align_ends(np.asarray(window.descriptors, np.float32), codes[ends].astype(np.int64),
