@@ -19,7 +19,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
-from maqbool_ros.core.images.decode import ImageDecodeError
+from maqbool_ros.core.images.decode import ImageDecodeError, UninformativeImage
 from maqbool_ros.core.pipeline import LIVE_FIELDS, Keyframe, LoopClosurePipeline, QueryResult
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
@@ -174,6 +174,8 @@ class LoopClosureNode(Node):
             try:
                 kf = self.describe(arrival)
                 self._described.put((kf, arrival.header))  # before done(): never invisible in stats
+            except UninformativeImage as exc:  # well-formed but blank: not a malformed message
+                self._count_error("uninformative_images", f"{name}: {arrival.image_field}: {exc}")
             except ImageDecodeError as exc:
                 self._count_error("malformed_images", f"{name}: {arrival.image_field}: {exc}")
             except Exception as exc:  # noqa: BLE001 - one bad keyframe must not kill the node

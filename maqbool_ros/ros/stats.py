@@ -73,7 +73,7 @@ class Counters:
 PROBLEM_COUNTS = ("dropped_ingress", "dropped_rerank", "malformed_headers", "malformed_images",
                   "descriptor_errors", "rerank_errors", "publish_errors", "callback_errors",
                   "malformed_depth", "missing_depth", "malformed_camera_info", "camera_mismatch",
-                  "verification_errors", "malformed_keyframes", "duplicate_keyframes")
+                  "verification_errors", "malformed_keyframes", "duplicate_keyframes", "uninformative_images")
 OK, WARN, ERROR = 0, 1, 2
 
 
