@@ -83,3 +83,12 @@ def test_export_checkpoint_that_is_text(tmp_path, capsys):
     err = _one_line(capsys)
     assert str(text) in err and "not a torch checkpoint" in err, err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_printable_cuts_and_escapes_untrusted_text():
+    from maqbool_ros.core.text import printable
+
+    assert printable("ab\u202ecd\n\x1b[31m") == "ab\\u202ecd\\n\\x1b[31m"
+    long = printable("r" * 10_000)
+    assert long == "r" * 80 + "...(+9920 chars)"
+    assert printable("caf\u00e9 \u6771\u4eac") == "caf\u00e9 \u6771\u4eac"  # printable non-ASCII stays readable

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from maqbool_ros.core.evaluation.metrics import latency_percentiles
+from maqbool_ros.core.text import MAX_LINE_CHARS, printable
 
 
 class LatencyStats:
@@ -47,7 +48,9 @@ class Counters:
             self._counts[key] += n
 
     def error(self, key: str, text: str) -> None:
-        """Count a problem of kind key and log text (rate-limited)."""
+        """Count a problem of kind key and log text (rate-limited); the text is cut and escaped
+        (core.text.printable): it may carry a peer's strings, and it also reaches diagnostics."""
+        text = printable(text, MAX_LINE_CHARS)
         now = time.monotonic()
         with self._lock:
             self._counts[key] += 1
