@@ -135,7 +135,8 @@ class Health:
         if lost:
             level = max(level, WARN)
             copy = recovery.get("torn_copy") or recovery.get("skipped_copy")
-            problems.append(f"{lost} database log record(s) lost when the map was opened (copies kept: {copy})")
+            text = recovery.get("lost_records_text", str(lost))  # "at least N (unknown...)" after a torn tail
+            problems.append(f"{text} database log record(s) lost when the map was opened (copies kept: {copy})")
         return level, "; ".join(problems) or "OK"
 
 
@@ -153,7 +154,7 @@ def diagnostic_status(name: str, hardware_id: str, level: int, problems: str, st
     values.update({f"in_flight.{k}": v for k, v in stats["in_flight"].items()})
     values["database_size"] = stats["database_size"]
     values.update({f"database_recovery.{k}": v for k, v in stats.get("database_recovery", {}).items()
-                   if k in ("torn_records", "skipped_records", "lost_records")})
+                   if k in ("torn_records", "skipped_records", "lost_records", "lost_records_exact")})
     values["last_error"] = stats["last_error"]
     for stage, row in stats["latency_ms"].items():
         values.update({f"latency_ms.{stage}.{p}": round(v, 2) for p, v in row.items() if p != "count"})
