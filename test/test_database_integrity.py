@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,7 +265,30 @@ def test_clean_database_reports_nothing(tmp_path):
     db.close()
     report = KeyframeDatabase.open(tmp_path / "db", dim=DIM).recovery_report
     assert report.as_dict() == {"torn_records": 0, "torn_bytes": 0, "torn_copy": None, "skipped_records": 0,
-                                "skipped_reasons": [], "skipped_copy": None, "lost_records": 0}
+                                "skipped_reasons": [], "skipped_copy": None, "lost_records": 0,
+                                "lost_records_exact": True, "lost_records_text": "0"}
     assert not [p for p in (tmp_path / "db").iterdir() if ".torn" in p.name or ".skipped" in p.name]
     assert (tmp_path / "db" / log_file(tmp_path / "db").name).read_bytes().startswith(LOG_MAGIC)
     assert os.path.exists(tmp_path / "db" / "manifest.json")
+
+
+def test_truncated_log_reports_an_honest_lower_bound_and_keeps_the_whole_tail(tmp_path):
+    """A log truncated to 44 bytes lost 10 records; the log cannot say how many followed the
+    cut, so the report must say "at least 1" (not "1") and keep every byte after the last whole record."""
+    root = tmp_path / "db"
+    db = KeyframeDatabase.open(root, dim=DIM)
+    add_good(db, range(10))
+    db.close()
+    logf = log_file(root)
+    data = logf.read_bytes()[:44]
+    logf.write_bytes(data)
+    db = KeyframeDatabase.open(root, dim=DIM)
+    report = db.recovery_report.as_dict()
+    db.close()
+    assert report["lost_records"] == 1 and report["lost_records_exact"] is False
+    assert report["lost_records_text"].startswith("at least 1 ") and "unknown" in report["lost_records_text"]
+    assert Path(report["torn_copy"]).read_bytes() == data[len(LOG_MAGIC):]  # the whole torn tail
+    pytest.importorskip("diagnostic_msgs", reason="the node's diagnostics need ROS 2 messages")
+    from maqbool_ros.ros.stats import Health  # the diagnostics say it too
+
+    assert "at least 1 " in Health().assess({}, 0.0, report)[1]

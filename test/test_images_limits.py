@@ -102,7 +102,10 @@ def test_node_conversion_refuses_before_copying_the_data():
         format = "png"
         data = zero_png(300, 200)
 
-    assert image_to_rgb(Compressed()).shape == (200, 300, 3)
+    from maqbool_ros.core.images.decode import UninformativeImage
+
+    with pytest.raises(UninformativeImage, match="every pixel is 0"):  # under the limit: decoded, then blank
+        image_to_rgb(Compressed())
     with pytest.raises(ImageDecodeError, match="data: PNG 300x200"):
         image_to_rgb(Compressed(), max_pixels=300 * 200 - 1)
 
@@ -153,12 +156,12 @@ def test_read_image_uses_the_same_limit(tmp_path):
         read_image(small, max_pixels=64 * 48 - 1)
 
 
-def test_max_image_pixels_is_a_validated_live_field():
+def test_max_image_pixels_is_a_validated_read_only_field():
     from maqbool_ros.core.images.decode import DEFAULT_MAX_IMAGE_PIXELS
 
     meta = FIELDS["max_image_pixels"].metadata
     assert DEFAULT_MAX_IMAGE_PIXELS == MaqboolConfig().max_image_pixels >= 3840 * 2160
-    assert not meta["read_only"]
+    assert meta["read_only"]  # a memory limit: never raised live by another node (issue #23)
     with pytest.raises(ValueError, match="max_image_pixels"):
         MaqboolConfig().replace(max_image_pixels=0)
     with pytest.raises(ValueError, match="max_image_pixels"):

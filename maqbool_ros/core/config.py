@@ -98,9 +98,10 @@ class MaqboolConfig:
         4096 * 2160,
         "Refuse input images with more pixels than this (width*height, read from the header before decoding, so a "
         "small compressed file cannot decode to gigabytes). Default 8847360 = 4096x2160, a DCI 4K frame (UHD "
-        "3840x2160 fits); the network sees image_width x image_height anyway. Live: it only gates the next image. "
+        "3840x2160 fits); the network sees image_width x image_height anyway. Read-only: a memory limit is "
+        "the operator's, set at start, never raised by another node on the ROS domain (docs/node.md). "
         "The CLI reads image files with the same check at this default.",
-        range=(1024, 1 << 30, 1))
+        range=(1024, 1 << 30, 1), read_only=True)
 
     # --- keyframe database -------------------------------------------------------
     database_path: str = _f("", "Directory of the keyframe database. Empty: in memory only.", read_only=True)

@@ -8,6 +8,7 @@ from builtin_interfaces.msg import Time
 from maqbool_ros.core.images.decode import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageDecodeError,
+    check_keyframe_image,
     check_pixels,
     decode_compressed,
     decode_raw,
@@ -43,7 +44,14 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
 
     Images over max_pixels (the node's max_image_pixels) are refused before their data is
     copied or decoded: raw ones by width*height, compressed ones by the size in their header.
+    Decoded images smaller than MIN_KEYFRAME_SIDE or blank are refused (check_keyframe_image).
     """
+    rgb = _decode(msg, max_pixels)
+    check_keyframe_image(rgb)
+    return rgb
+
+
+def _decode(msg, max_pixels: int) -> np.ndarray:
     if hasattr(msg, "format"):  # CompressedImage
         return decode_compressed(bytes(msg.data), msg.format, max_pixels)
     check_pixels(int(msg.width), int(msg.height), max_pixels, "width/height:")

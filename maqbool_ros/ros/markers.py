@@ -16,6 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 
 from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory
 from maqbool_ros.core.integration.rtabmap_data import graph_positions
+from maqbool_ros.core.text import MAX_LINE_CHARS, printable
 from maqbool_ros.core.types import stamp_to_seconds
 
 # pose_source -> (module, message type, default topic)
@@ -87,7 +88,8 @@ class LoopMarkers:
                 self.frame = msg.header.frame_id
             self._dirty = True
         except Exception as exc:  # noqa: BLE001 - a bad pose message must not kill the node
-            self.node.get_logger().warning(f"loop markers: {self.source} message ignored: {exc}",
+            why = printable(exc, MAX_LINE_CHARS)  # a peer's message: cut and escaped
+            self.node.get_logger().warning(f"loop markers: {self.source} message ignored: {why}",
                                            throttle_duration_sec=10.0)
 
     def _take_poses(self, msg) -> None:
@@ -114,7 +116,8 @@ class LoopMarkers:
                 self._dirty = True
                 self.publish_if_watched()
         except Exception as exc:  # noqa: BLE001 - drawing must not stop the re-rank worker
-            self.node.get_logger().warning(f"loop markers: {type(exc).__name__}: {exc}", throttle_duration_sec=10.0)
+            why = printable(exc, MAX_LINE_CHARS)
+            self.node.get_logger().warning(f"loop markers: {type(exc).__name__}: {why}", throttle_duration_sec=10.0)
 
     # --- output -----------------------------------------------------------------------
     def _on_timer(self) -> None:
@@ -125,7 +128,8 @@ class LoopMarkers:
                 self._dirty = True
             self.publish_if_watched()
         except Exception as exc:  # noqa: BLE001 - a timer error must not kill the node
-            self.node.get_logger().warning(f"loop markers: {type(exc).__name__}: {exc}", throttle_duration_sec=10.0)
+            why = printable(exc, MAX_LINE_CHARS)
+            self.node.get_logger().warning(f"loop markers: {type(exc).__name__}: {why}", throttle_duration_sec=10.0)
 
     def publish_if_watched(self) -> bool:
         if not self._dirty or self.pub.get_subscription_count() == 0:

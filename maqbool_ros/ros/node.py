@@ -19,18 +19,19 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
-from maqbool_ros.core.images.decode import ImageDecodeError
+from maqbool_ros.core.images.decode import ImageDecodeError, UninformativeImage
 from maqbool_ros.core.pipeline import LIVE_FIELDS, Keyframe, LoopClosurePipeline, QueryResult
+from maqbool_ros.core.text import MAX_LINE_CHARS, printable
 from maqbool_ros.msg import LoopClosureCandidate
 from maqbool_ros.ros.conversions import image_to_rgb, result_to_msg, stamp_to_seconds
 from maqbool_ros.ros.debug_image import DebugImages
 from maqbool_ros.ros.inputs import Arrival, DuplicateKeyframe, keyframe_sensors
-from maqbool_ros.ros.lifecycle import spin_until_signal
 from maqbool_ros.ros.markers import LoopMarkers
 from maqbool_ros.ros.params import declare_parameters, default_robot_id, validate_change
 from maqbool_ros.ros.queues import Closed, DropQueue
 from maqbool_ros.ros.sensors import SensorSync
 from maqbool_ros.ros.services import NodeServices
+from maqbool_ros.ros.startup import run_node, start_pipeline
 from maqbool_ros.ros.stats import Counters, Health, LatencyStats, RobotStats, diagnostic_status
 from maqbool_ros.ros.subscriptions import InputSubscription
 
@@ -49,7 +50,7 @@ class LoopClosureNode(Node):
         self.health = Health()
         self.robots = RobotStats()
         self._stopped = False
-        self.pipeline = pipeline or LoopClosurePipeline(cfg)
+        self.pipeline = pipeline or start_pipeline(cfg)  # bad inputs: StartupError, one line, status 2
         # One keyframe at a time per stage: the workers and ~/detect share the pipeline's
         # stateful parts (re-ranker, temporal consistency); the database has its own lock.
         self._describe_lock, self._query_lock = threading.Lock(), threading.Lock()
@@ -112,7 +113,7 @@ class LoopClosureNode(Node):
                 self._described.configure(self.config.queue_size, self.config.overload_policy)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-            self.get_logger().info(f"parameters changed: {changes}")
+            self.get_logger().info(f"parameters changed: {printable(changes, MAX_LINE_CHARS)}")
         return SetParametersResult(successful=True)
 
     def _on_stats_timer(self) -> None:
@@ -174,6 +175,8 @@ class LoopClosureNode(Node):
             try:
                 kf = self.describe(arrival)
                 self._described.put((kf, arrival.header))  # before done(): never invisible in stats
+            except UninformativeImage as exc:  # well-formed but blank: not a malformed message
+                self._count_error("uninformative_images", f"{name}: {arrival.image_field}: {exc}")
             except ImageDecodeError as exc:
                 self._count_error("malformed_images", f"{name}: {arrival.image_field}: {exc}")
             except Exception as exc:  # noqa: BLE001 - one bad keyframe must not kill the node
@@ -280,7 +283,7 @@ class LoopClosureNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `maqbool-node` / `ros2 run maqbool_ros loop_closure_node`."""
-    return spin_until_signal(LoopClosureNode, args)
+    return run_node(LoopClosureNode, args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from maqbool_ros.core.evaluation.metrics import latency_percentiles
+from maqbool_ros.core.text import MAX_LINE_CHARS, printable
 
 
 class LatencyStats:
@@ -47,7 +48,9 @@ class Counters:
             self._counts[key] += n
 
     def error(self, key: str, text: str) -> None:
-        """Count a problem of kind key and log text (rate-limited)."""
+        """Count a problem of kind key and log text (rate-limited); the text is cut and escaped
+        (core.text.printable): it may carry a peer's strings, and it also reaches diagnostics."""
+        text = printable(text, MAX_LINE_CHARS)
         now = time.monotonic()
         with self._lock:
             self._counts[key] += 1
@@ -73,7 +76,7 @@ class Counters:
 PROBLEM_COUNTS = ("dropped_ingress", "dropped_rerank", "malformed_headers", "malformed_images",
                   "descriptor_errors", "rerank_errors", "publish_errors", "callback_errors",
                   "malformed_depth", "missing_depth", "malformed_camera_info", "camera_mismatch",
-                  "verification_errors", "malformed_keyframes", "duplicate_keyframes")
+                  "verification_errors", "malformed_keyframes", "duplicate_keyframes", "uninformative_images")
 OK, WARN, ERROR = 0, 1, 2
 
 
@@ -132,7 +135,8 @@ class Health:
         if lost:
             level = max(level, WARN)
             copy = recovery.get("torn_copy") or recovery.get("skipped_copy")
-            problems.append(f"{lost} database log record(s) lost when the map was opened (copies kept: {copy})")
+            text = recovery.get("lost_records_text", str(lost))  # "at least N (unknown...)" after a torn tail
+            problems.append(f"{text} database log record(s) lost when the map was opened (copies kept: {copy})")
         return level, "; ".join(problems) or "OK"
 
 
@@ -150,7 +154,7 @@ def diagnostic_status(name: str, hardware_id: str, level: int, problems: str, st
     values.update({f"in_flight.{k}": v for k, v in stats["in_flight"].items()})
     values["database_size"] = stats["database_size"]
     values.update({f"database_recovery.{k}": v for k, v in stats.get("database_recovery", {}).items()
-                   if k in ("torn_records", "skipped_records", "lost_records")})
+                   if k in ("torn_records", "skipped_records", "lost_records", "lost_records_exact")})
     values["last_error"] = stats["last_error"]
     for stage, row in stats["latency_ms"].items():
         values.update({f"latency_ms.{stage}.{p}": round(v, 2) for p, v in row.items() if p != "count"})

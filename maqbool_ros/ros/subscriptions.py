@@ -10,6 +10,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int64
 
+from maqbool_ros.core.text import printable
 from maqbool_ros.msg import Keyframe as KeyframeMsg
 from maqbool_ros.ros.headers import MalformedHeader, check_stamp
 from maqbool_ros.ros.inputs import KEYFRAME_QOS, Arrival, ImageIds, MalformedKeyframe, arrival_from_keyframe
@@ -50,8 +51,8 @@ class InputSubscription:
         try:
             arrival = arrival_from_keyframe(msg, node.robot_id, time.perf_counter())
         except MalformedKeyframe as exc:
-            node.counts.error("malformed_keyframes", f"keyframe {msg.robot_id or node.robot_id}/{msg.keyframe_id}: "
-                              f"{exc}")
+            node.counts.error("malformed_keyframes",
+                              f"keyframe {printable(msg.robot_id or node.robot_id)}/{msg.keyframe_id}: {exc}")
             return
         node.robots.add(arrival.robot_id, "received")
         self.ingress.put(arrival)

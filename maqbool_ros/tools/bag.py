@@ -72,7 +72,7 @@ def run_from_images(args: argparse.Namespace) -> int:
     topic = args.topic or _absolute(config_from_args(args).image_topic)
     dataset = open_dataset(args)
     n = write_dataset_bag(dataset, args.out, storage=args.storage, topic=topic, compressed=args.compressed,
-                          compressed_format=args.format, rate_hz=args.rate)
+                          compressed_format=args.format, rate_hz=args.rate, progress=not args.quiet)
     kind = "CompressedImage/" + args.format if args.compressed else "Image"
     print(f"wrote {n} {kind} keyframes of {dataset.name} ({dataset.kind}) on {topic} to {args.out} ({args.storage})")
 

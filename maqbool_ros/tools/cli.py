@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 from maqbool_ros import __version__
+from maqbool_ros.core.text import one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,18 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ValueError, OSError) as exc:  # user errors (bad input, unreadable files): one line, no traceback
         command = " ".join(c for c in (args.command, getattr(args, "bag_command", None)) if c)
-        print(f"maqbool {command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"maqbool {command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception's message on one line (OSError: "strerror: filename" rather than its repr)."""
-    if isinstance(exc, OSError) and exc.strerror and exc.filename and not isinstance(exc, FileNotFoundError):
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

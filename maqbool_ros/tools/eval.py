@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
-from maqbool_ros.tools.options import add_common_options, add_config_options, config_from_args
+from maqbool_ros.tools.options import add_common_options, add_config_options, check_output_path, config_from_args
 
 RECALL_NS = (1, 5, 10, 20)
 
@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.evaluation import report as eval_report
     from maqbool_ros.core.evaluation.protocol import evaluate_offline, records_from_candidates, summarize
 
+    for flag, path, folder in (("--json", args.json, False), ("--csv", args.csv, False), ("--plots", args.plots, True)):
+        check_output_path(flag, path, folder)  # before the evaluation, not after it
     dataset = open_dataset(args)
     cfg = build_config(args).replace(verification_enabled=bool(args.verify))
     command = command_line(args)

@@ -130,3 +130,21 @@ def load_config(path: str) -> MaqboolConfig:
 def given(args: argparse.Namespace, dest: str) -> bool:
     """Whether a schema option was given on the command line."""
     return getattr(args, dest, None) is not None
+
+
+def check_output_path(flag: str, path: str | None, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written before any work is done (ValueError
+    naming the flag): an existing folder where a file goes (or the reverse), or a parent
+    that is a file. Missing parent folders are created when the output is written."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        raise ValueError(f"{flag}: {target} exists and is {'not ' if folder else ''}a folder")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag}: cannot write {target}: {parent} is a file, not a folder")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from maqbool_ros.core.atomic import atomic_directory
 from maqbool_ros.core.types import seconds_to_sec_nanosec
 
 GROUND_TRUTH_TOPIC = "/maqbool/ground_truth"
@@ -113,17 +114,29 @@ class BagWriter:
         out = Path(out)
         if out.exists():
             raise ValueError(f"{out}: already exists (bags are never overwritten)")
+        # Written in a temporary sibling and renamed on success: a failure (a corrupt image
+        # mid-folder, Ctrl-C) leaves no half bag that a rerun would call "already exists".
+        self._target = atomic_directory(out)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer = Writer(out, version=9, storage_plugin=plugin)
+        self._writer = Writer(self._target.__enter__(), version=9, storage_plugin=plugin)
         self._connections: dict[str, Any] = {}
         self.path = out
 
     def __enter__(self) -> BagWriter:
-        self._writer.open()
+        try:
+            self._writer.open()
+        except BaseException as exc:
+            self._target.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()
+        except BaseException as close_exc:
+            self._target.__exit__(type(close_exc), close_exc, close_exc.__traceback__)
+            raise
+        self._target.__exit__(*exc)
 
     def _connection(self, topic: str, msgtype: str):
         if topic not in self._connections:

@@ -17,6 +17,7 @@ Images load lazily, as RGB uint8.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,12 @@ def read_index_lists(path: str | Path, num_rows: int) -> list[np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ground-truth file not found")
     out = [np.zeros(0, dtype=np.int64) for _ in range(num_rows)]
-    with path.open(newline="") as fh:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                         "save it as UTF-8 CSV") from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or len(header) < 2:

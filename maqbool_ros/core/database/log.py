@@ -70,7 +70,8 @@ def read_log(path: Path) -> LogContents:
                                           "the database was left untouched")
             out.torn_bytes = len(data) - pos
             out.torn_records = max(1, data.count(REC_MAGIC, pos))
-            log.warning("%s: %d record(s) (%d bytes from byte %d) torn or truncated, e.g. by a crash: dropped",
+            log.warning("%s: at least %d record(s) (%d bytes from byte %d) torn or truncated, e.g. by a crash: "
+                        "dropped (how many records followed the cut is unknown)",
                         path, out.torn_records, out.torn_bytes, pos)
             break
         out.records.append(rec)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from maqbool_ros.core.text import printable
+
 MAP_ID_KEY = "map_id"
 MAP_ID_BYTES = 64
 
@@ -19,7 +21,7 @@ def encode_map_id(map_id: str, field: str = "map_id") -> np.ndarray:
     if not isinstance(map_id, str):
         raise ValueError(f"{field}: expected a string, got {map_id!r}")
     if not map_id.isprintable():
-        raise ValueError(f"{field}: {map_id[:40]!r} contains control characters")
+        raise ValueError(f"{field}: '{printable(map_id)}' contains control characters")
     data = map_id.encode("utf-8")
     if len(data) > MAP_ID_BYTES:
         raise ValueError(f"{field}: {len(data)} bytes in UTF-8, at most {MAP_ID_BYTES} allowed")

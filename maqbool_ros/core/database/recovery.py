@@ -43,8 +43,23 @@ class RecoveryReport:
 
     @property
     def lost_records(self) -> int:
-        """Log records not in the map (torn + skipped)."""
+        """Log records not in the map (torn + skipped); a lower bound when lost_records_exact is False."""
         return self.torn_records + self.skipped_records
+
+    @property
+    def lost_records_exact(self) -> bool:
+        """False after a torn tail: a crash or truncation leaves no trace of the records that
+        followed the cut (a log truncated to 44 bytes may have held 10), so only the record
+        headers still seen in the tail are counted. Skipped records are counted exactly."""
+        return self.torn_bytes == 0
+
+    @property
+    def lost_records_text(self) -> str:
+        """The count as it should be read: "3", or "at least 1 (unknown: ...)"."""
+        if self.lost_records_exact:
+            return str(self.lost_records)
+        return (f"at least {self.lost_records} (unknown: the log's tail was torn or truncated, and a log "
+                "does not record how many records followed the cut)")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings), for a node's stats."""
@@ -52,7 +67,8 @@ class RecoveryReport:
                 "torn_copy": None if self.torn_copy is None else str(self.torn_copy),
                 "skipped_records": self.skipped_records, "skipped_reasons": list(self.skipped_reasons),
                 "skipped_copy": None if self.skipped_copy is None else str(self.skipped_copy),
-                "lost_records": self.lost_records}
+                "lost_records": self.lost_records, "lost_records_exact": self.lost_records_exact,
+                "lost_records_text": self.lost_records_text}
 
 
 def make_report(contents: LogContents, skipped: list[tuple[int, str]], torn_copy: Path | None = None,

@@ -11,6 +11,8 @@ from numbers import Real
 
 import numpy as np
 
+from maqbool_ros.core.text import printable
+
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 MAX_ROBOT_ID_CHARS = 256  # ROS namespaces are far shorter; the id goes into every log record
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # extras keys become file names
@@ -48,7 +50,7 @@ def robot_id(value, field: str = "robot_id") -> str:
     if len(value) > MAX_ROBOT_ID_CHARS:
         raise ValueError(f"{field}: {len(value)} characters, at most {MAX_ROBOT_ID_CHARS} allowed")
     if not value.isprintable():
-        raise ValueError(f"{field}: {value!r} contains control characters")
+        raise ValueError(f"{field}: '{printable(value)}' contains control characters")
     return str(value)
 
 

@@ -15,10 +15,19 @@ import numpy as np
 from maqbool_ros.core.config import FIELDS
 from maqbool_ros.core.images.headers import ImageDecodeError, image_size
 
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "ImageDecodeError", "SUPPORTED_ENCODINGS", "check_pixels",
-           "decode_compressed", "decode_raw", "encode_raw"]
+__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "ImageDecodeError", "MIN_KEYFRAME_SIDE", "SUPPORTED_ENCODINGS",
+           "UninformativeImage", "check_keyframe_image", "check_pixels", "decode_compressed", "decode_raw",
+           "encode_raw"]
 
 DEFAULT_MAX_IMAGE_PIXELS: int = FIELDS["max_image_pixels"].default
+#: Smallest width or height of a keyframe the node accepts: the network's input minimum
+#: (image_width/height >= 32) and the verification features' (ORB's border alone is 19 px).
+#: A smaller frame is no camera image (a 1x1 would be enlarged to a full, featureless input).
+MIN_KEYFRAME_SIDE = 32
+
+
+class UninformativeImage(ImageDecodeError):
+    """A well-formed image that shows nothing: every pixel has the same value."""
 
 # encoding -> (channels, dtype, conversion to RGB)
 _RAW = {
@@ -41,6 +50,19 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
         raise ImageDecodeError(
             f"{what} {width}x{height} = {width * height / 1e6:.1f} MP exceeds max_image_pixels "
             f"{max_pixels / 1e6:.1f} MP ({max_pixels} pixels); refused before decoding")
+
+
+def check_keyframe_image(rgb: np.ndarray) -> None:
+    """Refuse a decoded keyframe that is smaller than MIN_KEYFRAME_SIDE (ImageDecodeError) or
+    blank (UninformativeImage): every blank frame (lens cap, dark room, a driver sending zeros)
+    would get the same descriptor and match every other one as a loop."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_KEYFRAME_SIDE:
+        raise ImageDecodeError(f"width/height: {w}x{h} is smaller than the {MIN_KEYFRAME_SIDE} px minimum side "
+                               "of a keyframe")
+    lo, hi = int(rgb.min()), int(rgb.max())
+    if lo == hi:
+        raise UninformativeImage(f"data: every pixel is {lo} (a blank {w}x{h} image shows no place)")
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:

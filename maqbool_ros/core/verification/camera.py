@@ -37,8 +37,11 @@ class Camera:
         K = np.asarray(self.K, dtype=np.float64)
         if K.size == 9:
             K = K.reshape(3, 3)
-        if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+        if K.shape != (3, 3):
             raise ValueError(f"camera K must be 9 finite numbers (3x3 row-major), got shape {np.shape(self.K)}")
+        if not np.all(np.isfinite(K)):
+            bad = ", ".join(f"K[{r},{c}]={K[r, c]}" for r, c in np.argwhere(~np.isfinite(K)))
+            raise ValueError(f"camera K must be 9 finite numbers (3x3 row-major): {bad}")
         if not (K[0, 0] > 0 and K[1, 1] > 0):
             raise ValueError(f"camera K: focal lengths fx={K[0, 0]}, fy={K[1, 1]} must be > 0")
         if K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,17 @@ def _torch_load(path: str | Path) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of unknown classes, not a torch file
-        raise ValueError(f"checkpoint {path} cannot be read as a weights-only torch file: {exc}") from exc
+        if not zipfile.is_zipfile(path) and not _is_legacy_torch_file(path):
+            raise ValueError(f"checkpoint {path}: not a torch checkpoint (neither a zip archive nor a legacy "
+                             "torch file); give a .pth/.pth.tar saved by torch.save") from None
+        raise ValueError(f"checkpoint {path} cannot be read as a weights-only torch file "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
+def _is_legacy_torch_file(path: Path) -> bool:
+    """torch.save's pre-1.6 format: a pickle stream (protocol 2+ starts with 0x80)."""
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"
 
 
 def load_imagenet_backbone(model, backbone: str) -> None:
