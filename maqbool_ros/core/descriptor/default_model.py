@@ -85,9 +85,13 @@ def augmented_images(count: int, seed: int = SEED) -> list[np.ndarray]:
 
 def resolve_model_path(model_path: str | Path | None, descriptor_dim: int = 0, progress: bool = False) -> Path:
     """The one rule for "empty model_path means the default model": ``model_path`` when
-    given, else the default model of ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
+    given (a path, or the name of a model pulled with `maqbool models pull`; a name not yet
+    pulled is a FileNotFoundError, never a download), else the default model of
+    ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
     if model_path:
-        return Path(model_path)
+        from maqbool_ros.core.descriptor.registry import resolve_name
+
+        return resolve_name(str(model_path)) or Path(model_path)
     return default_model_path(descriptor_dim or DEFAULT_DIM, progress=progress)
 
 
