@@ -195,3 +195,13 @@ def test_bad_registry_file_names_the_field(tmp_path, monkeypatch):
     monkeypatch.setenv("MAQBOOL_MODEL_REGISTRY", str(tmp_path / "reg.json"))
     with pytest.raises(ValueError, match="needs at least one http"):
         load_registry()
+
+
+def test_engine_from_config_with_a_name_not_pulled_names_the_pull_command(cache):
+    """The node, eval and demo build their engine this way: no download, a clear error."""
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+
+    with pytest.raises(FileNotFoundError, match="maqbool models pull patchnetvlad-pitts30k-4096"):
+        DescriptorEngine.from_config(MaqboolConfig(model_path="patchnetvlad-pitts30k-4096", device="cpu"))
+    assert not cache.exists()  # nothing was downloaded or created
