@@ -159,9 +159,9 @@ def test_pull_exports_into_the_cache_and_model_path_name_resolves(tmp_path, serv
     with pytest.raises(FileNotFoundError, match="maqbool models pull test-vgg"):
         resolve_model_path("test-vgg")
     # no confirmed checksum: refused unless the user gives one
-    assert main(["models", "pull", "test-vgg", "-q"]) == 2
+    assert main(["models", "pull", "test-vgg", "--quiet"]) == 2
     assert "pass --sha256" in capsys.readouterr().err and server.ranges == []
-    assert main(["models", "pull", "test-vgg", "-q", "--sha256", sha]) == 0
+    assert main(["models", "pull", "test-vgg", "--quiet", "--sha256", sha]) == 0
     onnx_path = cache / "models" / "test-vgg.onnx"
     assert resolve_model_path("test-vgg") == onnx_path
     engine = DescriptorEngine("test-vgg", device="cpu", image_size=(96, 64))
@@ -176,11 +176,11 @@ def test_pull_refuses_a_mismatch_for_a_confirmed_entry(tmp_path, server, cache, 
     server.files["ck.pth.tar"] = data
     monkeypatch.setenv("MAQBOOL_MODEL_REGISTRY", str(tmp_path / "reg.json"))
     _registry(tmp_path, server, "1" * 64, True, len(data))
-    assert main(["models", "pull", "test-vgg", "-q"]) == 2
+    assert main(["models", "pull", "test-vgg", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "sha256 mismatch" in err and "nothing was installed" in err
     assert not (cache / "models" / "test-vgg.onnx").exists() and not (cache / "checkpoints" / "ck.pth.tar").exists()
-    assert main(["models", "pull", "test-vgg", "-q", "--sha256", "2" * 64]) == 2  # differs from the registry's
+    assert main(["models", "pull", "test-vgg", "--quiet", "--sha256", "2" * 64]) == 2  # differs from the registry's
     assert "differs from the registry" in capsys.readouterr().err
 
 

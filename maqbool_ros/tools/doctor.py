@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from maqbool_ros.tools.options import add_common_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -12,6 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "CUDA, CPU), FAISS's GPU support and GPU count, torch's CUDA, and what device auto picks for "
                     "the descriptor engine, the keyframe index and ALIKED + LightGlue. Changes nothing.")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_common_options(p)
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from maqbool_ros.tools.options import add_common_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -16,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="<list|info|pull>", required=True)
     ls = sub.add_parser("list", help="the registry's models and whether each is pulled")
     ls.add_argument("--json", action="store_true", help="print the entries as JSON")
+    add_common_options(ls)
     ls.set_defaults(func=run_list)
     info = sub.add_parser("info", help="every field of one model, and its local files")
     info.add_argument("name")
+    add_common_options(info)
     info.set_defaults(func=run_info)
     pull = sub.add_parser("pull", help="download, verify and export one model into the cache")
     pull.add_argument("name")
@@ -27,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "confirmed entry it must equal the registry's")
     pull.add_argument("--force", action="store_true", help="export again even when the ONNX model exists")
     pull.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a transfer fails")
-    pull.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_common_options(pull)
     pull.set_defaults(func=run_pull)
 
 

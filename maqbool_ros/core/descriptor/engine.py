@@ -40,7 +40,7 @@ def trt_cache_dir(path: str | Path | None) -> Path:
     """The TensorRT engine folder: ``path``, or ``tensorrt/`` in the model cache when empty."""
     if path:
         return Path(path)
-    from maqbool_ros.core.descriptor.default_model import cache_dir
+    from maqbool_ros.core.descriptor.cache import cache_dir
     return cache_dir() / "tensorrt"
 
 

@@ -5,7 +5,7 @@ The list is data (``registry.json`` beside this module, versioned by its ``forma
 (a private mirror, a checkpoint of your own) whose entries are added to it, and replace
 packaged entries of the same name.
 
-A pulled model lives in the cache (:func:`default_model.cache_dir`): the verified
+A pulled model lives in the cache (:func:`cache.cache_dir`): the verified
 checkpoint under ``checkpoints/`` and its ONNX export under ``models/NAME.onnx``. Resolving
 a name never downloads: a name not yet pulled is an error naming the command to run.
 """
@@ -54,12 +54,12 @@ class ModelEntry:
 
 
 def models_dir() -> Path:
-    from maqbool_ros.core.descriptor.default_model import cache_dir
+    from maqbool_ros.core.descriptor.cache import cache_dir
     return cache_dir() / "models"
 
 
 def checkpoints_dir() -> Path:
-    from maqbool_ros.core.descriptor.default_model import cache_dir
+    from maqbool_ros.core.descriptor.cache import cache_dir
     return cache_dir() / "checkpoints"
 
 
