@@ -32,7 +32,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies and the ROS message (built into the venv). Re-runs when its inputs change.
-$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
+$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt requirements-gpu.txt requirements-tensorrt.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
 	@echo "== installing dependencies into $(VENV) (first time: a few minutes)"
 	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
