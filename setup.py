@@ -4,6 +4,8 @@ from setuptools import find_packages, setup
 
 setup(
     packages=find_packages(include=["maqbool_ros", "maqbool_ros.*"]),
+    # the model registry (`maqbool models`) is data inside the package
+    package_data={"maqbool_ros.core.descriptor": ["registry.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/maqbool_ros"]),
     ],

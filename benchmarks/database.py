@@ -54,10 +54,10 @@ def make_data(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def build(data: np.ndarray, index_type: str, progress) -> tuple[object, np.ndarray]:
+def build(data: np.ndarray, index_type: str, progress, device: str = "auto") -> tuple[object, np.ndarray]:
     from maqbool_ros.core.database.keyframes import KeyframeDatabase
 
-    db = KeyframeDatabase(data.shape[1], index_type=index_type, device="auto")
+    db = KeyframeDatabase(data.shape[1], index_type=index_type, device=device)
     times = np.empty(len(data))
     for i, vec in enumerate(progress(data, desc=f"add {index_type} {len(data)}x{data.shape[1]}", leave=False)):
         t = time.perf_counter()
@@ -106,6 +106,40 @@ def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: i
             rows.append(dict(rows[-1], index="hnsw ef=512", search_ms=ms, recall=rec, add_us=float("nan"),
                              build_s=float("nan"), mem_mb=float("nan")))
         del db
+    return rows
+
+
+def gpu_vs_cpu(sizes: list[int], n_queries: int, warmup: int, progress) -> list[dict]:
+    """Exact (flat) search k=100 at 512-D on the CPU scan and on the FAISS GPU index (device auto;
+    the CPU scan again where FAISS has no GPU), the same keyframes and queries in one run. The
+    database is built on the CPU, saved, and loaded with device auto (the GPU index is then
+    filled in one bulk add, as a node's restart does)."""
+    import tempfile
+
+    from maqbool_ros.core.database.keyframes import KeyframeDatabase
+
+    rows = []
+    for n in sizes:
+        data = make_data(n, 512)
+        rng = np.random.default_rng(1)
+        queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, 512))
+        cpu, _ = build(data, "flat", progress, device="cpu")
+        cpu_ms, cpu_ids = time_search(cpu, queries, 0.5 * n, warmup)
+        with tempfile.TemporaryDirectory() as tmp:
+            cpu.save(Path(tmp) / "db")
+            del cpu
+            t0 = time.perf_counter()
+            gpu = KeyframeDatabase.load(Path(tmp) / "db", device="auto")
+            load_s = time.perf_counter() - t0
+        on_gpu = bool(gpu._search.index.on_gpu)
+        gpu_ms, gpu_ids = time_search(gpu, queries, 0.5 * n, warmup)
+        same = float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(gpu_ids, cpu_ids)]))
+        rows.append(dict(dim=512, n=n, k=K, cpu_ms=cpu_ms, gpu_ms=gpu_ms if on_gpu else None, gpu_index=on_gpu,
+                         load_s=load_s, same_top_k=same))
+        print(f"  512-D {n:>8}: cpu {cpu_ms:.2f} ms, {'gpu' if on_gpu else 'cpu again'} {gpu_ms:.2f} ms",
+              file=sys.stderr)
+        del gpu, data
+        gc.collect()
     return rows
 
 
@@ -259,7 +293,22 @@ def main() -> None:
                     help="largest map built as HNSW (one-by-one HNSW inserts are slow; default 100000)")
     ap.add_argument("--milvus", type=str, default=None, metavar="N,N,...",
                     help="only the FAISS vs Milvus comparison at these map sizes (e.g. 10000,100000,1000000)")
+    ap.add_argument("--gpu-vs-cpu", type=str, default=None, metavar="N,N,...",
+                    help="only exact search k=100 on the CPU scan vs the FAISS GPU index at these sizes")
+    ap.add_argument("--json", type=Path, default=None, help="with --gpu-vs-cpu: also write the rows here")
     args = ap.parse_args()
+    if args.gpu_vs_cpu:
+        import json
+
+        from tqdm import tqdm
+
+        rows = gpu_vs_cpu([int(x) for x in args.gpu_vs_cpu.split(",")], args.queries, args.warmup, tqdm)
+        print(machine())
+        for r in rows:
+            print(r)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return
     if args.milvus:
         milvus_main([int(x) for x in args.milvus.split(",")], args.queries, args.warmup)
         return

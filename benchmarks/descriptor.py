@@ -11,6 +11,7 @@ WPCA to --vgg-pca) with random NetVLAD/VGG weights (timing does not depend on va
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -32,10 +33,14 @@ def model_for(backbone: str, tmp: Path, vgg_pca: int) -> Path:
 
     if backbone == "mobilenetv2":
         return default_model_path()
+    out = tmp / f"{backbone}_{vgg_pca if backbone == 'vgg16' else 512}.onnx"
+    if out.is_file():  # --model-dir: exported by an earlier call
+        return out
+    tmp.mkdir(parents=True, exist_ok=True)
     model = NetVLADModel(backbone, 64, vgg_pca if backbone == "vgg16" else 512).eval()
     if backbone != "vgg16":
         load_imagenet_backbone(model, backbone)
-    return export_onnx(model, tmp / f"{backbone}.onnx", model_metadata(model, "benchmark (random head)"))
+    return export_onnx(model, out, model_metadata(model, "benchmark (random head)"))
 
 
 def time_engine(engine, w: int, h: int, warmup: int, repeats: int) -> tuple[float, float]:
@@ -60,6 +65,9 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=["mobilenetv2", "efficientnet_lite0", "vgg16"])
     ap.add_argument("--sizes", nargs="+", default=["640x480", "480x360"])
     ap.add_argument("--vgg-pca", type=int, default=4096, choices=(512, 4096))
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--model-dir", type=Path, default=None,
+                    help="keep the exported models here and reuse them (default: a temporary folder)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -72,9 +80,10 @@ def main() -> None:
           f"{args.warmup} warm-up runs")
     print("| backbone | input | network ms | total ms | model MB | provider |")
     print("|---|---|---|---|---|---|")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones:
-            path = model_for(backbone, Path(tmp), args.vgg_pca)
+            path = model_for(backbone, args.model_dir or Path(tmp), args.vgg_pca)
             size_mb = path.stat().st_size / 2**20
             for size in args.sizes:
                 w, h = (int(v) for v in size.split("x"))
@@ -83,6 +92,10 @@ def main() -> None:
                 net, total = time_engine(engine, w, h, args.warmup, args.repeats)
                 print(f"| {backbone} | {w}x{h} | {net:.1f} | {total:.1f} | {size_mb:.0f} | "
                       f"{engine.providers[0]} |", flush=True)
+                rows.append(dict(backbone=backbone, input=f"{w}x{h}", device=args.device, fp16=engine.fp16,
+                                 provider=engine.providers[0], network_ms=net, total_ms=total))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ local-feature extraction is in `descriptor`, matching + estimation in `verify`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -81,6 +82,7 @@ def main() -> int:
     parser.add_argument("--verification", choices=["on", "off"], default="on")
     parser.add_argument("--top-n", type=int, default=3, help="verification_top_n")
     parser.add_argument("--hfov-deg", type=float, default=60.0, help="nominal horizontal field of view for camera_fx")
+    parser.add_argument("--json", type=Path, default=None, help="also write p50/p95/max per budget and stage here")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -94,6 +96,8 @@ def main() -> int:
           "default backbone, input fit inside 640x480, one keyframe in flight at a time; "
           f"verification {args.verification} (top_n {args.top_n}, nominal hfov {args.hfov_deg} deg); "
           f"load average {os.getloadavg()[0]:.1f}")
+    report: dict = {"frames": len(frames), "method": args.method, "verification": args.verification,
+                    "top_n": args.top_n}
     rclpy.init()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -101,12 +105,18 @@ def main() -> int:
             for budget in args.budgets:
                 stats = run(budget, frames, args.method, Path(tmp), args)
                 verified = stats.pop("verified")
+                report[str(budget)] = {stage: {q: float(np.percentile(v, p)) for q, p in (("p50", 50), ("p95", 95),
+                                                                                        ("max", 100))}
+                                       for stage, v in stats.items()}
+                report[str(budget)]["verified_keyframes"] = [int((verified > 0).sum()), len(verified)]
                 for stage, values in stats.items():
                     print(f"{budget:>6} {stage:<26} {np.percentile(values, 50):8.1f} "
                           f"{np.percentile(values, 95):8.1f} {values.max():8.1f}")
                 print(f"{budget:>6} keyframes with a verified candidate: {int((verified > 0).sum())}/{len(verified)}")
     finally:
         rclpy.shutdown()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 

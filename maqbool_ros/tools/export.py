@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from maqbool_ros.core.descriptor.export import export_onnx, model_metadata
-    from maqbool_ros.core.descriptor.models.checkpoints import load_netvlad_checkpoint
+    from maqbool_ros.core.descriptor.export import export_checkpoint
 
     cfg = config_from_args(args)
     if args.checkpoint is None:
@@ -38,13 +37,9 @@ def run(args: argparse.Namespace) -> int:
         shutil.copyfile(src, args.out)
         print(f"wrote {args.out} (embedded default model)")
         return 0
-    dim = cfg.descriptor_dim or None
-    model = load_netvlad_checkpoint(args.checkpoint, args.pca, descriptor_dim=dim)
-    if dim is not None and model.output_dim < dim:
-        raise ValueError(f"--dim {dim} exceeds the checkpoint's whitened dimension {model.output_dim}")
-    size = (cfg.image_width, cfg.image_height)
-    meta = model_metadata(model, fitted_on=f"checkpoint {args.checkpoint}" + (f" + PCA {args.pca}" if args.pca else ""),
-                          image_size=size, resize_policy=cfg.resize_policy)
-    out = export_onnx(model, args.out, meta)
-    print(f"wrote {out} (vgg16, K={model.num_clusters}, P={model.output_dim}, descriptor {model.descriptor_dim})")
+    model = export_checkpoint(args.checkpoint, args.out,
+                              f"checkpoint {args.checkpoint}" + (f" + PCA {args.pca}" if args.pca else ""),
+                              pca=args.pca, descriptor_dim=cfg.descriptor_dim or None,
+                              image_size=(cfg.image_width, cfg.image_height), resize_policy=cfg.resize_policy)
+    print(f"wrote {args.out} (vgg16, K={model.num_clusters}, P={model.output_dim}, descriptor {model.descriptor_dim})")
     return 0

@@ -12,12 +12,13 @@ so concurrent first uses are safe (the last writer wins with identical content).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 
 from maqbool_ros.core.config import FIELDS
+from maqbool_ros.core.descriptor.cache import cache_dir
+from maqbool_ros.core.descriptor.registry import resolve_name
 
 DEFAULT_BACKBONE = "mobilenetv2"
 RECIPE_VERSION = 2  # bump when the recipe below changes: old cache files are then ignored
@@ -32,12 +33,6 @@ AUG_SIZE = (320, 240)
 #: Sizes the default model is built in: the schema's descriptor_dim choices (0 = "the model's own").
 DIMS = tuple(d for d in FIELDS["descriptor_dim"].metadata["choices"] if d)
 DEFAULT_DIM = 512  # descriptor_dim 0 with no model_path: the default model's own size
-
-
-def cache_dir() -> Path:
-    """Where built models are cached (``MAQBOOL_CACHE_DIR`` overrides the default)."""
-    root = os.environ.get("MAQBOOL_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "maqbool_ros")
-    return Path(root)
 
 
 def source_image_paths() -> list[Path]:
@@ -85,9 +80,11 @@ def augmented_images(count: int, seed: int = SEED) -> list[np.ndarray]:
 
 def resolve_model_path(model_path: str | Path | None, descriptor_dim: int = 0, progress: bool = False) -> Path:
     """The one rule for "empty model_path means the default model": ``model_path`` when
-    given, else the default model of ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
+    given (a path, or the name of a model pulled with `maqbool models pull`; a name not yet
+    pulled is a FileNotFoundError, never a download), else the default model of
+    ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
     if model_path:
-        return Path(model_path)
+        return resolve_name(str(model_path)) or Path(model_path)
     return default_model_path(descriptor_dim or DEFAULT_DIM, progress=progress)
 
 

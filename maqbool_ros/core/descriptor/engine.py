@@ -36,6 +36,35 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return [_PROVIDER[d] for d in order if _PROVIDER[d] in available]
 
 
+def trt_cache_dir(path: str | Path | None) -> Path:
+    """The TensorRT engine folder: ``path``, or ``tensorrt/`` in the model cache when empty."""
+    if path:
+        return Path(path)
+    from maqbool_ros.core.descriptor.cache import cache_dir
+    return cache_dir() / "tensorrt"
+
+
+def provider_options(providers: list[str], fp16: bool, trt_cache: str | Path | None,
+                     input_hw: tuple[int, int] | None = None) -> list[dict]:
+    """onnxruntime provider options, one dict per provider. TensorRT: fp16 and an engine +
+    timing cache on disk (an engine build takes tens of seconds; a cached one loads in
+    about a second); ``input_hw`` (a fixed network input, resize_policy exact) pins the
+    optimisation profile so the engine is built once for that size."""
+    out: list[dict] = []
+    for p in providers:
+        if p != _PROVIDER["tensorrt"]:
+            out.append({})
+            continue
+        cache = str(trt_cache_dir(trt_cache))
+        opts = {"trt_fp16_enable": bool(fp16), "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}
+        if input_hw is not None:
+            shape = f"image:1x3x{int(input_hw[0])}x{int(input_hw[1])}"
+            opts.update(trt_profile_min_shapes=shape, trt_profile_max_shapes=shape, trt_profile_opt_shapes=shape)
+        out.append(opts)
+    return out
+
+
 class DescriptorEngine:
     """NetVLAD descriptors + feature maps of RGB images via onnxruntime.
 
@@ -43,11 +72,12 @@ class DescriptorEngine:
     embedded default model. image_size: (width, height) used by resize_policy.
     threads: onnxruntime intra-op threads (CPU). spinning: let idle threads busy-wait
     (slightly lower latency on an otherwise idle CPU, much worse on a shared one).
+    trt_engine_cache_path: where TensorRT engines are cached (empty: the model cache's).
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", fp16: bool = False,
                  image_size: tuple[int, int] = (640, 480), resize_policy: str = "keep_aspect",
-                 threads: int = 2, spinning: bool = False) -> None:
+                 threads: int = 2, spinning: bool = False, trt_engine_cache_path: str | Path = "") -> None:
         import onnx
         import onnxruntime as ort
 
@@ -81,13 +111,15 @@ class DescriptorEngine:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # idle threads sleep rather than busy-wait: the node shares the CPU with SLAM
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        provider_options = [{"trt_fp16_enable": self.fp16} if p == _PROVIDER["tensorrt"] else {}
-                            for p in self.providers]
+        fixed_hw = (self.image_size[1], self.image_size[0]) if resize_policy == "exact" else None
+        options = provider_options(self.providers, self.fp16, trt_engine_cache_path, fixed_hw)
+        if self.providers[0] == _PROVIDER["tensorrt"]:
+            trt_cache_dir(trt_engine_cache_path).mkdir(parents=True, exist_ok=True)
         if self.fp16 and self.providers[0] == _PROVIDER["cuda"]:
             from onnxruntime.transformers.float16 import convert_float_to_float16
             proto = convert_float_to_float16(proto, keep_io_types=True)
         self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=self.providers,
-                                            provider_options=provider_options)
+                                            provider_options=options)
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.output_names[:3] != ["descriptor", "whitened", "feature_map"]:
             raise ValueError(f"model_path: {self.model_path} outputs {self.output_names}, expected "
@@ -104,7 +136,7 @@ class DescriptorEngine:
         path = resolve_model_path(config.model_path, config.descriptor_dim, progress=progress)
         engine = cls(path, device=config.device, fp16=config.fp16,
                      image_size=(config.image_width, config.image_height), resize_policy=config.resize_policy,
-                     **kwargs)
+                     trt_engine_cache_path=config.trt_engine_cache_path, **kwargs)
         check_descriptor_dim(config.descriptor_dim, engine)
         return engine
 

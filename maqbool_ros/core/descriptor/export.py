@@ -81,6 +81,23 @@ def export_onnx(model, out_path: str | Path, metadata: dict[str, str], sample_hw
     return out_path
 
 
+def export_checkpoint(checkpoint: str | Path, out_path: str | Path, fitted_on: str, pca: str | Path | None = None,
+                      descriptor_dim: int | None = None, image_size: tuple[int, int] = (640, 480),
+                      resize_policy: str = "keep_aspect"):
+    """A Patch-NetVLAD / Nanne checkpoint (plus optional separate PCA) exported to ``out_path``,
+    written atomically; returns the loaded model (ValueError when --dim exceeds its PCA)."""
+    from maqbool_ros.core.atomic import atomic_target
+    from maqbool_ros.core.descriptor.models.checkpoints import load_netvlad_checkpoint
+
+    model = load_netvlad_checkpoint(checkpoint, pca, descriptor_dim=descriptor_dim)
+    if descriptor_dim is not None and model.output_dim < descriptor_dim:
+        raise ValueError(f"--dim {descriptor_dim} exceeds the checkpoint's whitened dimension {model.output_dim}")
+    meta = model_metadata(model, fitted_on=fitted_on, image_size=image_size, resize_policy=resize_policy)
+    with atomic_target(out_path) as tmp:
+        export_onnx(model, tmp, meta)
+    return model
+
+
 def export_onnx_bytes(model, sample_hw: tuple[int, int] = (224, 288)) -> bytes:
     """The raw ONNX export (no renaming, no metadata), e.g. to run the backbone in onnxruntime."""
     import torch
