@@ -27,16 +27,21 @@ from maqbool_ros.core.verification.verify import POSE_METRIC, POSE_UNIT_TRANSLAT
 CHI2_95 = {2: 5.991, 3: 7.815, 6: 12.592}
 
 
-def parse_pairs(spec: str, num_frames: int) -> list[tuple[int, int]]:
-    """``consecutive:K``: (i + K, i) for every i (frames K apart); ``all``: every (j, i), j > i.
-    Each pair is (query, candidate), the query the later frame."""
+def parse_pairs(spec: str, num_frames: int, positives: list | None = None) -> list[tuple[int, int]]:
+    """``consecutive:K``: (i + K, i) for every i (frames K apart); ``all``: every (j, i), j > i;
+    ``loops``: every ground-truth loop (i, earlier positive of i). Each pair is (query,
+    candidate), the query the later frame."""
     spec = spec.strip()
+    if spec == "loops":
+        if positives is None:
+            raise ValueError("--pairs loops: the dataset has no loop ground truth")
+        return [(i, int(j)) for i, pos in enumerate(positives) for j in pos]
     if spec == "all":
         return [(j, i) for i in range(num_frames) for j in range(i + 1, num_frames)]
     kind, _, k = spec.partition(":")
     if kind == "consecutive" and k.isdigit() and int(k) >= 1:
         return [(i + int(k), i) for i in range(num_frames - int(k))]
-    raise ValueError(f"--pairs {spec!r}: expected consecutive:K (K >= 1) or all")
+    raise ValueError(f"--pairs {spec!r}: expected consecutive:K (K >= 1), all or loops")
 
 
 def _rotation_log(R: np.ndarray) -> np.ndarray:
