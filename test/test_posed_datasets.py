@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maqbool_ros.core.data.datasets import load_dataset
-from maqbool_ros.core.data.posed import load_euroc, load_kitti, load_tum
+from maqbool_ros.core.data.posed import load_euroc, load_kitti, load_posed, load_tum
 from maqbool_ros.core.data.trajectory_files import associate, interpolate_poses
 from maqbool_ros.core.verification.geometry import make_T, transform_from_xyz_quat
 
@@ -35,7 +34,7 @@ def _kitti(root, n=4):
 def test_kitti_layout(tmp_path):
     root = tmp_path / "07"
     rows = _kitti(root)
-    ds = load_dataset(root)
+    ds = load_posed(root)
     assert ds.name == "07" and len(ds.frames) == 4 and ds.depths is None
     assert ds.camera.K[0, 0] == 718.0 and (ds.camera.width, ds.camera.height) == (32, 24)
     np.testing.assert_allclose(ds.poses[2][:3, :], rows[2].reshape(3, 4), atol=1e-9)
@@ -91,7 +90,7 @@ def _tum(root, depth_stamps=(1.001, 2.003, 3.05)):
 def test_tum_layout_association_and_missing_depth(tmp_path):
     root = tmp_path / "tum"
     gt = _tum(root, depth_stamps=(1.001, 3.0))
-    ds = load_dataset(root)
+    ds = load_posed(root)
     # frames 3.0 and 4.0 have no pose within 20 ms: dropped; 2.0 has no depth within 20 ms: zeros
     assert ds.frames.names == ["1.000000.png", "2.000000.png"] and ds.stamps.tolist() == [1.0, 2.0]
     np.testing.assert_allclose(ds.poses[1], transform_from_xyz_quat(gt[1][1], gt[1][2]))
@@ -152,7 +151,7 @@ def _euroc(root):
 
 def test_euroc_layout_interpolates_and_applies_extrinsics(tmp_path):
     T_BS = _euroc(tmp_path / "MH_01")
-    ds = load_dataset(tmp_path / "MH_01")
+    ds = load_posed(tmp_path / "MH_01")
     assert len(ds.frames) == 2  # 3.0 s lies outside the ground truth: dropped
     np.testing.assert_allclose(ds.stamps, [1.0, 1.05])
     np.testing.assert_allclose(ds.poses[1], make_T(np.eye(3), [1.05, 0, 0]) @ T_BS, atol=1e-9)
@@ -175,10 +174,10 @@ def test_euroc_bad_row_and_interpolation_gap(tmp_path):
 
 
 def test_real_icl_and_kitti_snippets(shared_data_dir):
-    icl = load_dataset(shared_data_dir / "rgbd_frames" / "icl")
+    icl = load_posed(shared_data_dir / "rgbd_frames" / "icl")
     # SOURCE.md: poses converted from ICL's y-up camera to the OpenCV optical frame (y down)
     assert len(icl.frames) == 5 and icl.depths is not None and icl.camera.K[1, 1] == 480.0
     assert 1.6 < float(icl.depths[0][icl.depths[0] > 0].min()) and icl.depths[0].max() < 3.5
-    kitti = load_dataset(shared_data_dir / "kitti_snippets" / "seq1")
+    kitti = load_posed(shared_data_dir / "kitti_snippets" / "seq1")
     assert len(kitti.frames) == 51 and kitti.depths is None
     assert np.linalg.norm(kitti.relative_pose(1, 0)[:3, 3]) == pytest.approx(1.2, abs=0.05)

@@ -11,8 +11,7 @@ Two kinds, one per evaluation protocol (see maqbool_ros.core.evaluation.protocol
   (``poses.csv``: ``frame_index,stamp,x,y[,z]``; positives = within ``radius`` metres and
   at least ``min_gap_s`` seconds earlier).
 
-Bags (ROS 2 db3/mcap, ROS 1) are read by :func:`load_dataset` through maqbool_ros.core.data.bags;
-KITTI odometry, TUM RGB-D and EuRoC folders (poses, intrinsics, depth) through maqbool_ros.core.data.posed.
+Bags (ROS 2 db3/mcap, ROS 1) are read by :func:`load_dataset` through maqbool_ros.core.data.bags.
 Images load lazily, as RGB uint8.
 """
 from __future__ import annotations
@@ -236,11 +235,5 @@ def load_dataset(path: str | Path, *, image_topic: str | None = None, pose_topic
         return load_query_ref_folder(path)
     if (path / "frames").is_dir():
         return load_sequence_folder(path, radius, min_gap_s)
-    from maqbool_ros.core.data.posed import load_posed  # imports this module: here, not at the top
-
-    posed = load_posed(path, radius=radius, min_gap_s=min_gap_s)
-    if posed is not None:
-        return posed
     raise ValueError(f"{path}: not a dataset (expected query/+ref/+ground_truth.csv, "
-                     "frames/+loop_pairs.csv|poses.csv, KITTI odometry (image_N/, calib.txt, poses.txt), "
-                     "TUM RGB-D (rgb.txt, depth.txt, groundtruth.txt), EuRoC (mav0/cam0), or a ROS bag)")
+                     "frames/+loop_pairs.csv|poses.csv, or a ROS bag)")

@@ -1,7 +1,8 @@
 """Real datasets with poses, intrinsics and (where the sensor has it) depth, in the layouts users
 already have. Each loader returns an :class:`~maqbool_ros.core.data.rgbd_sequence.RGBDSequence`
 (a SequenceDataset: positives from the poses by the radius / time-gap rule), so ``maqbool eval
---verify`` judges loops by pose and ``maqbool poses`` scores relative poses on them.
+--verify`` judges loops by pose and ``maqbool poses`` scores relative poses on them. The tools
+try :func:`load_posed` before datasets.load_dataset (this module imports that one).
 
 Poses are ``world_T_camera`` (4x4) of the image's camera in the OpenCV optical frame, as in
 rgbd_sequence.py. Layouts (docs/evaluation.md has the details):
