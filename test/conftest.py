@@ -50,6 +50,14 @@ def rtabmap_loop_dir() -> Path:
     return _dataset("rtabmap_loop")
 
 
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """../shared/data with the posed sets rgbd_frames/icl and kitti_snippets/seq1."""
+    _dataset("rgbd_frames/icl")
+    _dataset("kitti_snippets/seq1")
+    return SHARED_DATA
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_nodes():
     """A node process a failing test did not stop is killed after the test."""

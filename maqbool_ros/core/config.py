@@ -334,6 +334,12 @@ class MaqboolConfig:
         0.0,
         'Depth beyond this many metres is ignored (0: no limit).',
         range=(0.0, 1000.0, 0.0), read_only=True)
+    verification_depth_noise: float = _f(
+        1.425e-3,
+        'Depth noise model of the metric (PnP) pose covariance: sigma_z = this * z^2 metres (z in metres), '
+        'propagated through every inlier (docs/verification.md). Default: Kinect v1 structured light, '
+        'Khoshelham & Elberink 2012 (Sensors 12(2):1437). 0: depth taken as exact.',
+        range=(0.0, 1.0, 0.0))
     verification_temporal_k: int = _f(
         1,
         'Temporal consistency: a verified candidate is accepted only when the k-1 previous query keyframes '

@@ -36,6 +36,11 @@ def open_dataset(args: argparse.Namespace):
         from maqbool_ros.core.data.rgbd_sequence import synthetic_rgbd_sequence
 
         return synthetic_rgbd_sequence(depth=args.dataset == "synthetic-rgbd")
+    from maqbool_ros.core.data.posed import load_posed  # KITTI, TUM RGB-D, EuRoC folders
+
+    posed = load_posed(args.dataset, radius=args.radius, min_gap_s=args.min_gap)
+    if posed is not None:
+        return posed
     return load_dataset(args.dataset, image_topic=args.image_topic, pose_topic=args.pose_topic,
                         radius=args.radius, min_gap_s=args.min_gap)
 
@@ -64,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(p, "sequence_length", "sequence_min_velocity", "sequence_max_velocity", "sequence_reverse",
                        "standardize_window")
     add_common_options(p, model=True, dim=True)
+    p.add_argument("--pose-graph", action="store_true",
+                   help="with --verify on a dataset with poses: optimise a pose graph (seeded noisy odometry + the "
+                        "verified loops, GTSAM, robust kernel) with and without 20%% false loops; adds `pose_graph` "
+                        "(ATE/RPE before/after) to the report and pose_graph.png to --plots")
     p.add_argument("--fit-on-refs", action="store_true",
                    help="first adapt the model to the dataset's map images (unsupervised k-means + PCA; "
                         "the map is known, queries are never used)")
@@ -172,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
                       ("backbone", "descriptor_dim", "pca_dim", "fitted_on") if k in meta}}
     report = eval_report.build_report(summary, dataset=dataset, method=method, mode=mode,
                                       config=cfg.to_dict(), command=command, model=model_info)
+    if getattr(args, "pose_graph", False):
+        from maqbool_ros.tools.pose_graph_eval import add_pose_graph
+
+        add_pose_graph(report, args, dataset, records if mode == "offline" else None)
     print_summary(report)
     if args.json:
         eval_report.write_json(report, args.json)

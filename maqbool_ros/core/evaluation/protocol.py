@@ -50,6 +50,7 @@ class QueryRecord:
     num_inliers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     pose_types: list[str] = field(default_factory=list)
     relative_poses: np.ndarray | None = None  # (N, 4, 4) T_query_candidate, meaningful where verified
+    pose_covariances: np.ndarray | None = None  # (N, 6, 6) of x y z rx ry rz (verification/geometry.py)
 
     def __post_init__(self) -> None:
         n = len(self.ranked)
@@ -83,6 +84,7 @@ def _record(index: int, result: Any) -> QueryRecord:
         rec.attempted, rec.verified = np.asarray(checks.attempted, bool), np.asarray(checks.verified, bool)
         rec.num_inliers, rec.pose_types = np.asarray(checks.num_inliers, np.int64), list(checks.pose_types)
         rec.relative_poses = np.asarray(checks.relative_poses, dtype=float)
+        rec.pose_covariances = np.asarray(checks.pose_covariances, dtype=float)
     return rec
 
 

@@ -98,10 +98,16 @@ def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int) -> tuple[np.ndar
     return sigma2 * np.linalg.inv(H), sigma2
 
 
-def pnp_covariance(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray,
-                   K: np.ndarray) -> tuple[np.ndarray, float]:
+def pnp_covariance(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray, K: np.ndarray,
+                   depth_noise: float = 0.0) -> tuple[np.ndarray, float]:
     """Covariance of T (X_img = R X + t) from the reprojection residuals of (N, 3) points X
-    observed at (N, 2) undistorted pixels uv: Gauss-Newton sigma^2 (J^T J)^-1."""
+    (frame b, back-projected from depth) observed at (N, 2) undistorted pixels uv.
+
+    Each residual's covariance is sigma^2 I (sigma^2 from the residuals, as Gauss-Newton) plus
+    the depth noise seen through the projection: a point slides along its ray by
+    sigma_z = depth_noise * z^2 (Khoshelham & Elberink 2012 for structured light), which moves
+    its projection by g sigma_z, g = d(proj)/dz. The covariance is (sum J_i^T C_i^-1 J_i)^-1;
+    depth_noise 0 gives the plain sigma^2 (J^T J)^-1."""
     fx, fy = K[0, 0], K[1, 1]
     RX = X @ R.T
     p = RX + t
@@ -117,8 +123,16 @@ def pnp_covariance(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray,
     dp = np.zeros((len(X), 3, 6))
     dp[:, :, :3] = np.eye(3)
     dp[:, :, 3:] = -np.stack([skew(v) for v in RX])  # d(exp(w)RX)/dw = -[RX]x
-    J = np.einsum("nij,njk->nik", Jp, dp).reshape(-1, 6)
-    return _gn_covariance(J, r, 6)
+    J = np.einsum("nij,njk->nik", Jp, dp)
+    if depth_noise <= 0:
+        return _gn_covariance(J.reshape(-1, 6), r, 6)
+    sigma2 = max(float(r @ r) / max(len(r) - 6, 1), SIGMA_FLOOR_PX ** 2)
+    z_b = X[:, 2]
+    g = np.einsum("nij,nj->ni", Jp, RX / z_b[:, None])  # projection motion per metre of depth
+    C = sigma2 * np.eye(2) + (depth_noise * z_b ** 2)[:, None, None] ** 2 * np.einsum("ni,nj->nij", g, g)
+    H = np.einsum("nki,nkl,nlj->ij", J, np.linalg.inv(C), J)
+    H += np.eye(6) * (1e-12 * max(np.trace(H), 1e-30))
+    return np.linalg.inv(H), sigma2
 
 
 def sampson_residuals(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,

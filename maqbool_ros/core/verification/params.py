@@ -27,6 +27,7 @@ def check_min_inliers(value: int) -> None:
 #   ransac_threshold_px 2.0  RTAB-Map Vis/PnPReprojError = 2 px (also used for the essential matrix)
 #   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
 #   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
+#   depth_noise 1.425e-3     Khoshelham & Elberink 2012, Kinect v1 random depth error sigma_z = 1.425e-3 z^2
 #   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
 #                            1 = off (each verified candidate is accepted on its own)
 
@@ -48,6 +49,7 @@ class VerificationParams:
     min_inlier_ratio: float = 0.25   # inliers / tentative matches used by the estimator
     max_depth_m: float = 0.0         # depth beyond this is ignored (0: no limit)
     pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
+    depth_noise: float = 1.425e-3    # sigma_z = depth_noise * z^2 m (Khoshelham & Elberink 2012); 0: exact depth
     temporal_k: int = 1              # consecutive query keyframes that must agree (1: off)
     temporal_window: int = 3         # candidates whose keyframe ids differ by <= this are neighbours
     top_n: int = 3                   # candidates verified per query, best re-ranked first
@@ -71,6 +73,7 @@ class VerificationParams:
             "min_inliers": self.min_inliers == 0 or MIN_INLIERS_FLOOR <= self.min_inliers <= 10000,
             "min_inlier_ratio": 0.0 <= self.min_inlier_ratio <= 1.0,
             "max_depth_m": self.max_depth_m >= 0.0,
+            "depth_noise": 0.0 <= self.depth_noise <= 1.0,
             "temporal_k": 1 <= self.temporal_k <= 100,
             "temporal_window": 0 <= self.temporal_window <= 100000,
             "top_n": 0 <= self.top_n <= 1000,

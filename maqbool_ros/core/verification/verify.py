@@ -165,7 +165,7 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             X, uv = _backproject(uv_c[used][inl], zc[used][inl], K), uv_q[used][inl]
         else:
             X, uv = _backproject(uv_q[used][inl], zq[used][inl], K), uv_c[used][inl]
-        cov, sigma2 = geo.pnp_covariance(R, t, X, uv, K)
+        cov, sigma2 = geo.pnp_covariance(R, t, X, uv, K, p.depth_noise)
         T = geo.make_T(R, t)
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
