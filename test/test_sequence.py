@@ -64,9 +64,11 @@ def hits_of(db: KeyframeDatabase, window: np.ndarray, k: int, **rules) -> Sequen
     return SequenceWindow(window, codes, positions)
 
 
-def brute_force(db: KeyframeDatabase, window: np.ndarray, prm: SequenceParams, ok: np.ndarray, map_codes):
+def brute_force(db: KeyframeDatabase, window: np.ndarray, prm: SequenceParams, ok: np.ndarray, map_codes,
+                gaps: np.ndarray):
     """The definition, by loops over the full distance matrix: per admissible end row, the best
-    line's (mean distance, aligned); ends with no line aligning enough frames are left out."""
+    line's (mean over the window of aligned distances and gap distances, aligned); ends with
+    no line aligning enough frames are left out."""
     rows, ids, robots = db.keyframes()  # live rows (a removed row leaves a hole in the numbering)
     desc = db.descriptors(rows)
     dist = np.clip(2.0 - 2.0 * window.astype(np.float64) @ desc.T.astype(np.float64), 0, 4)  # (L, live rows)
@@ -88,10 +90,11 @@ def brute_force(db: KeyframeDatabase, window: np.ndarray, prm: SequenceParams, o
                 pos = seq[e] - int(np.sign(v) * np.round(abs(v) * k))
                 r = at.get((robot_of[e], pos))
                 if r is None or not ok[r] or map_codes[r] != map_codes[e]:
+                    total += gaps[k]
                     continue
                 total, count = total + D[k, r], count + 1
-            if count >= need and total / count < best[0] - 1e-12:
-                best = (total / count, count)
+            if count >= need and total / L < best[0] - 1e-12:
+                best = (total / L, count)
         if np.isfinite(best[0]):
             out[int(e)] = best
     return out, D
@@ -100,7 +103,7 @@ def brute_force(db: KeyframeDatabase, window: np.ndarray, prm: SequenceParams, o
 def check_against_oracle(db, window: SequenceWindow, prm, k: int, **rules):
     cands, _, found = db.search_sequence(window, k, prm, **rules)
     ok = db.admissible(**{n: v for n, v in rules.items() if n != "max_distance"})
-    oracle, D = brute_force(db, window.descriptors, prm, ok, db._runs.map_codes)
+    oracle, D = brute_force(db, window.descriptors, prm, ok, db._runs.map_codes, window.gaps())
     for row, dist, aligned in zip(found.rows, found.alignment.distances, found.alignment.aligned, strict=True):
         assert int(row) in oracle, f"row {row} has no admissible line in the oracle"
         assert dist == pytest.approx(oracle[int(row)][0], abs=1e-4) and aligned == oracle[int(row)][1]
@@ -144,6 +147,7 @@ def test_shortlist_scores_equal_brute_force_and_finds_the_run(places):
     end, L = 200, 10
     q = window_along(places, end, L, 0.8, noise=2.0, seed=5)
     window = hits_of(db, q, 10)
+    window.gap_distances = np.random.default_rng(6).uniform(0.5, 2.0, len(q))  # per-frame gap distances
     cands, found, oracle = check_against_oracle(db, window, params(full_search_max=0), 10)
     assert found.mode == "shortlist" and int(cands.keyframe_ids[0]) == end
     assert found.rows[0] == min(oracle, key=lambda r: (oracle[r][0], r))  # the oracle's best is on the shortlist

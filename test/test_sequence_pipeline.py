@@ -104,9 +104,21 @@ def test_standardizer_subtracts_the_causal_mean_of_its_own_stream():
         np.testing.assert_allclose(out, want / np.linalg.norm(want), rtol=1e-5, atol=1e-6)
 
 
+def test_sequences_off_on_milvus_with_a_note(tmp_path):
+    p = LoopClosurePipeline(MaqboolConfig(database_backend="milvus", database_uri=str(tmp_path / "m.db"),
+                                          verification_enabled=False), engine=VectorEngine())
+    try:
+        assert p.sequence_length_used() == 1 and "needs database_backend faiss" in p.sequence_note
+        p.process(img(1), 1, stamp=1.0)
+        res = p.process(img(1), 2, stamp=100.0, add_to_database=False)
+        assert res.sequence_length == 1 and res.score_kind == "netvlad_similarity"
+    finally:
+        p.close()
+
+
 def test_backend_without_runs_is_refused_by_name():
-    with pytest.raises(ValueError, match="sequence_length: 5 needs database_backend faiss"):
-        LoopClosurePipeline(MaqboolConfig(database_backend="milvus", sequence_length=5), engine=VectorEngine())
+    with pytest.raises(ValueError, match="map_filter: 'inter_map' needs database_backend faiss"):
+        LoopClosurePipeline(MaqboolConfig(database_backend="milvus", map_filter="inter_map"), engine=VectorEngine())
     p = pipeline(sequence_length=1)
     with pytest.raises(ValueError, match="sequence_min_velocity"):
         p.update_config(sequence_min_velocity=2.0, sequence_max_velocity=1.0)

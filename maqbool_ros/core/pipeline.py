@@ -6,6 +6,7 @@ Nothing here imports rclpy.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -161,6 +162,18 @@ class LoopClosurePipeline:
 
     # --- configuration -----------------------------------------------------------
     @property
+    def sequence_note(self) -> str:
+        """Why sequence matching is off although sequence_length asks for it ("" when it is not)."""
+        if self._config.sequence_length > 1 and self._config.database_backend != "faiss":
+            return (f"sequence_length {self._config.sequence_length}: sequence matching needs database_backend "
+                    f"faiss; single-frame ranking on {self._config.database_backend} (docs/sequence.md)")
+        return ""
+
+    def sequence_length_used(self) -> int:
+        """The window length queries use: sequence_length, or 1 where the backend has no runs."""
+        return 1 if self.sequence_note else self._config.sequence_length
+
+    @property
     def config(self) -> MaqboolConfig:
         return self._config
 
@@ -227,8 +240,9 @@ class LoopClosurePipeline:
         deadline = t0 + cfg.rerank_deadline_ms / 1e3
         stream = (kf.robot_id, kf.map_id)
         if cfg.standardize_window > 0:  # before search and storage: both see the same descriptor
-            kf.output.descriptor = self.sequence.standardizer.apply(stream, kf.output.descriptor,
-                                                                    cfg.standardize_window)
+            # A copy: an engine may cache its outputs (offline tables share one pass per image).
+            kf.output = dataclasses.replace(kf.output, descriptor=self.sequence.standardizer.apply(
+                stream, kf.output.descriptor, cfg.standardize_window))
         query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
         if kf.local_features is not None and self.verifier is not None:
             db_extras = {**db_extras, **self.verifier.db_extras(kf.local_features)}
@@ -254,7 +268,7 @@ class LoopClosurePipeline:
             rr = self.reranker.rerank(query_extras, cands, cand_extras, deadline)
             kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
-            if cfg.sequence_length > 1:
+            if self.sequence_length_used() > 1:
                 ranked = self.sequence.rank(cfg, self.database, stream, kf.stamp, kf.output.descriptor, cands,
                                             cand_extras, rr, rules, kf.timings_ms,
                                             frozenset((kf.robot_id, i) for i in excluded))
@@ -323,12 +337,10 @@ class LoopClosurePipeline:
 
 
 def _check_backend_supports(cfg: MaqboolConfig) -> None:
-    """Sequence matching and map_filter read the FAISS map's rows; ValueError naming the field otherwise."""
-    if cfg.database_backend != "faiss":
-        for name, off in (("sequence_length", 1), ("map_filter", "all")):
-            if getattr(cfg, name) != off:
-                raise ValueError(f"{name}: {getattr(cfg, name)!r} needs database_backend faiss "
-                                 f"(not yet on {cfg.database_backend}; docs/sequence.md)")
+    """map_filter reads the FAISS map's rows; ValueError naming the field on another backend."""
+    if cfg.database_backend != "faiss" and cfg.map_filter != "all":
+        raise ValueError(f"map_filter: {cfg.map_filter!r} needs database_backend faiss "
+                         f"(not yet on {cfg.database_backend}; docs/sequence.md)")
 
 
 def _without(cands: Candidates, extras: dict[str, np.ndarray], robot_id: str, excluded: set[int],

@@ -6,12 +6,11 @@ with the stored keyframe at run position ``end - offsets[m, k]``, where
 ``offsets[m, k] = direction * round(velocity * k)``: forward lines walk back through the
 run as the window walks back in time; reverse lines (direction -1) walk forward, for a
 route travelled the other way. A position outside the run, removed, not admissible for
-the query or in another map than the end is a gap. A line's distance is the mean squared
-descriptor distance over its aligned frames; lines aligning fewer than ``need`` frames are
-not scored (inf). Gaps before a run's first keyframe count like any other: scoring such
-lines with the few frames that exist let short, noisy lines near a route's start win
-(rtabmap_loop R@1 0.91 -> 0.82 at L = 10; docs/sequence.md). An end keeps its best line.
-Pure numpy: no database, no ROS.
+the query or in another map than the end is a gap. A line's distance is the mean over the
+whole window of the squared descriptor distance of its aligned frames and, for a gap, the
+frame's gap distance (a typical non-matching distance), so a line cannot gain by skipping
+the frames that disagree with it; lines aligning fewer than ``need`` frames are not scored
+(inf). An end keeps its best line. Pure numpy: no database, no ROS.
 """
 from __future__ import annotations
 
@@ -67,7 +66,8 @@ class Alignment:
 def align_ends(window: np.ndarray, end_codes: np.ndarray, end_positions: np.ndarray, end_maps: np.ndarray,
                offsets: np.ndarray, line_velocities: np.ndarray,
                rows_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
-               row_ok: np.ndarray, row_maps: np.ndarray, descriptors: np.ndarray, need: int) -> Alignment:
+               row_ok: np.ndarray, row_maps: np.ndarray, descriptors: np.ndarray, need: int,
+               gaps: np.ndarray | None = None) -> Alignment:
     """Score E run ends (robot code, run position, map code each) against the window (L, D)
     of unit descriptors, row 0 the current query. rows_at(codes, positions) -> rows (-1:
     none); row_ok / row_maps: per stored row, admissible and its map code; need: frames a
@@ -92,8 +92,10 @@ def align_ends(window: np.ndarray, end_codes: np.ndarray, end_positions: np.ndar
         sims = np.zeros((length, 0), np.float32)
     dist = np.zeros(pos.shape, np.float64)
     dist[valid] = np.clip(2.0 - 2.0 * sims[frame, inverse].astype(np.float64), 0.0, 4.0)
+    if gaps is not None:
+        dist[~valid] = np.broadcast_to(np.asarray(gaps, np.float64)[None, None, :], pos.shape)[~valid]
     count = valid.sum(axis=2)
-    mean = dist.sum(axis=2) / np.maximum(count, 1)
+    mean = dist.sum(axis=2) / length
     mean[count < need] = np.inf
     best = np.argmin(mean, axis=1)                                      # first best line on ties
     pick = np.arange(num_ends)

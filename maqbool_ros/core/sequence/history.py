@@ -29,8 +29,7 @@ class SequenceHistory:
         self._lock = threading.Lock()
         self.restarts = 0  # streams restarted because a stamp did not advance
 
-    def window(self, key: StreamKey, stamp: float, descriptor: np.ndarray, hits: tuple[np.ndarray, np.ndarray],
-               length: int) -> SequenceWindow:
+    def window(self, key: StreamKey, stamp: float, descriptor: np.ndarray, hits: tuple, length: int) -> SequenceWindow:
         """The window ending at the current keyframe (its descriptor and hits first), at most
         ``length`` keyframes, never reaching across a restart."""
         with self._lock:
@@ -42,10 +41,12 @@ class SequenceHistory:
             frames = [(descriptor, hits)] + list(past or ())[: max(0, int(length) - 1)]
         return SequenceWindow(np.stack([f[0] for f in frames]).astype(np.float32),
                               [np.asarray(f[1][0], np.int64) for f in frames],
-                              [np.asarray(f[1][1], np.int64) for f in frames])
+                              [np.asarray(f[1][1], np.int64) for f in frames],
+                              np.array([f[1][2] if len(f[1]) > 2 else 2.0 for f in frames]))
 
-    def push(self, key: StreamKey, stamp: float, descriptor: np.ndarray, hits: tuple[np.ndarray, np.ndarray]) -> None:
-        """Remember a processed keyframe (newest first)."""
+    def push(self, key: StreamKey, stamp: float, descriptor: np.ndarray, hits: tuple) -> None:
+        """Remember a processed keyframe (newest first). hits: (robot codes, run positions[,
+        gap distance]) of its single-frame candidates."""
         with self._lock:
             past = self._streams.setdefault(key, deque(maxlen=self.capacity))
             last = self._last_stamp.get(key)

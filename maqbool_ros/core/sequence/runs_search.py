@@ -38,12 +38,20 @@ class SequenceParams:
 
 @dataclass
 class SequenceWindow:
-    """The query's window, newest first: unit descriptors (L, D) and per frame the run keys
-    (robot codes, run positions) of its single-frame hits (the shortlist's seeds)."""
+    """The query's window, newest first: unit descriptors (L, D), per frame the run keys
+    (robot codes, run positions) of its single-frame hits (the shortlist's seeds), and per
+    frame the distance a gap counts as (the pipeline gives the median distance of its
+    hits: a typical candidate that is not the place; None: 2, unrelated unit vectors)."""
 
     descriptors: np.ndarray
     hit_codes: list[np.ndarray] = field(default_factory=list)
     hit_positions: list[np.ndarray] = field(default_factory=list)
+    gap_distances: np.ndarray | None = None
+
+    def gaps(self) -> np.ndarray:
+        if self.gap_distances is None:
+            return np.full(len(self.descriptors), 2.0)
+        return np.asarray(self.gap_distances, np.float64)
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -77,7 +85,7 @@ def search_runs(window: SequenceWindow, k: int, params: SequenceParams, ok: np.n
     maps = runs.map_codes
     al = align_ends(np.asarray(window.descriptors, np.float32), codes[ends].astype(np.int64),
                     positions[ends].astype(np.int64), maps[ends], offsets, line_v, runs.rows, ok, maps, descriptors,
-                    min_aligned(len(window), params.min_aligned))
+                    min_aligned(len(window), params.min_aligned), window.gaps())
     keep = np.isfinite(al.distances) & (al.end_distances <= max_distance)
     ends = ends[keep]
     al = Alignment(al.distances[keep], al.aligned[keep], al.velocities[keep], al.end_distances[keep])

@@ -63,7 +63,8 @@ class SequenceStage:
              excluded: frozenset = frozenset()) -> Ranked:
         """Score the window's runs and merge them with the re-ranked list (top_k in all)."""
         t0 = time.perf_counter()
-        hits = database.run_keys(cands.robot_ids, cands.keyframe_ids)
+        gap = float(np.median(cands.distances)) if len(cands) else 2.0
+        hits = (*database.run_keys(cands.robot_ids, cands.keyframe_ids), gap)
         window = self.history.window(key, stamp, descriptor, hits, cfg.sequence_length)
         seq_cands, seq_extras, found = database.search_sequence(window, cfg.top_k + len(excluded),
                                                                 SequenceParams.from_config(cfg), **rules)
