@@ -128,7 +128,7 @@ def _rclpy_candidate():
     from maqbool_ros.msg import CandidateMatch, LoopClosureCandidate
 
     msg = LoopClosureCandidate(query_keyframe_id=42, robot_id="robot7", map_id="session-3", method="maqbool",
-                               region_source="edge_boxes", region_budget=50, num_reranked=3,
+                               region_source="edge_boxes", region_budget=50, num_reranked=3, sequence_length=10,
                                reranking_complete=True, latency_ms=12.5, descriptor_ms=7.0, search_ms=1.5,
                                rerank_ms=4.0, verify_ms=3.25)
     msg.header.frame_id = "42"
@@ -136,7 +136,8 @@ def _rclpy_candidate():
     for i in range(3):
         c = CandidateMatch(keyframe_id=i, robot_id="robot7", map_id=f"map{i}", descriptor_distance=0.5 + i,
                            reranked_distance=0.25 + i, score=0.9 - i * 0.1, has_relative_pose=bool(i == 1),
-                           verified=bool(i == 1), num_inliers=40 * i, inlier_ratio=0.25 * i, pose_type=2 * (i == 1))
+                           verified=bool(i == 1), num_inliers=40 * i, inlier_ratio=0.25 * i, pose_type=2 * (i == 1),
+                           sequence_score=0.8 - 0.1 * i, sequence_aligned=10 - i)
         c.stamp = Time(sec=i, nanosec=7)
         c.relative_pose.pose.position.x = 1.0 + i
         c.relative_pose.pose.orientation.w = 1.0
@@ -166,14 +167,15 @@ def test_candidate_bytes_equal_rclpy_serialization():
             stamp=T["builtin_interfaces/msg/Time"](sec=c.stamp.sec, nanosec=c.stamp.nanosec),
             descriptor_distance=c.descriptor_distance, reranked_distance=c.reranked_distance, score=c.score,
             has_relative_pose=c.has_relative_pose, verified=c.verified, num_inliers=c.num_inliers,
-            inlier_ratio=c.inlier_ratio, pose_type=c.pose_type,
-            relative_pose=T["geometry_msgs/msg/PoseWithCovariance"](
+            inlier_ratio=c.inlier_ratio, pose_type=c.pose_type, sequence_score=c.sequence_score,
+            sequence_aligned=c.sequence_aligned, relative_pose=T["geometry_msgs/msg/PoseWithCovariance"](
                 pose=pose, covariance=np.asarray(c.relative_pose.covariance, dtype=np.float64))))
     msg = T[bags.CANDIDATE_TYPE](
         header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=3, nanosec=500), frame_id="42"),
         query_keyframe_id=42, robot_id="robot7", map_id="session-3", candidates=cands, method="maqbool",
-        region_source="edge_boxes", region_budget=50, num_reranked=3, reranking_complete=True, latency_ms=12.5,
-        descriptor_ms=7.0, search_ms=1.5, rerank_ms=4.0, verify_ms=3.25)
+        region_source="edge_boxes", region_budget=50, sequence_length=ref.sequence_length, num_reranked=3,
+        reranking_complete=True,
+        latency_ms=12.5, descriptor_ms=7.0, search_ms=1.5, rerank_ms=4.0, verify_ms=3.25)
     ours, theirs = bytes(ts.serialize_cdr(msg, bags.CANDIDATE_TYPE)), bytes(serialize_message(ref))
     assert len(ours) == len(theirs)
     # Byte for byte equal except CDR alignment padding, which rclpy's typesupport leaves

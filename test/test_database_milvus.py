@@ -154,7 +154,7 @@ def test_pipeline_evaluation_same_with_both_backends(tmp_path):
     model = tiny_model(tmp_path / "tiny.onnx", 64)
     dataset = load_dataset(str(tiny_query_ref(tmp_path / "data", count=8)))
     base = MaqboolConfig(model_path=str(model), image_width=IMAGE_SIZE[0], image_height=IMAGE_SIZE[1],
-                         resize_policy="exact", device="cpu")
+                         resize_policy="exact", device="cpu", sequence_length=1)  # milvus: single-frame only
     ranked = {}
     for backend in ("faiss", "milvus"):
         cfg = base.replace(database_backend=backend, database_uri=str(tmp_path / "kf.db"))

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.data.datasets import load_dataset
 from maqbool_ros.core.evaluation.metrics import recall_at_n
@@ -39,7 +40,7 @@ class ThumbnailEngine:
 
 
 def _netvlad_config(**changes) -> MaqboolConfig:
-    return MaqboolConfig().replace(method="netvlad", top_k=30, **changes)
+    return MaqboolConfig(**SINGLE_FRAME).replace(method="netvlad", top_k=30, **changes)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +172,7 @@ def test_cli_acceptance_command_on_corridor(corridor_dir, tmp_path):
 
 
 # The bag's images carry the keyframe id in header.frame_id: the node reads plain images.
-ROUND_TRIP_CFG = MaqboolConfig(input_type="image", keyframe_id_source="frame_id", method="netvlad",
+ROUND_TRIP_CFG = MaqboolConfig(**SINGLE_FRAME, input_type="image", keyframe_id_source="frame_id", method="netvlad",
                                resize_policy="native", top_k=20, queue_size=50)
 
 

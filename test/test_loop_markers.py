@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory
 
 
@@ -90,8 +91,8 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
     from helpers.rgbd_scene import rotation, texture, view
     from maqbool_ros.core.config import MaqboolConfig
 
-    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
-                        pose_source=source, pose_topic="kf_pose", markers_frame="odom",
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", top_k=5, exclude_recent_keyframes=0,
+                        exclude_recent_seconds=0.0, pose_source=source, pose_topic="kf_pose", markers_frame="odom",
                         markers_unverified_per_keyframe=5)
     node = NodeProcess(cfg, tmp_path)
     driver = Driver(node)

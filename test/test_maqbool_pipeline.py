@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
 
 
@@ -32,8 +33,8 @@ def test_pipeline_reranks_with_maqbool(gardens_dir, gardens_pdl):
     from maqbool_ros.core.pipeline import LoopClosurePipeline
 
     ds = load_query_ref_folder(gardens_dir)
-    cfg = MaqboolConfig(method="maqbool", maqbool_mode="paper", pdl_path=str(gardens_pdl), top_k=10, region_budget=10,
-                        exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="maqbool", maqbool_mode="paper", pdl_path=str(gardens_pdl), top_k=10,
+                        region_budget=10, exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
     pipe = LoopClosurePipeline(cfg)
     for r in range(len(ds.refs)):
         pipe.process(ds.refs[r], keyframe_id=r, robot_id="ref", stamp=float(r), query=False)
@@ -82,7 +83,7 @@ def test_train_pdl_scale_free_stores_the_fitted_update(gardens_dir, tmp_path):
     assert meta["mode"] == "scale_free" and meta["pairs"] == 4 * 100  # 10 queries x 10 candidates x 4 budgets
     assert meta["update"]["alpha"] in ALPHAS and meta["update"]["p_map"] in P_MAPS
     ds = load_query_ref_folder(gardens_dir)
-    cfg = MaqboolConfig(method="maqbool", maqbool_mode="scale_free", pdl_path=str(out), top_k=10,
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="maqbool", maqbool_mode="scale_free", pdl_path=str(out), top_k=10,
                         exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
     pipe = LoopClosurePipeline(cfg)
     for r in range(len(ds.refs)):

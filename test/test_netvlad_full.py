@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.pipeline import LoopClosurePipeline
 from maqbool_ros.core.rerank.factory import make_reranker
@@ -49,7 +50,8 @@ def test_database_extra_is_fp16_full_dim_and_query_is_float32():
 
 def test_pipeline_reranks_top_k_by_full_dim_brute_force():
     eng = FullEngine()
-    cfg = MaqboolConfig(method="netvlad_full", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=20)
+    cfg = MaqboolConfig(method="netvlad_full", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=20,
+                        **SINGLE_FRAME)
     pipe = LoopClosurePipeline(cfg, engine=eng)
     assert pipe.reranker.name == "netvlad_full"
     for i in range(120):

@@ -10,6 +10,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess, drained  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_query_ref_folder  # noqa: E402
@@ -17,7 +18,8 @@ from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_conf
 
 # Corridor images are 160x120: run them at native size so the test is quick; the same
 # settings feed the offline evaluation we compare against.
-CORRIDOR_CFG = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native", top_k=20)
+# Single-frame: the replay puts refs and queries on one stream, the offline protocol on two.
+CORRIDOR_CFG = MaqboolConfig(**IMAGE_INPUT, **SINGLE_FRAME, method="netvlad", resize_policy="native", top_k=20)
 
 
 pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per module (conftest)
@@ -184,7 +186,7 @@ def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
 def test_database_persists_across_restarts_and_services(tmp_path, corridor):
     """save/reset services, and a restart with default parameters keeps the map."""
     db = tmp_path / "map"
-    cfg = MaqboolConfig(**IMAGE_INPUT, method="netvlad", resize_policy="native", database_path=str(db),
+    cfg = MaqboolConfig(**IMAGE_INPUT, **SINGLE_FRAME, method="netvlad", resize_policy="native", database_path=str(db),
                         save_interval_s=0.0, stats_period_s=0.5,
                         exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
 

@@ -40,3 +40,34 @@ def test_node_sequence_candidates_equal_offline_eval(tmp_path, rtabmap_loop_dir)
     finally:
         driver.close()
         assert node.stop() == 0
+
+
+def test_node_multi_session_night_lap_asks_only_the_day_map(tmp_path, rtabmap_loop_dir):
+    """Two sessions on one node: map "day" records rtabmap_loop's first lap, map "night" streams
+    the second lap under the night proxy with map_filter inter_map: every candidate comes from
+    the day map, and the night lap still finds its places (R@1 over its revisits)."""
+    from maqbool_ros.tools.cli import main as cli
+
+    assert cli(["night-proxy", "--dataset", str(rtabmap_loop_dir), "--out", str(tmp_path / "night"), "--quiet"]) == 0
+    night = load_sequence_folder(tmp_path / "night" / "sequence")  # frames 40.. transformed
+    cfg = SEQ_CFG.replace(map_filter="inter_map")
+    node = NodeProcess(cfg, tmp_path)
+    driver = Driver(node)
+    hits = revisits = 0
+    try:
+        driver.wait_for_node()
+        for i in range(len(night.frames)):
+            session = "day" if i < 40 else "night"
+            out = driver.publish_and_wait(driver.keyframe_msg(i, night.frames[i], map_id=session))
+            if session == "night":
+                assert out.candidates and {c.map_id for c in out.candidates} == {"day"}
+                assert out.sequence_length == min(i - 39, 10)  # a new map id is a new window
+                if len(night.positives[i]):
+                    revisits += 1
+                    hits += int(out.candidates[0].keyframe_id) in night.positives[i]
+            else:
+                assert not out.candidates  # the day map has no other map to ask yet
+    finally:
+        driver.close()
+        assert node.stop() == 0
+    assert revisits == 44 and hits / revisits >= 0.5, f"night lap R@1 {hits}/{revisits}"

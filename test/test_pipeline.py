@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.pipeline import LIVE_FIELDS, LoopClosurePipeline
 from maqbool_ros.core.types import EngineOutput
@@ -29,7 +30,8 @@ def img(i: int) -> np.ndarray:
 
 @pytest.fixture
 def pipeline():
-    cfg = MaqboolConfig(method="netvlad", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=5)
+    cfg = MaqboolConfig(method="netvlad", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=5,
+                        **SINGLE_FRAME)
     return LoopClosurePipeline(cfg, engine=VectorEngine())
 
 

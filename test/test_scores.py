@@ -13,6 +13,7 @@ from test_landmarks_reranker import fake_output, stack_db
 from test_maqbool_reranker import FakePdl, candidates_for, engine_output
 from test_regions import random_head
 
+from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.factory import NetvladReranker
 from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, train_vocabulary
@@ -177,7 +178,8 @@ def test_pipeline_result_carries_the_scale_and_best_score():
 
     from maqbool_ros.core.pipeline import LoopClosurePipeline
 
-    cfg = MaqboolConfig(method="netvlad", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=5)
+    cfg = MaqboolConfig(method="netvlad", exclude_recent_keyframes=0, exclude_recent_seconds=0.0, top_k=5,
+                        **SINGLE_FRAME)
     pipeline = LoopClosurePipeline(cfg, engine=VectorEngine())
     for i in range(10):
         pipeline.process(img(i), keyframe_id=i, stamp=float(i), query=False)

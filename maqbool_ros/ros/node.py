@@ -78,9 +78,9 @@ class LoopClosureNode(Node):
             f"maqbool_ros ready: method={cfg.method} budget={cfg.region_budget} top_k={cfg.top_k} "
             f"robot={self.robot_id} input={self.inputs.describe()} -> {cfg.candidates_topic}; "
             f"verification {cfg.verification_features if cfg.verification_enabled else 'off'}; "
-            f"sequence {self.pipeline.sequence_length_used()}; "
+            f"sequence {getattr(self.pipeline, 'sequence_length_used', lambda: 1)()}; "
             f"{len(self.pipeline.database)} keyframes in the database")
-        if self.pipeline.sequence_note:
+        if getattr(self.pipeline, "sequence_note", ""):
             self.get_logger().warn(self.pipeline.sequence_note)
 
     def _first_counter_id(self) -> int:

@@ -53,11 +53,17 @@ def _torch_load(path: str | Path) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of unknown classes, not a torch file
-        if not zipfile.is_zipfile(path) and not _is_legacy_torch_file(path):
+        if not zipfile.is_zipfile(path) and not _is_legacy_torch_file(path) and not _starts_like_zip(path):
             raise ValueError(f"checkpoint {path}: not a torch checkpoint (neither a zip archive nor a legacy "
                              "torch file); give a .pth/.pth.tar saved by torch.save") from None
         raise ValueError(f"checkpoint {path} cannot be read as a weights-only torch file "
                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def _starts_like_zip(path: Path) -> bool:
+    """A zip's local-header magic: a truncated torch.save file still starts like one."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 def _is_legacy_torch_file(path: Path) -> bool:
