@@ -104,7 +104,7 @@ class RtabmapBridge(Node):
             lost = self._new_session() if reset else 0
             kept, rejected = self.verdicts.judge(msg.graph.poses_id, [(k.from_id, k.to_id) for k in msg.graph.links])
         if reset:
-            self._reset_seen("mapData", lost)
+            self._reset_seen(lost)
         for key, pairs in (("links_kept", kept), ("links_rejected", rejected)):
             for a, b in pairs:
                 self.counts.add(key)
@@ -114,16 +114,15 @@ class RtabmapBridge(Node):
         """(under _lock) Forget the old session's nodes and links; how many links lost their verdict."""
         self.published.clear()
         self.local_transforms.clear()
-        self.working_memory = None  # the old session's; the next Info brings the new one
-        self.policy.sent.clear()
+        self.policy.sent.clear()  # working_memory stays the last Info's: RTAB-Map sends it before mapData
         self.policy.session = self.sessions.session
         return self.verdicts.clear()
 
-    def _reset_seen(self, source: str, lost: int) -> None:
+    def _reset_seen(self, lost: int) -> None:
         self.counts.add("rtabmap_resets")
         self.counts.add("links_unjudged", lost)
         self.get_logger().warning(
-            f"RTAB-Map was reset (node ids went back, seen on {source}): session {self.sessions.session}, "
+            f"RTAB-Map was reset (mapData's node ids went back): session {self.sessions.session}, "
             f"keyframe ids from {keyframe_id(self.sessions.session, 1)}; {lost} link(s) left without a verdict")
 
     def _node_to_keyframe(self, node) -> None:
@@ -150,12 +149,8 @@ class RtabmapBridge(Node):
         if not len(msg.wm_state):  # statistics off (Rtabmap/PublishStats false): WM unknown
             self.counts.add("info_without_wm_state")
             return
-        with self._lock:
-            reset = self.sessions.observe([msg.ref_id])
-            lost = self._new_session() if reset else 0
+        with self._lock:  # a reset is told by mapData alone: Info is another stream, in no order with it
             self.working_memory = {int(i) for i in msg.wm_state}
-        if reset:
-            self._reset_seen("info", lost)
 
     def _seed(self) -> None:
         if not self._get_map.service_is_ready():

@@ -8,9 +8,9 @@ s * SESSION_STRIDE + n (session 0: the node id itself) and the map id "<RTAB-Map
 (session 0: the map id alone). The old session's keyframes stay in the database under their ids;
 links are only sent between nodes of the current session (the others are gone from RTAB-Map).
 
-A reset is seen when RTAB-Map's ids go backwards: the newest id of a mapData (graph and nodes) or
-of an Info (ref_id) is below the newest id seen in this session, or a node already seen comes
-again with another stamp. Within a session RTAB-Map's ids only grow (a new map after lost
+A reset is seen when RTAB-Map's ids go backwards on mapData (one stream, delivered in order; Info
+is another stream, in no fixed order with it): the newest id of a mapData (graph and nodes) is
+below the newest id seen in this session, or a node already seen comes again with another stamp. Within a session RTAB-Map's ids only grow (a new map after lost
 odometry, `trigger_new_map`, keeps counting: it is not a reset).
 
 Verdicts. AddLink's answer is empty; whether RTAB-Map kept a link shows in the graph of later
