@@ -107,3 +107,68 @@ def test_reset_mid_run_new_session_links_and_kept_rejected_counters(tmp_path):
     assert stats["rejected"]["other_session"] == 1 and stats["session"] == 1
     assert stats["links_awaiting_verdict"] == 0
     assert counts["keyframes_published"] == 12 and not counts.get("rejected_duplicate", 0)
+
+
+def test_a_real_node_stores_both_sessions_and_links_inside_the_new_one(tmp_path):
+    """Through a real `maqbool-node`: RTAB-Map's session 0 maps 4 RGB-D views of the synthetic room
+    corner, is reset, and session 1 maps the same 4 views again under the same node ids 1..4, then
+    revisits view 0 as node 5. The node's database keeps all 9 keyframes (none refused as a
+    duplicate); the loop goes to session 1's node 1, not to session 0's (same image, gone from RTAB-Map)."""
+    import json
+
+    import cv2
+    from std_msgs.msg import String
+
+    from helpers.node_proc import NodeProcess
+    from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view
+    from helpers.rvl import rvl_encode
+    from maqbool_ros.core.config import MaqboolConfig
+
+    def jpeg(rgb: np.ndarray) -> bytes:
+        return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+                        stats_period_s=0.2, verification_top_n=2)
+    node = NodeProcess(cfg, tmp_path)
+    fake = FakeRtabmap(node.ns, [], (WIDTH, HEIGHT))
+    bridge = BridgeProcess(node.ns, tmp_path, {"stats_period_s": 0.1})
+    fake.watch_stats(f"{bridge.fqn}/stats")
+    node_stats: list[dict] = []
+    fake.create_subscription(String, f"{node.fqn}/stats", lambda m: node_stats.append(json.loads(m.data)), 10)
+    procs = (node, bridge)
+    depth_mm = rvl_encode(candidate_depth(3.0, mm=True))
+
+    def handled(n: int) -> bool:
+        return (fake.latest_stats() or {}).get("counts", {}).get("candidate_messages", 0) >= n
+
+    try:
+        wait_until(lambda: fake.map_pub.get_subscription_count() > 0
+                   and fake.count_subscribers(f"{node.ns}/keyframes") >= 1
+                   and fake.count_publishers(f"{node.ns}/loop_closure/candidates") >= 1
+                   and fake.latest_stats() is not None, 300, "node and bridge to come up", procs)
+        for session in range(2):
+            if session:
+                fake.reset()
+            for i in range(4):
+                fake.add_node(i + 1, jpeg(texture(i)), (WIDTH, HEIGHT), K, depth=depth_mm, stamp=10.0 * session + i)
+                n = 4 * session + i + 1
+                wait_until(lambda: handled(n), 120, f"the candidates of keyframe {n}", procs)
+        rgb, depth = view(texture(0), rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0)
+        fake.add_node(5, jpeg(rgb), (WIDTH, HEIGHT), K, depth=rvl_encode(np.rint(depth * 1000).astype(np.uint16)),
+                      stamp=14.0)
+        wait_until(lambda: handled(9) and fake.latest_stats()["pending_calls"] == 0, 120, "node 5's candidates",
+                   procs)
+        wait_until(lambda: node_stats and node_stats[-1]["database_size"] == 9, 60, "9 keyframes in the database",
+                   procs)
+        stats, node_counts = fake.latest_stats(), node_stats[-1]["counts"]
+    finally:
+        fake.close()
+        assert bridge.stop() == 0, bridge.log_text()[-3000:]
+        assert node.stop() == 0
+    assert not node_counts.get("duplicate_keyframes", 0), node_stats[-1]["last_error"]
+    assert stats["counts"]["rtabmap_resets"] == 1 and stats["session"] == 1
+    links = fake.received()
+    assert [(k.session, k.from_id, k.to_id) for k in links] == [(1, 5, 1)] and links[0].in_wm
+    # session 1's nodes 1..4 each find their session-0 twin (the same image, verified) and node 5 finds
+    # session 0's view 0: not sent, RTAB-Map no longer has those nodes
+    assert stats["rejected"]["other_session"] >= 5
