@@ -71,3 +71,22 @@ def test_candidates_of_an_old_session_are_not_sent_and_the_new_session_links_aga
     links, reasons = decide_query([cand(keyframe_id(1, 4), 2), cand(keyframe_id(1, 4), keyframe_id(1, 2))],
                                   policy, {2, 4}, {})
     assert [(k.from_id, k.to_id) for k in links] == [(4, 2)] and reasons == ["other_session"]
+
+
+def test_loop_markers_take_graph_positions_for_the_newest_session_only():
+    """RTAB-Map's graph is keyed by node id and holds only its current session: after a reset, an
+    edge of session 1 is drawn at the nodes' graph positions; one of session 0 (ids gone) is not."""
+    import numpy as np
+
+    from maqbool_ros.core.integration.loop_graph import LoopGraph
+
+    graph = LoopGraph()
+    graph.set_graph({1: np.zeros(3), 4: np.ones(3)})
+    graph.add_result(("r", 4), 4.0, [(("r", 1), 1.0, True, 0.9)])
+    segments, missing = graph.segments()
+    assert len(segments) == 1 and missing == 0  # session 0 only: ids as they are
+    graph.add_result(("r", keyframe_id(1, 4)), 14.0, [(("r", keyframe_id(1, 1)), 11.0, True, 0.9)])
+    segments, missing = graph.segments()
+    assert missing == 1 and [(e.query[1], e.candidate[1]) for e, _, _ in segments] == [(keyframe_id(1, 4),
+                                                                                       keyframe_id(1, 1))]
+    assert np.allclose(segments[0][1], 1.0) and np.allclose(segments[0][2], 0.0)
