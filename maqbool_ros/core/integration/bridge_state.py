@@ -10,13 +10,14 @@ links are only sent between nodes of the current session (the others are gone fr
 
 A reset is seen when RTAB-Map's ids go backwards on mapData (one stream, delivered in order; Info
 is another stream, in no fixed order with it): the newest id of a mapData (graph and nodes) is
-below the newest id seen in this session, or a node already seen comes again with another stamp. Within a session RTAB-Map's ids only grow (a new map after lost
-odometry, `trigger_new_map`, keeps counting: it is not a reset).
+below the newest id seen in this session, or a node already seen comes again with another stamp.
+Within a session RTAB-Map's ids only grow (a new map after lost odometry, `trigger_new_map`,
+keeps counting: it is not a reset).
 
 Verdicts. AddLink's answer is empty; whether RTAB-Map kept a link shows in the graph of later
 mapData messages (rtabmap_slam publishes the local graph with its links). A link is kept when a
 graph carries it (either direction) once the add_link call was answered; rejected when a graph
-whose newest node is at least VERDICT_NODES nodes newer than the newest node at the answer still
+whose newest node id is at least VERDICT_NODES above the newest id seen at the answer still
 lacks it (the first newer graph may have been published before RTAB-Map added the link).
 """
 from __future__ import annotations
