@@ -5,15 +5,13 @@ revisits only, all inside working memory, each with a transform and a positive-d
 matrix; nothing for nodes that left working memory."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
-from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap  # noqa: E402
+from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, noise_frames, wait_until  # noqa: E402
 from helpers.node_proc import NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_definite  # noqa: E402
@@ -31,28 +29,6 @@ BRIDGE = {"link_pose_types": "metric+rotation", "stats_period_s": 0.1, "service_
 def truth(root) -> dict[int, set[int]]:
     rows = (line.split(",") for line in (root / "loop_pairs.csv").read_text().splitlines()[1:])
     return {int(i): {int(j) for j in js.split()} for i, js in rows}
-
-
-def noise_frames(folder, n: int, seed: int) -> list:
-    """n seeded 64x48 noise JPEGs (node images for the fake RTAB-Map); their paths."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    paths = [folder / f"{i}.jpg" for i in range(n)]
-    for path in paths:
-        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    return paths
-
-
-def wait_until(predicate, timeout: float, what: str, procs=()) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        for p in procs:
-            if not p.alive():
-                raise RuntimeError(f"a process exited while waiting for {what}:\n{p.log_text()[-3000:]}")
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_bridge_links_true_revisits_inside_working_memory(rtabmap_loop_dir, tmp_path):

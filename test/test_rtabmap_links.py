@@ -117,6 +117,8 @@ def test_decide_sends_a_user_closure_from_query_to_candidate_in_base_frames():
 @pytest.mark.parametrize("c, wm, policy, reason", [
     (cand(q=10, c=10), {10}, LinkPolicy(), "self_link"),
     (cand(candidate_robot="robot2"), {10, 50}, LinkPolicy(robot_id="robot1"), "other_robot"),
+    (cand(candidate_session=0), {10, 50}, LinkPolicy(session=1), "other_session"),  # before a reset
+    (cand(query_session=1, candidate_session=1), {10, 50}, LinkPolicy(), "other_session"),  # reset not seen yet
     (cand(verified=False), {10, 50}, LinkPolicy(), "not_verified"),
     (cand(pose_type=POSE_NONE), {10, 50}, LinkPolicy(), "no_pose"),
     (cand(pose_type=POSE_ROTATION_UNIT_TRANSLATION), {10, 50}, LinkPolicy(), "scale_less"),

@@ -2,8 +2,9 @@
 RTAB-Map links (docs/rtabmap.md).
 
 mapData -> each new node's SensorData (compressed image, optional depth, camera model) as a
-maqbool_ros/Keyframe (id = node id) on the node's keyframe topic; info -> the working-memory ids;
-the node's candidates -> core.integration.links.decide_query -> rtabmap add_link (user closure).
+maqbool_ros/Keyframe (id = node id, namespaced per RTAB-Map session) on the node's keyframe topic;
+info -> the working-memory ids; the node's candidates -> core.integration.links.decide_query ->
+rtabmap add_link (user closure); later mapData graphs -> whether RTAB-Map kept each link.
 Thin: the decisions and the numbers are in core/integration. rtabmap_msgs is imported lazily so
 the rest of the package works without RTAB-Map installed.
 """
@@ -13,52 +14,33 @@ import json
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS, BRIDGE_NODE_NAME, BridgeConfig, help_text
+from maqbool_ros.core.integration.bridge_state import (
+    LinkVerdicts,
+    SessionTracker,
+    keyframe_id,
+    session_map_id,
+    split_keyframe_id,
+)
 from maqbool_ros.core.integration.links import REJECT_REASONS, Candidate, LinkPolicy, decide_query
-from maqbool_ros.core.integration.rtabmap_data import DepthFormatError, decode_depth, graph_positions, image_format
-from maqbool_ros.core.verification.geometry import transform_from_pose, transform_from_xyz_quat
+from maqbool_ros.core.integration.rtabmap_data import graph_positions
+from maqbool_ros.core.verification.geometry import transform_from_pose
 from maqbool_ros.msg import Keyframe, LoopClosureCandidate
-from maqbool_ros.ros.conversions import quaternion_xyzw, seconds_to_stamp
+from maqbool_ros.ros.conversions import quaternion_xyzw
 from maqbool_ros.ros.params import default_robot_id, descriptor_for
+from maqbool_ros.ros.rtabmap_nodes import RtabmapMsgsMissing, import_rtabmap_msgs, node_keyframe, transform_matrix
 from maqbool_ros.ros.stats import Counters
 
 __all__ = ["RtabmapBridge", "RtabmapMsgsMissing", "graph_positions", "import_rtabmap_msgs", "main"]
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-
-
-class RtabmapMsgsMissing(ImportError):
-    """rtabmap_msgs (RTAB-Map's ROS interfaces) is not importable."""
-
-
-def import_rtabmap_msgs() -> SimpleNamespace:
-    """The rtabmap_msgs types the bridge uses; RtabmapMsgsMissing naming the package when absent."""
-    try:
-        from rtabmap_msgs.msg import Info, MapData
-        from rtabmap_msgs.srv import AddLink, GetMap
-    except ImportError as exc:
-        raise RtabmapMsgsMissing(
-            "maqbool-rtabmap-bridge needs the ROS 2 package rtabmap_msgs (RTAB-Map's interfaces), which is not "
-            f"importable ({exc}). Install RTAB-Map for your ROS distribution (e.g. apt install "
-            "ros-$ROS_DISTRO-rtabmap-msgs) or source the workspace that builds it.") from exc
-    return SimpleNamespace(Info=Info, MapData=MapData, AddLink=AddLink, GetMap=GetMap)
-
-
-def transform_matrix(t) -> np.ndarray | None:
-    """geometry_msgs/Transform -> 4x4, None for RTAB-Map's null transform (all zeros)."""
-    q = t.rotation
-    if abs(q.x) + abs(q.y) + abs(q.z) + abs(q.w) < 1e-12:
-        return None
-    return transform_from_xyz_quat([t.translation.x, t.translation.y, t.translation.z], [q.x, q.y, q.z, q.w])
 
 
 def declare_bridge_parameters(node: Node) -> BridgeConfig:
@@ -84,6 +66,8 @@ class RtabmapBridge(Node):
         self.local_transforms: dict[int, np.ndarray] = {}
         self.published: set[int] = set()
         self.working_memory: set[int] | None = None
+        self.sessions = SessionTracker()  # RTAB-Map resets (ids restart): core/integration/bridge_state.py
+        self.verdicts = LinkVerdicts()
         self._pending: list[tuple[float, object, tuple[int, int]]] = []  # (sent at, future, link ids)
         self._kf_pub = self.create_publisher(Keyframe, cfg.keyframe_topic, RELIABLE)
         self._stats_pub = self.create_publisher(String, "~/stats", 10)
@@ -102,60 +86,70 @@ class RtabmapBridge(Node):
             f"{cfg.candidate_pose_frame} frame)")
 
     # --- RTAB-Map -> keyframes -----------------------------------------------------------
-    def _on_map_data(self, msg) -> None:
+    def _on_map_data(self, msg, live: bool = True) -> None:
+        """live: from the mapData topic (a GetMap answer may be older than the last mapData)."""
+        if live:
+            self._track(msg)
         for node in msg.nodes:
             try:
                 self._node_to_keyframe(node)
             except Exception as exc:  # noqa: BLE001 - one bad node must not stop the others
                 self.counts.error("malformed_nodes", f"node {node.id}: {type(exc).__name__}: {exc}")
 
+    def _track(self, msg) -> None:
+        """A reset seen in this mapData starts a new session; its graph judges the links sent."""
+        ids = [*msg.graph.poses_id, *(n.id for n in msg.nodes)]
+        with self._lock:
+            reset = self.sessions.observe(ids, {int(n.id): float(n.stamp) for n in msg.nodes})
+            lost = self._new_session() if reset else 0
+            kept, rejected = self.verdicts.judge(msg.graph.poses_id, [(k.from_id, k.to_id) for k in msg.graph.links])
+        if reset:
+            self._reset_seen(lost)
+        for key, pairs in (("links_kept", kept), ("links_rejected", rejected)):
+            for a, b in pairs:
+                self.counts.add(key)
+                self.get_logger().info(f"link {a} -> {b}: {key.split('_')[1]} by RTAB-Map")
+
+    def _new_session(self) -> int:
+        """(under _lock) Forget the old session's nodes and links; how many links lost their verdict."""
+        self.published.clear()
+        self.local_transforms.clear()
+        self.policy.sent.clear()  # working_memory stays the last Info's: RTAB-Map sends it before mapData
+        self.policy.session = self.sessions.session
+        return self.verdicts.clear()
+
+    def _reset_seen(self, lost: int) -> None:
+        self.counts.add("rtabmap_resets")
+        self.counts.add("links_unjudged", lost)
+        self.get_logger().warning(
+            f"RTAB-Map was reset (mapData's node ids went back): session {self.sessions.session}, "
+            f"keyframe ids from {keyframe_id(self.sessions.session, 1)}; {lost} link(s) left without a verdict")
+
     def _node_to_keyframe(self, node) -> None:
         node_id, data = int(node.id), node.data
-        if node_id <= 0 or node_id in self.published:
-            return  # landmark, or republished data of a node already sent
-        if len(data.local_transform):
-            L = transform_matrix(data.local_transform[0])
-            if L is not None:
-                with self._lock:
+        with self._lock:
+            if node_id <= 0 or node_id in self.published:
+                return  # landmark, or republished data of a node already sent
+            session = self.sessions.session
+            if len(data.local_transform):
+                L = transform_matrix(data.local_transform[0])
+                if L is not None:
                     self.local_transforms[node_id] = L
-        kf = Keyframe(keyframe_id=node_id, robot_id=self.robot_id, map_id=str(node.map_id))
-        kf.header.stamp = seconds_to_stamp(float(node.stamp))
-        kf.header.frame_id = data.header.frame_id
-        if len(data.left_compressed):
-            raw = bytes(data.left_compressed)
-            kf.compressed_image = CompressedImage(header=kf.header, format=image_format(raw), data=raw)
-        elif len(data.left.data):
-            kf.image = data.left
-        else:
+        kf = node_keyframe(node, keyframe_id(session, node_id), self.robot_id, session_map_id(session, node.map_id),
+                           lambda why: self.counts.error("depth_unsupported", why))
+        if kf is None:
             self.counts.add("nodes_without_image")  # not marked published: its data may come later
             return
-        if len(data.left_camera_info):
-            kf.camera_info = data.left_camera_info[0]
-        if not len(data.right_camera_info):  # right = depth (RGB-D), not a stereo right image
-            kf.depth = self._depth(node_id, data, kf.header)
         self._kf_pub.publish(kf)
-        self.published.add(node_id)
+        with self._lock:
+            self.published.add(node_id)
         self.counts.add("keyframes_published")
-
-    def _depth(self, node_id: int, data, header) -> Image:
-        if len(data.right.data):
-            return data.right
-        if not len(data.right_compressed):
-            return Image()
-        try:
-            depth = decode_depth(bytes(data.right_compressed))
-        except DepthFormatError as exc:
-            self.counts.error("depth_unsupported", f"node {node_id}: {exc}; keyframe sent without depth")
-            return Image()
-        encoding = "16UC1" if depth.dtype == np.uint16 else "32FC1"
-        return Image(header=header, height=depth.shape[0], width=depth.shape[1], encoding=encoding,
-                     step=depth.shape[1] * depth.itemsize, data=depth.tobytes())
 
     def _on_info(self, msg) -> None:
         if not len(msg.wm_state):  # statistics off (Rtabmap/PublishStats false): WM unknown
             self.counts.add("info_without_wm_state")
             return
-        with self._lock:
+        with self._lock:  # a reset is told by mapData alone: Info is another stream, in no order with it
             self.working_memory = {int(i) for i in msg.wm_state}
 
     def _seed(self) -> None:
@@ -169,7 +163,7 @@ class RtabmapBridge(Node):
         if future.cancelled() or future.exception() is not None or future.result() is None:
             self.counts.error("seed_failed", f"{self.config.get_map_service}: no map ({future.exception()})")
             return
-        self._on_map_data(future.result().data)
+        self._on_map_data(future.result().data, live=False)
         self.get_logger().info(f"seeded {len(self.published)} keyframes from {self.config.get_map_service}")
 
     # --- candidates -> links -------------------------------------------------------------
@@ -182,12 +176,13 @@ class RtabmapBridge(Node):
 
     def _handle_candidates(self, msg: LoopClosureCandidate) -> None:
         cands = []
+        q_session, q_id = split_keyframe_id(msg.query_keyframe_id)  # back to RTAB-Map's node ids
         for c in msg.candidates:
             T = transform_from_pose(c.relative_pose.pose) if c.has_relative_pose else np.eye(4)
-            cands.append(Candidate(int(msg.query_keyframe_id), int(c.keyframe_id), bool(c.verified),
-                                   bool(c.has_relative_pose), int(c.pose_type), T,
+            c_session, c_id = split_keyframe_id(c.keyframe_id)
+            cands.append(Candidate(q_id, c_id, bool(c.verified), bool(c.has_relative_pose), int(c.pose_type), T,
                                    np.asarray(c.relative_pose.covariance, dtype=np.float64).reshape(6, 6),
-                                   msg.robot_id, c.robot_id))
+                                   msg.robot_id, c.robot_id, q_session, c_session))
         with self._lock:
             wm = None if self.working_memory is None else set(self.working_memory)
             links, reasons = decide_query(cands, self.policy, wm, dict(self.local_transforms))
@@ -211,12 +206,16 @@ class RtabmapBridge(Node):
         future = self._add_link.call_async(request)
         with self._lock:
             self._pending.append((time.monotonic(), future, (link.from_id, link.to_id)))
+            session = self.sessions.session
         future.add_done_callback(lambda f, ids=(link.from_id, link.to_id), rot=link.rotation_only:
-                                 self._answered(f, ids, rot))
+                                 self._answered(f, ids, rot, session))
 
-    def _answered(self, future, ids, rotation_only: bool) -> None:
+    def _answered(self, future, ids, rotation_only: bool, session: int) -> None:
         with self._lock:
             self._pending = [p for p in self._pending if p[1] is not future]
+            current = session == self.sessions.session
+            if current and not future.cancelled() and future.exception() is None:
+                self.verdicts.answered(*ids, self.sessions.newest)  # kept or not: a later mapData's graph
         if future.cancelled():
             return  # timed out: counted by _expire_calls
         if future.exception() is not None:
@@ -225,6 +224,8 @@ class RtabmapBridge(Node):
         self.counts.add("links_sent")  # answered; RTAB-Map's own verdict is not in the (empty) response
         if rotation_only:
             self.counts.add("links_sent_rotation_only")
+        if not current:
+            self.counts.add("links_unjudged")  # RTAB-Map was reset meanwhile
         self.get_logger().info(f"link {ids[0]} -> {ids[1]} sent to RTAB-Map")
 
     def _expire_calls(self) -> None:
@@ -248,10 +249,10 @@ class RtabmapBridge(Node):
         counts = self.counts.snapshot()
         with self._lock:
             wm = None if self.working_memory is None else len(self.working_memory)
-            pending = len(self._pending)
+            pending, waiting, session = len(self._pending), len(self.verdicts), self.sessions.session
         rejected = {r: counts.get(f"rejected_{r}", 0) for r in REJECT_REASONS}
         return {"counts": counts, "rejected": rejected, "working_memory_size": wm, "pending_calls": pending,
-                "last_error": self.counts.last_error}
+                "links_awaiting_verdict": waiting, "session": session, "last_error": self.counts.last_error}
 
     def publish_stats(self) -> None:
         self._stats_pub.publish(String(data=json.dumps(self.stats())))

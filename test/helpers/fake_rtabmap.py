@@ -6,8 +6,11 @@ publishes `mapData` (one new node per step: JPEG bytes in SensorData.left_compre
 camera model, a base->camera local transform, the graph of all poses) and `info` (wm_state), and
 serves `rtabmap/add_link`, recording each link with the working memory at its arrival.
 Working memory: every node, except that nodes 1..wm_drop_ids[1] leave it (to long-term memory)
-when node wm_drop_at is added. The rtabmap_loop frames ship no calibration: a 60 deg horizontal
-field of view is assumed (helpers.loop_pairs.nominal_camera).
+when node wm_drop_at is added. Like RTAB-Map, it keeps a link only when both nodes are in working
+memory, and refuses the pairs in `reject_links` (as RTAB-Map's graph checks would); the kept
+links appear in the graph of the next mapData (with the neighbour links). reset() starts a new
+session: ids from 1 again, empty map (like `rtabmap/reset`). The rtabmap_loop frames ship no
+calibration: a 60 deg horizontal field of view is assumed (helpers.loop_pairs.nominal_camera).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from geometry_msgs.msg import Pose, Transform
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rtabmap_msgs.msg import Info, MapData
+from rtabmap_msgs.msg import Info, Link, MapData
 from rtabmap_msgs.msg import Node as NodeMsg
 from rtabmap_msgs.srv import AddLink, GetMap
 from sensor_msgs.msg import CameraInfo
@@ -47,6 +51,8 @@ class ReceivedLink:
     quaternion: np.ndarray
     information: np.ndarray  # 6x6
     in_wm: bool  # both ids in working memory when the link arrived
+    kept: bool = False  # in the graph from the next mapData on
+    session: int = 0  # the fake's session (reset() count) at its arrival
 
 
 def camera_info(width: int, height: int, K: np.ndarray) -> CameraInfo:
@@ -75,6 +81,9 @@ class FakeRtabmap(Node):
         self.links: list[ReceivedLink] = []
         self.wm: set[int] = set()
         self.ids: list[int] = []
+        self.reject_links: set[tuple[int, int]] = set()  # (from, to) refused even inside working memory
+        self.kept_links: list[tuple[int, int]] = []  # this session's accepted add_link calls
+        self.session = 0
         self.bridge_stats: list[dict] = []
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
@@ -95,18 +104,20 @@ class FakeRtabmap(Node):
 
     def _on_add_link(self, request, response):
         if self.add_link_delay_s > 0:
-            import time
-
             time.sleep(self.add_link_delay_s)
             return response  # not recorded: the bridge gave up on it
         m = request.link
         t, q = m.transform.translation, m.transform.rotation
         with self.lock:
+            in_wm = m.from_id in self.wm and m.to_id in self.wm
+            kept = in_wm and (m.from_id, m.to_id) not in self.reject_links
+            if kept:
+                self.kept_links.append((m.from_id, m.to_id))
             self.links.append(ReceivedLink(m.from_id, m.to_id, m.type, np.array([t.x, t.y, t.z]),
                                            np.array([q.x, q.y, q.z, q.w]),
                                            np.array(m.information, dtype=np.float64).reshape(6, 6),
-                                           m.from_id in self.wm and m.to_id in self.wm))
-        return response  # empty, as RTAB-Map's
+                                           in_wm, kept, self.session))
+        return response  # empty, as RTAB-Map's: whether it kept the link shows in the graph only
 
     def _on_get_map(self, request, response):
         with self.lock:
@@ -121,8 +132,17 @@ class FakeRtabmap(Node):
         msg.graph.poses = [Pose() for _ in self.ids]
         for i, pose in zip(self.ids, msg.graph.poses):
             pose.position.x, pose.orientation.w = 0.1 * i, 1.0
+        neighbours = [(b, a, 0) for a, b in zip(self.ids, self.ids[1:])]
+        msg.graph.links = [Link(from_id=a, to_id=b, type=k) for a, b, k in
+                           neighbours + [(a, b, 4) for a, b in self.kept_links]]
         msg.nodes = nodes
         return msg
+
+    def reset(self) -> None:
+        """RTAB-Map's reset: memory emptied, node ids start at 1 again (a new session)."""
+        with self.lock:
+            self.session += 1
+            self.nodes, self.ids, self.wm, self.kept_links = [], [], set(), []
 
     def step(self, index: int) -> int:
         """Add frame `index` as node index+1 (nominal camera, no depth)."""
@@ -202,3 +222,26 @@ class BridgeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def noise_frames(folder: Path, n: int, seed: int) -> list[Path]:
+    """n seeded 64x48 noise JPEGs (node images for the fake RTAB-Map); their paths."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    paths = [folder / f"{i}.jpg" for i in range(n)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    return paths
+
+
+def wait_until(predicate, timeout: float, what: str, procs=()) -> None:
+    """Poll predicate until true; TimeoutError after timeout s, RuntimeError when a process died."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"a process exited while waiting for {what}:\n{p.log_text()[-3000:]}")
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

@@ -27,8 +27,8 @@ POSE_NONE, POSE_ROTATION_UNIT_TRANSLATION, POSE_METRIC = 0, 1, 2
 IGNORED_VARIANCE = 9999.0
 LINK_POSE_TYPES = ("metric", "metric+rotation")
 #: Every reason decide() may give for not sending a link (the bridge counts each one).
-REJECT_REASONS = ("self_link", "other_robot", "not_verified", "no_pose", "scale_less", "bad_covariance",
-                  "wm_unknown", "outside_wm", "unknown_node", "duplicate", "per_query_limit")
+REJECT_REASONS = ("self_link", "other_robot", "other_session", "not_verified", "no_pose", "scale_less",
+                  "bad_covariance", "wm_unknown", "outside_wm", "unknown_node", "duplicate", "per_query_limit")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Candidate:
     covariance: np.ndarray  # 6x6
     query_robot: str = ""
     candidate_robot: str = ""
+    query_session: int = 0  # RTAB-Map session of each node (core/integration/bridge_state.py)
+    candidate_session: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class LinkPolicy:
     max_links_per_query: int = 1
     min_variance: float = 1e-6
     candidate_pose_frame: str = "camera"  # "base": the node already set camera_to_base
-    sent: set = field(default_factory=set)  # (from_id, to_id) already sent
+    sent: set = field(default_factory=set)  # (from_id, to_id) already sent in this session
+    session: int = 0  # RTAB-Map's current session: only its nodes exist in RTAB-Map
 
     def __post_init__(self) -> None:
         if self.link_pose_types not in LINK_POSE_TYPES:
@@ -128,6 +131,8 @@ def decide(c: Candidate, policy: LinkPolicy, working_memory: Collection[int] | N
     if policy.robot_id and (c.query_robot not in ("", policy.robot_id)
                             or c.candidate_robot not in ("", policy.robot_id)):
         return None, "other_robot"  # this RTAB-Map holds only its own robot's nodes
+    if c.query_session != policy.session or c.candidate_session != policy.session:
+        return None, "other_session"  # RTAB-Map was reset since: the node is no longer in it
     if not c.verified:
         return None, "not_verified"
     if not c.has_pose or c.pose_type == POSE_NONE:

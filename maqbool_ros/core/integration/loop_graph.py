@@ -3,7 +3,9 @@
 A keyframe's position comes from a pose source: a trajectory looked up by the keyframe's
 stamp (:class:`Trajectory`: poses, odometry or a path) or a pose graph keyed by keyframe id
 (RTAB-Map's MapGraph, read by rtabmap_data.graph_positions). Positions are resolved each time the edges are
-drawn, so an optimised trajectory or graph moves the edges with it.
+drawn, so an optimised trajectory or graph moves the edges with it. After an RTAB-Map reset the
+bridge's keyframe ids carry the session (bridge_state.keyframe_id): the graph is the newest
+session's, so only keyframes of the newest session seen in the edges take graph positions.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from maqbool_ros.core.integration.bridge_state import split_keyframe_id
 
 Key = tuple[str, int]  # (robot_id, keyframe_id)
 
@@ -96,6 +100,7 @@ class LoopGraph:
         self.unverified_per_keyframe = int(unverified_per_keyframe)
         self._edges: collections.deque[LoopEdge] = collections.deque(maxlen=int(max_edges))
         self._graph: dict[int, np.ndarray] = {}
+        self._session = 0  # newest RTAB-Map session among the edges' keyframe ids
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -112,8 +117,10 @@ class LoopGraph:
                 unverified += 1
             new.append(LoopEdge(query, (str(key[0]), int(key[1])), float(query_stamp), float(stamp),
                                 bool(verified), float(score)))
+        sessions = [split_keyframe_id(k)[0] for e in new for k in (e.query[1], e.candidate[1])]
         with self._lock:
             self._edges.extend(new)
+            self._session = max([self._session, *sessions])
         return len(new)
 
     def set_graph(self, positions: dict[int, np.ndarray], replace: bool = False) -> None:
@@ -123,9 +130,10 @@ class LoopGraph:
 
     def position(self, key: Key, stamp: float) -> np.ndarray | None:
         with self._lock:
-            graph = self._graph
+            graph, newest = self._graph, self._session
         if graph:
-            return graph.get(int(key[1]))
+            session, node_id = split_keyframe_id(int(key[1]))
+            return graph.get(node_id) if session == newest else None  # an older session's node is gone
         return self.trajectory.position_at(stamp) if self.trajectory is not None else None
 
     def segments(self) -> tuple[list[tuple[LoopEdge, np.ndarray, np.ndarray]], int]:
