@@ -32,7 +32,7 @@ def main() -> int:
     from maqbool_ros.core.rerank.maqbool import training
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
-    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, fit_update
+    from maqbool_ros.core.rerank.maqbool.update_fit import alpha_bootstrap, fit_update
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
     cfg = MaqboolConfig(method="maqbool", region_budget=dp.BUDGET, top_k=dp.TOP_K,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import ImageList, QueryRefDataset  # noqa: E402
 from maqbool_ros.core.evaluation.protocol import evaluate_offline  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 
 FRAMES = Path(os.environ.get("MAQBOOL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")) \
     / "rtabmap_loop/frames"

@@ -73,7 +73,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}; providers: {', '.join(ort.get_available_providers())}")
     print(f"device={args.device} fp16={args.fp16} threads={args.threads} median of {args.repeats} after "

@@ -54,7 +54,7 @@ def main() -> None:
     from maqbool_ros.core.images.io import list_images
 
     torch.set_num_threads(2)
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}")
     print("| dataset | backbone | P | pca rank | R@1 (512-D global) | R@5 (512-D global) "

@@ -38,7 +38,7 @@ def main() -> int:
 
     from helpers.node_proc import Driver, NodeProcess
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
     from maqbool_ros.srv import Detect
 
     frames = _frames(args.dataset, args.frames)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child[0], args.child[1], args.repeats)
         return 0
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(machine_line("numpy", "cv2"))
     print(f"load average at start: {os.getloadavg()[0]:.1f}")

@@ -70,7 +70,7 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> str:
 
 
 def machine() -> str:
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     return machine_line("numpy", "scipy", "faiss")
 

@@ -89,7 +89,7 @@ def main() -> int:
     import rclpy
 
     frames = _frames(args.dataset, args.frames)
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'faiss', 'cv2')}")
     print(f"{len(frames)} keyframes of {frames[0].shape[1]}x{frames[0].shape[0]}, method={args.method}, "

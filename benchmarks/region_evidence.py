@@ -68,7 +68,8 @@ def main() -> int:
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, load_pdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
     from maqbool_ros.core.rerank.maqbool.training import BUDGETS, fit_scale_free
-    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, updated_distances
+    from maqbool_ros.core.rerank.maqbool.update import updated_distances
+    from maqbool_ros.core.rerank.maqbool.update_fit import alpha_bootstrap
 
     fixed = load_pdl(args.pdl) if args.pdl else None
     need = args.eval if fixed is not None else SETS

@@ -111,7 +111,7 @@ def main() -> int:
     from maqbool_ros.core.descriptor.default_model import default_model_path
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.evaluation import report as eval_report
-    from maqbool_ros.core.machine import machine_info
+    from maqbool_ros.core.evaluation.machine import machine_info
     from maqbool_ros.tools.eval import fit_model_on_refs
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.database.keyframes import KeyframeDatabase  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.sequence.stage import SequenceStage  # noqa: E402
 from maqbool_ros.core.types import RerankResult, distance_scores  # noqa: E402
 
