@@ -76,7 +76,8 @@ def prepare_defaults(cfg: MaqboolConfig) -> None:
 class NodeProcess:
     """A maqbool-node child process with the given config, in namespace `ns`."""
 
-    def __init__(self, cfg: MaqboolConfig, workdir: Path, name: str = "node", ns: str | None = None):
+    def __init__(self, cfg: MaqboolConfig, workdir: Path, name: str = "node", ns: str | None = None,
+                 command: list[str] | None = None, env: dict[str, str] | None = None):
         workdir = Path(workdir)
         self.ns = ns or unique_namespace()
         self.fqn = f"{self.ns}/{NODE_NAME}"
@@ -86,8 +87,8 @@ class NodeProcess:
         self.params.write_text(ros_params_yaml(cfg, node_name=self.fqn))
         self.log = open(workdir / f"{name}.log", "w+")
         self.proc = subprocess.Popen(
-            [*node_command(), "--ros-args", "-r", f"__ns:={self.ns}", "--params-file", str(self.params)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            [*(command or node_command()), "--ros-args", "-r", f"__ns:={self.ns}", "--params-file", str(self.params)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
         _STARTED.append(self)
 
     def log_text(self) -> str:
