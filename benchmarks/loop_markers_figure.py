@@ -61,7 +61,7 @@ def run(root: Path) -> tuple[LoopGraph, dict, int]:
             if result is None or not len(result):
                 continue
             ids = [int(k) for k in result.keyframe_ids]
-            verified = [bool(v) for v in result.verified]
+            verified = [bool(v) for v in result.checks.verified]
             keep = [0] + [k for k in range(1, len(ids)) if verified[k]]  # top-1 and every verified
             graph.add_result(("rtabmap", i), float(i), [(("rtabmap", ids[k]), float(ids[k]), verified[k],
                                                          float(result.scores[k])) for k in keep])
