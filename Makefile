@@ -97,7 +97,7 @@ $(RTABMAP_MSGS_STAMP): $(STAMP) cmake/drop_missing_include_dirs.cmake $(RTABMAP_
 	touch $(RTABMAP_MSGS_STAMP)
 
 bench: $(PKG_STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

@@ -1,7 +1,7 @@
 """The README's RViz-like figure: loop edges found on the real rtabmap_loop sequence, drawn the
 way ~/loop_markers draws them (verified thick green, unverified thin orange) over a trajectory.
 
-    python benchmarks/loop_markers_figure.py --data ../shared/data/rtabmap_loop \
+    python -m benchmarks.loop_markers_figure --data ../shared/data/rtabmap_loop \
         --out docs/figures/rtabmap_loop_markers.png
 
 The candidates are real: each of the 84 frames goes through the loop-closure pipeline in order
@@ -21,8 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory  # noqa: E402

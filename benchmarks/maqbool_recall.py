@@ -1,6 +1,6 @@
 """MAQBOOL vs NetVLAD recall@1/5/10 with cross-dataset PDL training.
 
-    python benchmarks/maqbool_recall.py --eval ../shared/data/corridor \
+    python -m benchmarks.maqbool_recall --eval ../shared/data/corridor \
         --train ../shared/data/gardens_point_sample ../shared/data/rtabmap_loop
 
 Every image is described once per model (cached under --cache); the decision layer is
@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_dataset  # noqa: E402

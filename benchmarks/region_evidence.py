@@ -1,6 +1,6 @@
 """Does a region source carry evidence beyond the whole-image distance? Leave-one-set-out diagnostic.
 
-    OMP_NUM_THREADS=1 python benchmarks/region_evidence.py --data ../shared/data \
+    OMP_NUM_THREADS=1 python -m benchmarks.region_evidence --data ../shared/data \
         --config cfg_a.yaml [cfg_b.yaml ...]
 
 Per config (its region_source / region_min_area) and per evaluation set E of corridor,
@@ -23,8 +23,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SETS = ("corridor", "rtabmap_loop", "gardens_point_sample")
 

@@ -1,6 +1,6 @@
 """MAQBOOL latency: proposals, region descriptors, re-ranking of top-100, PDL formats.
 
-    python benchmarks/rerank.py [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
+    python -m benchmarks.rerank [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
                                 [--config cfg.yaml]
 
 Per input size first (--sizes; 960x540 is fed as the default config feeds it, keep_aspect
@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
