@@ -2,6 +2,8 @@
 #   make demo   - create/reuse .venv, build the message, run the main job on the embedded default
 #   make test   - the same set-up, then the whole test suite
 #   make install GPU=1 [TRT=1] - onnxruntime-gpu + faiss-gpu instead of the CPU wheels (README "GPU")
+#   make install also builds the default descriptor model into the cache (`maqbool build-defaults`):
+#   the node never builds one, it names that command when a default is missing.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +20,7 @@ SOURCES := $(shell find maqbool_ros -name '*.py' 2>/dev/null) setup.py setup.cfg
 PIP := $(PY) -m pip --disable-pip-version-check -q
 export PATH := $(V)/bin:$(PATH)
 
-.PHONY: demo test install msg test-interfaces clean bench
+.PHONY: demo test install defaults msg test-interfaces clean bench
 
 demo: $(PKG_STAMP)
 	$(V)/bin/maqbool demo
@@ -26,13 +28,18 @@ demo: $(PKG_STAMP)
 test: $(PKG_STAMP) $(RTABMAP_MSGS_STAMP)
 	$(PY) -m pytest -q test
 
-install: $(PKG_STAMP)
+install: defaults
+
+# The default artifacts of the default configuration, in $$MAQBOOL_CACHE_DIR or ~/.cache/maqbool_ros
+# (a second run only checks they are there, about 2 s).
+defaults: $(PKG_STAMP)
+	$(V)/bin/maqbool build-defaults --quiet
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies and the ROS message (built into the venv). Re-runs when its inputs change.
-$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-lock.txt requirements-weights.txt requirements-gpu.txt requirements-tensorrt.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
+$(STAMP): $(PY) requirements.txt requirements-python.txt requirements-runtime.txt requirements-tools.txt requirements-lock.txt requirements-weights.txt requirements-gpu.txt requirements-tensorrt.txt CMakeLists.txt cmake/drop_missing_include_dirs.cmake package.xml $(wildcard msg/*.msg) $(wildcard srv/*.srv)
 	@echo "== installing dependencies into $(VENV) (first time: a few minutes)"
 	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
@@ -90,7 +97,7 @@ $(RTABMAP_MSGS_STAMP): $(STAMP) cmake/drop_missing_include_dirs.cmake $(RTABMAP_
 	touch $(RTABMAP_MSGS_STAMP)
 
 bench: $(PKG_STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

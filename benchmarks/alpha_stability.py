@@ -1,6 +1,6 @@
 """How stable is the fitted alpha of MAQBOOL's scale_free update? Bootstrap on the default layer's pairs.
 
-    OMP_NUM_THREADS=1 python benchmarks/alpha_stability.py [--config CFG.yaml] [--reps 100]
+    OMP_NUM_THREADS=1 python -m benchmarks.alpha_stability [--config CFG.yaml] [--reps 100]
 
 Builds the default decision layer's training lists exactly as default_pdl.build_default_pdl does
 (embedded synthetic sequence, seeds SEQUENCE_SEEDS, the embedded default model, the config's
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
@@ -32,7 +29,7 @@ def main() -> int:
     from maqbool_ros.core.rerank.maqbool import training
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
-    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, fit_update
+    from maqbool_ros.core.rerank.maqbool.update_fit import alpha_bootstrap, fit_update
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()
     cfg = MaqboolConfig(method="maqbool", region_budget=dp.BUDGET, top_k=dp.TOP_K,

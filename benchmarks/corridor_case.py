@@ -4,7 +4,7 @@ refs 59-63): draws query 61 beside refs 59, 61, 63, 64, 65 with the fundamental-
 whole-image similarity (correlation after an affine ECC alignment) as evidence of what ref 64 shows.
 The figure is written outside the repository (the data must not be committed).
 
-    PYTHONPATH=$PWD python benchmarks/corridor_case.py --data ../shared/data --out /tmp/corridor_q61.png
+    PYTHONPATH=$PWD python -m benchmarks.corridor_case --data ../shared/data --out /tmp/corridor_q61.png
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Keyframe database benchmark: add and search (k=100) latency, HNSW recall, memory.
 
-    python benchmarks/database.py            # 512-D 1k/10k/100k/1M, 4096-D 1k/10k/100k
-    python benchmarks/database.py --quick    # skips 512-D 1M and 4096-D 100k
-    python benchmarks/database.py --milvus 10000,100000,1000000   # FAISS vs Milvus side by side
+    python -m benchmarks.database            # 512-D 1k/10k/100k/1M, 4096-D 1k/10k/100k
+    python -m benchmarks.database --quick    # skips 512-D 1M and 4096-D 100k
+    python -m benchmarks.database --milvus 10000,100000,1000000   # FAISS vs Milvus side by side
 
 Search uses the pipeline's default exclusion rules (same robot: last 20 keyframes or
 10 s), 4 robots, clustered unit vectors (near neighbours exist, like a revisited map).
@@ -20,9 +20,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # before numpy/faiss load their thread pools
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 
 K = 100
 ROBOTS = ("robot0", "robot1", "robot2", "robot3")

@@ -1,6 +1,6 @@
 """Re-ranking deadline at 960x540: 200 queries through the offline pipeline, per method.
 
-    python benchmarks/deadline_960.py [--methods landmarks,maqbool] [--queries 200] [--native]
+    python -m benchmarks.deadline_960 [--methods landmarks,maqbool] [--queries 200] [--native]
 
 Data (built in memory, nothing written): the 84 frames of ../shared/data/rtabmap_loop
 (512x384, real indoor run; $MAQBOOL_SHARED_DATA overrides ../shared/data) resized to
@@ -32,12 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import ImageList, QueryRefDataset  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.evaluation.protocol import evaluate_offline  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
 
 FRAMES = Path(os.environ.get("MAQBOOL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")) \
     / "rtabmap_loop/frames"

@@ -1,6 +1,6 @@
 """Descriptor engine speed: ms per image (median of --repeats after --warmup runs).
 
-    python benchmarks/descriptor.py [--device cpu|cuda|tensorrt|auto] [--fp16] [--repeats 20]
+    python -m benchmarks.descriptor [--device cpu|cuda|tensorrt|auto] [--fp16] [--repeats 20]
         [--backbones mobilenetv2 efficientnet_lite0 vgg16] [--sizes 640x480 480x360] [--vgg-pca 4096]
 
 Rows: the embedded default model (mobilenetv2), efficientnet_lite0 and VGG16 (K=64,
@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -73,7 +71,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}; providers: {', '.join(ort.get_available_providers())}")
     print(f"device={args.device} fp16={args.fp16} threads={args.threads} median of {args.repeats} after "

@@ -1,6 +1,6 @@
 """Recall@1/5 of NetVLAD descriptors on query/ref folders after fitting on the refs.
 
-    python benchmarks/descriptor_recall.py [--data ../shared/data] [--datasets corridor gardens_point_sample]
+    python -m benchmarks.descriptor_recall [--data ../shared/data] [--datasets corridor gardens_point_sample]
         [--backbones mobilenetv2 efficientnet_lite0] [--dims 512 4096]
 
 For each dataset and backbone, the backbone's feature maps of all query and reference
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -54,7 +52,7 @@ def main() -> None:
     from maqbool_ros.core.images.io import list_images
 
     torch.set_num_threads(2)
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'torch')}")
     print("| dataset | backbone | P | pca rank | R@1 (512-D global) | R@5 (512-D global) "

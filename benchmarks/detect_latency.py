@@ -6,7 +6,7 @@ embedded synthetic sequence) through the `keyframes` topic (maqbool_ros/Keyframe
 round trip seen by the caller, of the node's own `latency_ms`, and how many answers held a
 verified candidate.
 
-    python benchmarks/detect_latency.py [--frames 84] [--dataset DIR] [--method netvlad]
+    python -m benchmarks.detect_latency [--frames 84] [--dataset DIR] [--method netvlad]
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # the node test driver lives in test/helpers
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main() -> int:
@@ -34,11 +33,11 @@ def main() -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(101, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import rclpy
-    from node_latency import _frames
 
+    from benchmarks.node_latency import _frames
     from helpers.node_proc import Driver, NodeProcess
     from maqbool_ros.core.config import MaqboolConfig
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
     from maqbool_ros.srv import Detect
 
     frames = _frames(args.dataset, args.frames)

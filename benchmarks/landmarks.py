@@ -1,11 +1,11 @@
 """ConvNet-landmark latency on CPU: region mining (+ pooling, words) and matching vs top-K.
 
-Run: python benchmarks/landmarks.py [--repeats 10] [--candidates 100] [--words 1000]
+Run: python -m benchmarks.landmarks [--repeats 10] [--candidates 100] [--words 1000]
          [--cases mobilenetv2] [--sizes-m 50,100,200]
 
 A second table gives the matching cost alone vs the number of candidates K and the region
 budget M (it grows with K * M^2 and does not depend on the image size).
-     python benchmarks/landmarks.py --study ../shared/data/corridor [--vocab vocab.npz]
+     python -m benchmarks.landmarks --study ../shared/data/corridor [--vocab vocab.npz]
 
 --study: accuracy of landmark variants (pooling support, M, vocabulary) on a query/ref
 dataset, re-ranking the NetVLAD top-100 of every query, from one engine pass per image.
@@ -70,7 +70,7 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> str:
 
 
 def machine() -> str:
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     return machine_line("numpy", "scipy", "faiss")
 

@@ -1,7 +1,7 @@
 """The README's RViz-like figure: loop edges found on the real rtabmap_loop sequence, drawn the
 way ~/loop_markers draws them (verified thick green, unverified thin orange) over a trajectory.
 
-    python benchmarks/loop_markers_figure.py --data ../shared/data/rtabmap_loop \
+    python -m benchmarks.loop_markers_figure --data ../shared/data/rtabmap_loop \
         --out docs/figures/rtabmap_loop_markers.png
 
 The candidates are real: each of the 84 frames goes through the loop-closure pipeline in order
@@ -21,8 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.integration.loop_graph import LoopGraph, Trajectory  # noqa: E402
@@ -61,7 +59,7 @@ def run(root: Path) -> tuple[LoopGraph, dict, int]:
             if result is None or not len(result):
                 continue
             ids = [int(k) for k in result.keyframe_ids]
-            verified = [bool(v) for v in result.verified]
+            verified = [bool(v) for v in result.checks.verified]
             keep = [0] + [k for k in range(1, len(ids)) if verified[k]]  # top-1 and every verified
             graph.add_result(("rtabmap", i), float(i), [(("rtabmap", ids[k]), float(ids[k]), verified[k],
                                                          float(result.scores[k])) for k in keep])

@@ -1,6 +1,6 @@
 """MAQBOOL vs NetVLAD recall@1/5/10 with cross-dataset PDL training.
 
-    python benchmarks/maqbool_recall.py --eval ../shared/data/corridor \
+    python -m benchmarks.maqbool_recall --eval ../shared/data/corridor \
         --train ../shared/data/gardens_point_sample ../shared/data/rtabmap_loop
 
 Every image is described once per model (cached under --cache); the decision layer is
@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.data.datasets import load_dataset  # noqa: E402
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize  # noqa: E402
 from maqbool_ros.core.rerank.maqbool import training  # noqa: E402
-from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, UntrainedPdl, train_forest  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl_fit import numpy_forest, train_forest  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker, paper_alpha  # noqa: E402
 
 KEYS = ("regions", "areas", "pad_region", "pad_area")
@@ -129,7 +128,7 @@ def main() -> int:
             x, y = training.training_set(reranker, q, r, pairs, args.train_budget)
             xs.append(x)
             ys.append(y)
-        forest = NumpyForest.from_sklearn(train_forest(np.concatenate(xs), np.concatenate(ys), args.trees, seed=0))
+        forest = numpy_forest(train_forest(np.concatenate(xs), np.concatenate(ys), args.trees, seed=0))
         for ds, (qw, qs), (rw, rs) in eval_sets:
             q, r = at_dim(qw, qs, dim), at_dim(rw, rs, dim)
             pairs = training.candidate_lists(ds, q, r, args.top_k, args.exclude_recent)

@@ -4,7 +4,7 @@ compared with the exact ground truth. Prints per pair the model chosen (verifica
 inliers, parallax, rotation and translation-direction errors, the rotation error's Mahalanobis
 distance under the reported covariance (chi-square, 3 dof: 7.81 at 95 %), and a summary.
 
-    PYTHONPATH=$PWD python benchmarks/mono_poses.py
+    PYTHONPATH=$PWD python -m benchmarks.mono_poses
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ keep_aspect policy to fit 640x480) one keyframe at a time through `maqbool-node`
 own process, with the default backbone and MAQBOOL, for each region budget, and prints
 p50/p95/max of the latency seen by the publisher and of the node's own stage timings.
 
-    python benchmarks/node_latency.py [--budgets 5 50] [--frames 84] [--dataset DIR]
+    python -m benchmarks.node_latency [--budgets 5 50] [--frames 84] [--dataset DIR]
                                       [--verification on|off] [--top-n 3] [--hfov-deg 60]
 
 Verification (on by default, like the node) uses a nominal pinhole of --hfov-deg horizontal field
@@ -89,7 +89,7 @@ def main() -> int:
     import rclpy
 
     frames = _frames(args.dataset, args.frames)
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     print(f"machine: {machine_line('onnxruntime', 'faiss', 'cv2')}")
     print(f"{len(frames)} keyframes of {frames[0].shape[1]}x{frames[0].shape[0]}, method={args.method}, "

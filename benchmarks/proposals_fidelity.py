@@ -1,6 +1,6 @@
 """How faithful are the fast Edge Boxes settings? Box recall against the full-size run.
 
-    python benchmarks/proposals_fidelity.py [--images DIR] [--count 20]
+    python -m benchmarks.proposals_fidelity [--images DIR] [--count 20]
 
 Reference: Edge Boxes on the full 640x480 image with its default minBoxArea (1000 px),
 then the spec's filter / quantise / pad to 50 cells. For each fast setting we report, over
@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, padding_box, propose_boxes  # noqa: E402
 

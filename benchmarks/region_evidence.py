@@ -1,6 +1,6 @@
 """Does a region source carry evidence beyond the whole-image distance? Leave-one-set-out diagnostic.
 
-    OMP_NUM_THREADS=1 python benchmarks/region_evidence.py --data ../shared/data \
+    OMP_NUM_THREADS=1 python -m benchmarks.region_evidence --data ../shared/data \
         --config cfg_a.yaml [cfg_b.yaml ...]
 
 Per config (its region_source / region_min_area) and per evaluation set E of corridor,
@@ -23,8 +23,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SETS = ("corridor", "rtabmap_loop", "gardens_point_sample")
 
@@ -68,7 +66,8 @@ def main() -> int:
     from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, load_pdl
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
     from maqbool_ros.core.rerank.maqbool.training import BUDGETS, fit_scale_free
-    from maqbool_ros.core.rerank.maqbool.update import alpha_bootstrap, updated_distances
+    from maqbool_ros.core.rerank.maqbool.update import updated_distances
+    from maqbool_ros.core.rerank.maqbool.update_fit import alpha_bootstrap
 
     fixed = load_pdl(args.pdl) if args.pdl else None
     need = args.eval if fixed is not None else SETS

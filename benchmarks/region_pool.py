@@ -1,6 +1,6 @@
 """How many distinct regions each MAQBOOL region source yields, and what it costs per keyframe.
 
-    OMP_NUM_THREADS=1 python benchmarks/region_pool.py --data ../shared/data --count 20
+    OMP_NUM_THREADS=1 python -m benchmarks.region_pool --data ../shared/data --count 20
 
 For every dataset folder, --count images spread over the map/query images go through the
 embedded default engine, then MaqboolReranker.boxes() per (region_source, region_min_area):
@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SOURCES = (("edge_boxes", 0.35), ("edge_boxes", 0.1), ("hed_edge_boxes", 0.35), ("hed_edge_boxes", 0.1),
            ("conv_landmarks", 0.35))

@@ -1,6 +1,6 @@
 """MAQBOOL latency: proposals, region descriptors, re-ranking of top-100, PDL formats.
 
-    python benchmarks/rerank.py [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
+    python -m benchmarks.rerank [--image PATH] [--repeats 20] [--sizes 640x480,960x540] [--sizes-only]
                                 [--config cfg.yaml]
 
 Per input size first (--sizes; 960x540 is fed as the default config feeds it, keep_aspect
@@ -28,13 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.rerank.blas import single_thread_blas  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM  # noqa: E402
-from maqbool_ros.core.rerank.maqbool.pdl import load_pdl, to_pdl, train_forest  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl import load_pdl  # noqa: E402
+from maqbool_ros.core.rerank.maqbool.pdl_fit import to_pdl, train_forest  # noqa: E402
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker  # noqa: E402
 from maqbool_ros.core.rerank.regions.edge_boxes import filter_quantise_pad, propose_boxes  # noqa: E402
 from maqbool_ros.core.rerank.regions.region_descriptors import region_descriptors, region_descriptors_naive  # noqa: E402
@@ -91,7 +90,7 @@ def size_table(cfg: MaqboolConfig, args) -> None:
     import cv2
 
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
+    from maqbool_ros.core.rerank.maqbool.pdl import load_configured_pdl
 
     base = load_image(args.image)
     reps = max(5, args.repeats // 2)

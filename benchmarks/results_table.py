@@ -1,7 +1,7 @@
 """Generate docs/results.md: every method on every dataset in ../shared/data, both dims.
 
-    python benchmarks/results_table.py                      # the whole table -> docs/results.md
-    python benchmarks/results_table.py --datasets corridor --dims 512 --models default --out /tmp/r.md
+    python -m benchmarks.results_table                      # the whole table -> docs/results.md
+    python -m benchmarks.results_table --datasets corridor --dims 512 --models default --out /tmp/r.md
 
 Rows: dataset x model (embedded default / fitted on the dataset's map images / wide: the 4096-D
 default searched at 512-D) x descriptor dim x method (netvlad; netvlad_full; maqbool at
@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 BUDGETS = (5, 10, 25, 50)
 
@@ -111,7 +110,7 @@ def main() -> int:
     from maqbool_ros.core.descriptor.default_model import default_model_path
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.evaluation import report as eval_report
-    from maqbool_ros.core.machine import machine_info
+    from maqbool_ros.core.evaluation.machine import machine_info
     from maqbool_ros.tools.eval import fit_model_on_refs
 
     base = MaqboolConfig.from_yaml(args.config) if args.config else MaqboolConfig()

@@ -1,8 +1,8 @@
 """Sequence-matching stage cost per keyframe (issue #22): run keys of the current hits,
 the window, the run search (full or shortlist) and the merge, as the pipeline runs them.
 
-    python benchmarks/sequence.py                       # 1k / 10k / 100k keyframes, ds 10 and 20
-    python benchmarks/sequence.py --sizes 1000 --ds 10 --queries 50
+    python -m benchmarks.sequence                       # 1k / 10k / 100k keyframes, ds 10 and 20
+    python -m benchmarks.sequence --sizes 1000 --ds 10 --queries 50
 
 The map is one robot's route of clustered 512-D unit descriptors (near neighbours exist);
 the queries revisit a stretch of it in order with descriptor noise, so every window frame
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # before numpy/faiss load their thread pools
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.database.keyframes import KeyframeDatabase  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.sequence.stage import SequenceStage  # noqa: E402
 from maqbool_ros.core.types import RerankResult, distance_scores  # noqa: E402
 

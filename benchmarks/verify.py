@@ -2,8 +2,8 @@
 the top-N = 1, 3, 5 candidates) for ORB, SIFT and ALIKED+LightGlue, extraction per image size,
 matching + estimation per pair, stored bytes per keyframe, and the accept decision on a real loop.
 
-    python benchmarks/verify.py                          # synthetic RGB-D room loop only
-    python benchmarks/verify.py --data ../shared/data    # + rtabmap_loop images and precision/recall
+    python -m benchmarks.verify                          # synthetic RGB-D room loop only
+    python -m benchmarks.verify --data ../shared/data    # + rtabmap_loop images and precision/recall
 
 Issue #13's speed target: ORB extraction + verification of the top 5 <= 150 ms per keyframe on
 the project's 2-core CPU. The machine load (/proc/loadavg) is printed before and after: the
@@ -29,11 +29,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))  # test/helpers
 
 from helpers.loop_pairs import loop_pairs, nominal_camera  # noqa: E402
-from maqbool_ros.core.machine import machine_line  # noqa: E402
+from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.verification import (  # noqa: E402
     Camera,
     LocalFeatureExtractor,

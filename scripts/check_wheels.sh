@@ -14,7 +14,9 @@ resolve=0; [ "${1:-}" = --resolve ] && { resolve=1; shift; }
 versions=("$@"); [ ${#versions[@]} -gt 0 ] || versions=(3.10 3.11 3.12)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 fail=0
-mapfile -t reqs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' requirements-python.txt | grep -v '^$')
+# requirements-python.txt includes the runtime and tools files (-r): their lines are checked too
+mapfile -t reqs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' requirements-runtime.txt requirements-tools.txt \
+  requirements-python.txt | grep -v '^$' | grep -v '^-r')
 printf '%-28s %-6s %s\n' requirement python wheel
 for v in "${versions[@]}"; do
   for req in "${reqs[@]}"; do

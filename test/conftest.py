@@ -20,6 +20,11 @@ os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Models built on first use (the embedded default) go to a per-run cache, not ~/.cache.
 os.environ.setdefault("MAQBOOL_CACHE_DIR", tempfile.mkdtemp(prefix="maqbool-cache-"))
+# Tests are the offline wing: a pipeline built in-process builds a missing default on first use;
+# a node process never does (helpers/node_proc.py builds what its config needs before starting it).
+from maqbool_ros.tools.build_defaults import install_builder  # noqa: E402
+
+install_builder()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MAQBOOL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -27,15 +27,15 @@ def dataset(tmp_path_factory):
 @pytest.fixture
 def default_models(models, monkeypatch):
     """The embedded default model of each size is a tiny one; records which sizes were asked for."""
-    from maqbool_ros.core.descriptor import default_model
+    from maqbool_ros.core import artifacts
 
     asked = []
 
-    def fake_default_model_path(descriptor_dim=512, backbone="mobilenetv2", progress=False):
+    def fake_default_model_file(descriptor_dim=512, backbone="mobilenetv2"):
         asked.append(descriptor_dim)
         return models[descriptor_dim]
 
-    monkeypatch.setattr(default_model, "default_model_path", fake_default_model_path)
+    monkeypatch.setattr(artifacts, "default_model_file", fake_default_model_file)
     return asked
 
 

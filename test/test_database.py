@@ -73,6 +73,23 @@ def synthetic():
     return db, desc, robots, stamps
 
 
+@pytest.fixture(scope="module", params=["faiss", "milvus"])
+def backend(request, synthetic, tmp_path_factory):
+    """The same keyframes in each database backend: the search-contract tests run on both."""
+    if request.param == "faiss":
+        yield synthetic
+        return
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-python.txt pins it)")
+    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
+    from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
+
+    _, desc, robots, stamps = synthetic
+    db = MilvusKeyframeDatabase(32, str(tmp_path_factory.mktemp("milvus") / "kf.db"))
+    fill(db, desc, robots, stamps)
+    yield db, desc, robots, stamps
+    db.close()
+
+
 def random_query_args(rng, desc, stamps):
     return dict(robot_id=ROBOTS[rng.integers(0, 3)] if rng.random() < 0.9 else None,
                 stamp=(float(stamps[-1] + rng.uniform(0, 5)) if rng.random() < 0.8
@@ -106,8 +123,8 @@ def check_against_brute_force(db, desc, robots, stamps, alive, rng, queries=40, 
         assert np.all(np.diff(got.distances) >= 0)
 
 
-def test_flat_search_equals_brute_force(synthetic):
-    db, desc, robots, stamps = synthetic
+def test_flat_search_equals_brute_force(backend):
+    db, desc, robots, stamps = backend
     check_against_brute_force(db, desc, robots, stamps, np.ones(len(desc), bool), np.random.default_rng(7))
 
 
@@ -162,8 +179,8 @@ def test_fp16_scan_exact_on_dense_unclustered_scores(dim):
     assert settled >= 10  # the fast path settles most queries even here
 
 
-def test_exclusions_still_return_k(synthetic):
-    db, desc, robots, stamps = synthetic
+def test_exclusions_still_return_k(backend):
+    db, desc, robots, stamps = backend
     # Query with the robot's own latest keyframe: its nearest neighbours are all recent and excluded.
     last = max(i for i in range(len(desc)) if robots[i] == "alpha")
     got = db.search(desc[last], 25, robot_id="alpha", stamp=float(stamps[last]), exclude_recent_keyframes=200)

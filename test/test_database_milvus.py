@@ -1,6 +1,7 @@
-"""Milvus backend of the keyframe database (milvus-lite file, in process): the FAISS
-backend's search-equality test against float64 brute force, exclusions, removal, extras,
-validation, reopening, and the backend factory."""
+"""Milvus backend of the keyframe database (milvus-lite file, in process): equality with the FAISS
+backend, removal, extras, validation, reopening, and the backend factory. The search contract
+(brute-force equality, exclusions) runs on both backends in test_database.py (its `backend`
+fixture)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,7 @@ import pytest
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-python.txt pins it)")
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
 
-import test_database  # noqa: E402  (its oracle and generator: the FAISS backend's own)
-from test_database import ROBOTS, check_against_brute_force, fill, make_keyframes  # noqa: E402
+from test_database import ROBOTS, check_against_brute_force, fill, make_keyframes  # noqa: E402  (shared oracle)
 
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.database.backend import make_database  # noqa: E402
@@ -28,11 +28,6 @@ def milvus_synthetic(tmp_path_factory):
     db.close()
 
 
-def test_milvus_search_equals_brute_force(milvus_synthetic):
-    db, desc, robots, stamps = milvus_synthetic
-    check_against_brute_force(db, desc, robots, stamps, np.ones(len(desc), bool), np.random.default_rng(7))
-
-
 def test_milvus_equals_faiss_backend(milvus_synthetic):
     db, desc, robots, stamps = milvus_synthetic
     faiss_db = KeyframeDatabase(32)
@@ -45,10 +40,6 @@ def test_milvus_equals_faiss_backend(milvus_synthetic):
         a, b = db.search(q, 10, **rules), faiss_db.search(q, 10, **rules)
         assert a.keyframe_ids.tolist() == b.keyframe_ids.tolist() and a.robot_ids == b.robot_ids
         np.testing.assert_allclose(a.distances, b.distances, atol=2e-5)
-
-
-def test_milvus_exclusions_still_return_k(milvus_synthetic):
-    test_database.test_exclusions_still_return_k(milvus_synthetic)
 
 
 def test_milvus_extras_roundtrip(milvus_synthetic):

@@ -12,8 +12,8 @@ from maqbool_ros.core.rerank.landmarks import (
     match_batch,
     mine_regions,
     pool_regions,
-    train_vocabulary,
 )
+from maqbool_ros.core.rerank.landmarks.vocab_fit import train_vocabulary
 
 
 def seeded_maps(seed: int, c: int = 24, h: int = 9, w: int = 11, d2: int = 7):

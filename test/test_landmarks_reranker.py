@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
-from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, pool_regions, train_vocabulary
+from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, pool_regions
+from maqbool_ros.core.rerank.landmarks.vocab_fit import train_vocabulary
 from maqbool_ros.core.types import Candidates, EngineOutput
 
 

@@ -13,7 +13,8 @@ import pytest
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.maqbool import training
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM
-from maqbool_ros.core.rerank.maqbool.update import ALPHAS, alpha_bootstrap, fit_update
+from maqbool_ros.core.rerank.maqbool.update import ALPHAS
+from maqbool_ros.core.rerank.maqbool.update_fit import alpha_bootstrap, fit_update
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"corridor": 24, "rtabmap_loop": 15, "gardens_point_sample": 9}

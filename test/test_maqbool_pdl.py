@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM
-from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, OnnxForest, load_pdl, to_pdl, train_forest
+from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, OnnxForest, load_pdl
+from maqbool_ros.core.rerank.maqbool.pdl_fit import to_pdl, train_forest
 
 pytestmark = pytest.mark.filterwarnings("ignore:Some inputs do not have OOB scores")
 

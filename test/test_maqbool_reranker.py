@@ -8,9 +8,10 @@ import pytest
 from test_regions import block_image, random_head
 
 from maqbool_ros.core.config import MaqboolConfig
-from maqbool_ros.core.rerank.factory import NetvladReranker, make_reranker
+from maqbool_ros.core.rerank.factory import make_reranker
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM, correlation_distances, pairwise_features
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
+from maqbool_ros.core.rerank.netvlad import NetvladReranker
 from maqbool_ros.core.types import Candidates, EngineOutput
 
 

@@ -11,7 +11,8 @@ from test_maqbool_reranker import FakePdl, candidates_for, setup  # noqa: F401 -
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.rerank.maqbool.features import FEATURE_DIM, pairwise_features, scale_free_features
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
-from maqbool_ros.core.rerank.maqbool.update import fit_update, updated_distances
+from maqbool_ros.core.rerank.maqbool.update import updated_distances
+from maqbool_ros.core.rerank.maqbool.update_fit import fit_update
 
 
 def _list(seed: int = 0, k: int = 30, n: int = 12):
@@ -103,8 +104,8 @@ def test_scale_free_mode_needs_a_scale_free_layer(setup):  # noqa: F811
 
 
 def test_configured_layer_mode_mismatch_is_a_clear_error(tmp_path):
-    from maqbool_ros.core.rerank.maqbool.default_pdl import load_configured_pdl
-    from maqbool_ros.core.rerank.maqbool.pdl import to_pdl, train_forest
+    from maqbool_ros.core.rerank.maqbool.pdl import load_configured_pdl
+    from maqbool_ros.core.rerank.maqbool.pdl_fit import to_pdl, train_forest
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, FEATURE_DIM)).astype(np.float32)

@@ -210,12 +210,12 @@ def test_result_to_msg_carries_the_verification_and_the_pose():
     msg = result_to_msg(res, Header(frame_id="100"), 12.5)
     best, other = msg.candidates[0], msg.candidates[1]
     assert best.verified and best.has_relative_pose and best.pose_type == CandidateMatch.POSE_METRIC
-    assert best.num_inliers == res.num_inliers[0] and math.isclose(best.inlier_ratio, res.inlier_ratios[0],
-                                                                   rel_tol=1e-6)
+    assert best.num_inliers == res.checks.num_inliers[0]
+    assert math.isclose(best.inlier_ratio, res.checks.inlier_ratios[0], rel_tol=1e-6)
     p, q = best.relative_pose.pose.position, best.relative_pose.pose.orientation
     T = transform_from_xyz_quat([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
-    np.testing.assert_allclose(T, res.relative_poses[0], atol=1e-9)
+    np.testing.assert_allclose(T, res.checks.relative_poses[0], atol=1e-9)
     assert np.linalg.norm(T[:3, 3] - T_TRUE) < 0.03 and np.allclose(T[:3, :3], R_TRUE, atol=0.01)
-    np.testing.assert_allclose(np.reshape(best.relative_pose.covariance, (6, 6)), res.pose_covariances[0])
+    np.testing.assert_allclose(np.reshape(best.relative_pose.covariance, (6, 6)), res.checks.pose_covariances[0])
     assert not other.verified and not other.has_relative_pose and other.pose_type == CandidateMatch.POSE_NONE
     assert msg.verify_ms == pytest.approx(res.timings_ms["verify"], rel=1e-6)

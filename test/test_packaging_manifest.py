@@ -45,3 +45,33 @@ def test_colcon_test_runs_the_pytest_suite():
         "pytest must be registered only when BUILD_TESTING is on (the Makefile's message build turns it off)"
     assert "ament_add_pytest_test(" in block.group(1) and "test/test_*.py" in block.group(1)
     assert "ament_cmake_pytest" in _manifest("test_depend")
+
+
+#: import name -> its rosdep key; the others are pip-only and must be named in package.xml's comment.
+ROSDEP = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "scipy": "python3-scipy",
+          "threadpoolctl": "python3-threadpoolctl", "sklearn": "python3-sklearn", "tqdm": "python3-tqdm",
+          "matplotlib": "python3-matplotlib", "h5py": "python3-h5py"}
+PIP_ONLY = {"onnx": "onnx", "onnxruntime": "onnxruntime", "faiss": "faiss-cpu", "torch": "torch",
+            "skl2onnx": "skl2onnx", "rosbags": "rosbags", "gtsam": "gtsam", "pymilvus": "pymilvus",
+            "milvus_lite": "milvus-lite", "grpc": "pymilvus"}  # grpc comes with pymilvus
+
+
+def test_every_imported_python_module_is_declared():
+    """Regression (issue #24): h5py and threadpoolctl were imported but not in package.xml."""
+    import sys
+
+    names = _imported_top_levels((REPO / "maqbool_ros").rglob("*.py"))
+    third = {n for n in names if n not in sys.stdlib_module_names and n != "maqbool_ros"
+             and not n.endswith(ROS_SUFFIXES) and n not in ROS_NAMES}
+    unknown = third - set(ROSDEP) - set(PIP_ONLY)
+    assert not unknown, f"imported, neither a rosdep key nor a pip-only package here: {sorted(unknown)}"
+    declared = _manifest("depend", "exec_depend")
+    missing = sorted(ROSDEP[n] for n in third & set(ROSDEP) if ROSDEP[n] not in declared)
+    assert not missing, f"imported but not in package.xml: {missing}"
+    comment = (REPO / "package.xml").read_text().split("Not in rosdep", 1)[1].split("-->", 1)[0]
+    assert all(PIP_ONLY[n] in comment for n in third & set(PIP_ONLY)), comment
+
+
+def test_ament_cmake_pytest_is_in_the_wheel_set():
+    """colcon build with BUILD_TESTING on (its default) needs ament_cmake_pytest."""
+    assert "ros-ament-cmake-pytest==" in (REPO / "requirements.txt").read_text()

@@ -15,11 +15,12 @@ from test_regions import random_head
 
 from helpers.configs import SINGLE_FRAME
 from maqbool_ros.core.config import MaqboolConfig
-from maqbool_ros.core.rerank.factory import NetvladReranker
-from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary, train_vocabulary
+from maqbool_ros.core.rerank.landmarks import LandmarkReranker, Vocabulary
 from maqbool_ros.core.rerank.landmarks import reranker as landmarks_module
+from maqbool_ros.core.rerank.landmarks.vocab_fit import train_vocabulary
 from maqbool_ros.core.rerank.maqbool import reranker as maqbool_module
 from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
+from maqbool_ros.core.rerank.netvlad import NetvladReranker
 from maqbool_ros.core.types import SCORE_KINDS, Candidates, RerankResult
 
 

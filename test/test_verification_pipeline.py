@@ -54,16 +54,16 @@ def test_revisit_is_verified_with_a_metric_pose_within_tolerance():
     build_map(pipe)
     res = revisit(pipe)
     assert res.keyframe_ids[0] == 0
-    assert res.verified[0] and res.pose_types[0] == "metric" and res.num_inliers[0] >= 100
-    T = res.relative_poses[0]
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "metric" and res.checks.num_inliers[0] >= 100
+    T = res.checks.relative_poses[0]
     assert np.linalg.norm(T[:3, 3] - T_TRUE) < 0.03  # metres, at 3 m depth
     assert rotation_error_deg(T[:3, :3], R_TRUE) < 0.5
-    cov = res.pose_covariances[0]
+    cov = res.checks.pose_covariances[0]
     assert np.all(np.isfinite(cov)) and np.all(np.linalg.eigvalsh(cov) > 0)
     # the other places were tried (top 3) and rejected, without a pose
-    assert res.verification_attempted[:3].all() and not res.verification_attempted[3:].any()
-    assert not res.verified[1:].any() and res.pose_types[1:] == ["none"] * 4
-    assert np.all(np.isinf(np.diag(res.pose_covariances[1])))
+    assert res.checks.attempted[:3].all() and not res.checks.attempted[3:].any()
+    assert not res.checks.verified[1:].any() and res.checks.pose_types[1:] == ["none"] * 4
+    assert np.all(np.isinf(np.diag(res.checks.pose_covariances[1])))
     assert res.checks.frame == "camera" and "verify" in res.timings_ms and "local_features" in res.timings_ms
 
 
@@ -71,8 +71,8 @@ def test_without_depth_the_pose_is_rotation_and_translation_direction():
     pipe = LoopClosurePipeline(config(), engine=ThumbnailEngine())
     build_map(pipe, depth=False)
     res = revisit(pipe)
-    assert res.verified[0] and res.pose_types[0] == "rotation_unit_translation"
-    T = res.relative_poses[0]
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "rotation_unit_translation"
+    T = res.checks.relative_poses[0]
     assert rotation_error_deg(T[:3, :3], R_TRUE) < 1.0
     assert np.degrees(np.arccos(T[:3, 3] @ T_TRUE / np.linalg.norm(T_TRUE))) < 5.0
 
@@ -86,15 +86,15 @@ def test_camera_to_base_expresses_the_pose_between_bases():
     res = revisit(pipe)
     A = np.array([[0, 0, 1, 0.1], [-1, 0, 0, 0], [0, -1, 0, 0.5], [0, 0, 0, 1]], float)
     truth = A @ np.block([[R_TRUE, T_TRUE[:, None]], [np.zeros((1, 3)), np.ones((1, 1))]]) @ np.linalg.inv(A)
-    assert res.verified[0] and res.checks.frame == "base"
-    assert np.linalg.norm(res.relative_poses[0][:3, 3] - truth[:3, 3]) < 0.03
+    assert res.checks.verified[0] and res.checks.frame == "base"
+    assert np.linalg.norm(res.checks.relative_poses[0][:3, 3] - truth[:3, 3]) < 0.03
 
 
 def test_only_top_n_are_verified_and_the_deadline_stops_verification():
     pipe = LoopClosurePipeline(config(verification_top_n=1), engine=ThumbnailEngine())
     build_map(pipe)
     res = revisit(pipe)
-    assert res.verified[0] and res.verification_attempted.tolist() == [True, False, False, False, False]
+    assert res.checks.verified[0] and res.checks.attempted.tolist() == [True, False, False, False, False]
 
     class SlowReranker:  # uses up the whole deadline before verification starts
         def __init__(self, inner):
@@ -111,8 +111,8 @@ def test_only_top_n_are_verified_and_the_deadline_stops_verification():
     pipe.update_config(verification_top_n=3, rerank_deadline_ms=10.0)
     pipe.reranker = SlowReranker(pipe.reranker)
     res = revisit(pipe, kf_id=101)
-    assert len(res) == 5 and not res.verification_attempted.any() and not res.verified.any()
-    assert res.num_verified == 0 and res.pose_types == ["none"] * 5
+    assert len(res) == 5 and not res.checks.attempted.any() and not res.checks.verified.any()
+    assert res.num_verified == 0 and res.checks.pose_types == ["none"] * 5
 
 
 def test_local_features_survive_a_database_round_trip(tmp_path):
@@ -131,8 +131,8 @@ def test_local_features_survive_a_database_round_trip(tmp_path):
     np.testing.assert_array_equal(again[f"{PREFIX}_depth"][3], expected[f"{PREFIX}_depth"])
     assert np.all(again[f"{PREFIX}_depth"][3][: expected[f"{PREFIX}_info"][0]] > 2000)
     res = revisit(reopened)
-    assert res.verified[0] and res.pose_types[0] == "metric"
-    assert np.linalg.norm(res.relative_poses[0][:3, 3] - T_TRUE) < 0.03
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "metric"
+    assert np.linalg.norm(res.checks.relative_poses[0][:3, 3] - T_TRUE) < 0.03
     reopened.close()
 
 
@@ -155,12 +155,12 @@ def test_malformed_query_depth_is_noted_and_the_keyframe_goes_on_in_2d(bad):
     kf = pipe.describe(rgb, 100, "robot0", 100.0, camera=CAMERA, depth=depth)
     assert len(kf.notes) == 1 and kf.notes[0].startswith("malformed_depth:")
     res = pipe.query(kf, add_to_database=False)
-    assert res.verified[0] and res.pose_types[0] == "rotation_unit_translation"
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "rotation_unit_translation"
     # the good query depth gives the metric pose (PnP the other way, inverted)
     kf = pipe.describe(rgb, 101, "robot0", 101.0, camera=CAMERA, depth=view(texture(0), R_TRUE, T_TRUE, DEPTH_M)[1])
     res = pipe.query(kf, add_to_database=False)
-    assert kf.notes == [] and res.pose_types[0] == "metric"
-    assert np.linalg.norm(res.relative_poses[0][:3, 3] - T_TRUE) < 0.03
+    assert kf.notes == [] and res.checks.pose_types[0] == "metric"
+    assert np.linalg.norm(res.checks.relative_poses[0][:3, 3] - T_TRUE) < 0.03
 
 
 def test_intrinsics_from_parameters_and_a_mismatched_camera():
@@ -168,12 +168,12 @@ def test_intrinsics_from_parameters_and_a_mismatched_camera():
     build_map(pipe)
     rgb, _ = view(texture(0), R_TRUE, T_TRUE, DEPTH_M)
     res = pipe.process(rgb, keyframe_id=100, add_to_database=False)  # no camera given: the parameters
-    assert res.pose_types[0] == "metric" and np.linalg.norm(res.relative_poses[0][:3, 3] - T_TRUE) < 0.03
+    assert res.checks.pose_types[0] == "metric" and np.linalg.norm(res.checks.relative_poses[0][:3, 3] - T_TRUE) < 0.03
     small = Camera(K=K, width=320, height=240)
     kf = pipe.describe(rgb, 101, "robot0", 101.0, camera=small)
     assert kf.camera is None and kf.notes[0].startswith("camera_mismatch:")
     res = pipe.query(kf, add_to_database=False)
-    assert res.verified[0] and res.pose_types[0] == "none"  # fundamental matrix: decision, no pose
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "none"  # fundamental matrix: decision, no pose
 
 
 def test_no_intrinsics_verifies_without_a_pose_and_disabled_verifies_nothing():
@@ -182,11 +182,11 @@ def test_no_intrinsics_verifies_without_a_pose_and_disabled_verifies_nothing():
         pipe.process(texture(i), keyframe_id=i, stamp=float(i), query=False)
     rgb, _ = view(texture(0), R_TRUE, T_TRUE, DEPTH_M)
     res = pipe.process(rgb, keyframe_id=100, add_to_database=False)
-    assert res.verified[0] and res.pose_types[0] == "none" and res.num_inliers[0] >= 100
+    assert res.checks.verified[0] and res.checks.pose_types[0] == "none" and res.checks.num_inliers[0] >= 100
     off = LoopClosurePipeline(config(verification_enabled=False), engine=ThumbnailEngine())
     build_map(off)
     res = revisit(off)
-    assert off.verifier is None and res.keyframe_ids[0] == 0 and not res.verification_attempted.any()
+    assert off.verifier is None and res.keyframe_ids[0] == 0 and not res.checks.attempted.any()
     assert f"{PREFIX}_desc" not in off.database.extras_spec()
 
 
@@ -194,10 +194,10 @@ def test_temporal_consistency_accepts_only_after_k_consecutive_queries():
     pipe = LoopClosurePipeline(config(verification_temporal_k=2), engine=ThumbnailEngine())
     build_map(pipe)
     first = revisit(pipe, kf_id=100)
-    assert first.verification_attempted[0] and first.num_inliers[0] >= 100 and not first.verified[0]
-    assert first.pose_types[0] == "none"
+    assert first.checks.attempted[0] and first.checks.num_inliers[0] >= 100 and not first.checks.verified[0]
+    assert first.checks.pose_types[0] == "none"
     second = revisit(pipe, kf_id=101)
-    assert second.verified[0] and second.pose_types[0] == "metric"
+    assert second.checks.verified[0] and second.checks.pose_types[0] == "metric"
     pipe.update_config(verification_temporal_k=0)  # 0 = off
     assert pipe.verifier.temporal.k == 1
 
@@ -245,5 +245,5 @@ def test_a_verification_failure_keeps_the_candidates(monkeypatch):
 
     monkeypatch.setattr(stage, "verify_candidates", broken)
     res = revisit(pipe)
-    assert len(res) == 5 and res.keyframe_ids[0] == 0 and not res.verification_attempted.any()
+    assert len(res) == 5 and res.keyframe_ids[0] == 0 and not res.checks.attempted.any()
     assert res.checks.error == "RuntimeError: boom"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from maqbool_ros.core.machine import machine_info
+from maqbool_ros.core.evaluation.machine import machine_info
 
 
 def _dist_version(name: str) -> str | None:

@@ -59,9 +59,10 @@ class QueryResult:
     complete: bool
     timings_ms: dict[str, float]
     score_kind: str = ""  # the scale of ``scores`` (types.SCORE_KINDS)
-    # Geometric verification per candidate (verification.stage.CandidateChecks; docs/verification.md):
-    # verified, num_inliers, inlier_ratios, pose_types, relative_poses (N, 4, 4) T_query_candidate,
-    # pose_covariances (N, 6, 6) of x y z rx ry rz, verification_attempted, match_points, pose_frame.
+    # Geometric verification per candidate, read as result.checks.<field> (verification.stage.
+    # CandidateChecks; docs/verification.md): verified, attempted, num_inliers, inlier_ratios, pose_types,
+    # relative_poses (N, 4, 4) T_query_candidate, pose_covariances (N, 6, 6) of x y z rx ry rz,
+    # match_points, pose_frame.
     checks: CandidateChecks | None = None
     map_id: str = ""  # the query keyframe's map / session
     map_ids: list[str] = field(default_factory=list)  # per candidate ("" when unknown)
@@ -89,34 +90,6 @@ class QueryResult:
             setattr(self, name, getattr(self, name)[:n])
         self.robot_ids, self.map_ids = self.robot_ids[:n], self.map_ids[:n]
         self.checks = self.checks.head(n)
-
-    @property
-    def verified(self) -> np.ndarray:
-        return self.checks.verified
-
-    @property
-    def verification_attempted(self) -> np.ndarray:
-        return self.checks.attempted
-
-    @property
-    def num_inliers(self) -> np.ndarray:
-        return self.checks.num_inliers
-
-    @property
-    def inlier_ratios(self) -> np.ndarray:
-        return self.checks.inlier_ratios
-
-    @property
-    def pose_types(self) -> list[str]:
-        return self.checks.pose_types
-
-    @property
-    def relative_poses(self) -> np.ndarray:
-        return self.checks.relative_poses
-
-    @property
-    def pose_covariances(self) -> np.ndarray:
-        return self.checks.pose_covariances
 
     @property
     def num_verified(self) -> int:

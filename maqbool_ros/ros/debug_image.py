@@ -68,7 +68,7 @@ class DebugImages:
             cv2.putText(canvas, f"query {kf.keyframe_id}: no candidate", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         WHITE, 1, cv2.LINE_AA)
             return canvas
-        verified = np.flatnonzero(result.verified)
+        verified = np.flatnonzero(result.checks.verified)
         i = int(verified[0]) if len(verified) else 0
         key = (result.robot_ids[i], int(result.keyframe_ids[i]))
         cand = self._cache.get(key)
@@ -84,16 +84,17 @@ class DebugImages:
         feats = kf.local_features
         if pts is not None and feats is not None:
             sq = w / feats.image_size[0]  # raw pixels -> this panel (candidates share the camera's size)
-            colour = GREEN if result.verified[i] else RED
+            colour = GREEN if result.checks.verified[i] else RED
             for xq, yq, xc, yc in pts[:200]:
                 a, b = (round(xq * sq), round(yq * sq)), (round(w + xc * sq), round(yc * sq))
                 cv2.circle(canvas, a, 2, colour, -1)
                 cv2.circle(canvas, b, 2, colour, -1)
                 cv2.line(canvas, a, b, colour, 1, cv2.LINE_AA)
-        state = "VERIFIED" if result.verified[i] else ("rejected" if result.verification_attempted[i] else "unverified")
+        checks = result.checks
+        state = "VERIFIED" if checks.verified[i] else ("rejected" if checks.attempted[i] else "unverified")
         lines = [f"query {kf.keyframe_id}", f"cand {key[1]} ({key[0]}) #{i + 1} score {result.scores[i]:.3f}",
-                 f"{state} inliers {int(result.num_inliers[i])} ratio {float(result.inlier_ratios[i]):.2f} "
-                 f"{result.pose_types[i]}"]
+                 f"{state} inliers {int(checks.num_inliers[i])} ratio {float(checks.inlier_ratios[i]):.2f} "
+                 f"{checks.pose_types[i]}"]
         for row, text in enumerate(lines):
             cv2.putText(canvas, text, (6, 18 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(canvas, text, (6, 18 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, WHITE, 1, cv2.LINE_AA)

@@ -19,7 +19,7 @@ ADVICE = {
     "database_path": "nothing was changed; restore or repair that folder, point database_path elsewhere, or set "
                      "load_database_on_start:=false to move it aside (never deleted) and start an empty map",
     "model_path": "give an ONNX model written by `maqbool export` or `maqbool fit`, or leave model_path empty "
-                  "for the embedded default model",
+                  "for the default model (built by `maqbool build-defaults`)",
 }
 
 
@@ -37,7 +37,8 @@ def explain(cfg: MaqboolConfig, exc: BaseException) -> str:
         field = next((f for f in ("database_path", "database_uri", "model_path")
                       if getattr(cfg, f) and str(getattr(cfg, f)) in text), "")
         text = f"{field}: {text}" if field else text
-    advice = ADVICE.get(field, f"check {field} in the parameters" if field else "check the node's parameters")
+    advice = getattr(exc, "advice", None) or ADVICE.get(
+        field, f"check {field} in the parameters" if field else "check the node's parameters")
     return f"{printable(text, 1000)} ({advice})"
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from maqbool_ros.core.evaluation.metrics import latency_percentiles
+from maqbool_ros.core.stats import latency_percentiles
 from maqbool_ros.core.text import MAX_LINE_CHARS, printable
 
 

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     from maqbool_ros.core.data.sources import image_loaders
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.rerank.landmarks import LandmarkReranker, train_vocabulary
+    from maqbool_ros.core.rerank.landmarks import LandmarkReranker
+    from maqbool_ros.core.rerank.landmarks.vocab_fit import train_vocabulary
 
     if args.words < 2:
         raise ValueError(f"--words: need at least 2 words, got {args.words}")

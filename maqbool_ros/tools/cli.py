@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    # the tools are the offline wing: a missing default model / decision layer is built on first
+    # use here (never in the node: core/artifacts.py)
+    from maqbool_ros.tools.build_defaults import install_builder
+
+    install_builder()
     try:
         result = args.func(args)
     except KeyboardInterrupt:

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.rerank.maqbool.pdl import to_pdl
+    from maqbool_ros.core.rerank.maqbool.pdl_fit import to_pdl
     from maqbool_ros.core.rerank.maqbool.training import train_pdl
 
     out = Path(args.out)

@@ -55,25 +55,40 @@ def unique_namespace() -> str:
 
 
 def node_command() -> list[str]:
-    """The node's console script next to this interpreter, else `python -m`."""
+    """The node's console script next to this interpreter, else `python -m`; the default
+    configuration's artifacts are built first (as `make install` does)."""
+    prepare_defaults(MaqboolConfig())
     exe = Path(sys.executable).parent / "maqbool-node"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "maqbool_ros.ros.node"]
+
+
+def prepare_defaults(cfg: MaqboolConfig) -> None:
+    """Build the default artifacts ``cfg`` uses (the node never builds them); a config whose
+    artifacts cannot be built is left for the node to reject (the start-up error tests)."""
+    from maqbool_ros.tools.build_defaults import ensure_defaults
+
+    try:
+        ensure_defaults(cfg)
+    except (ValueError, OSError):
+        pass
 
 
 class NodeProcess:
     """A maqbool-node child process with the given config, in namespace `ns`."""
 
-    def __init__(self, cfg: MaqboolConfig, workdir: Path, name: str = "node", ns: str | None = None):
+    def __init__(self, cfg: MaqboolConfig, workdir: Path, name: str = "node", ns: str | None = None,
+                 command: list[str] | None = None, env: dict[str, str] | None = None):
         workdir = Path(workdir)
         self.ns = ns or unique_namespace()
         self.fqn = f"{self.ns}/{NODE_NAME}"
         self.cfg = cfg
+        prepare_defaults(cfg)
         self.params = workdir / f"{name}_params.yaml"
         self.params.write_text(ros_params_yaml(cfg, node_name=self.fqn))
         self.log = open(workdir / f"{name}.log", "w+")
         self.proc = subprocess.Popen(
-            [*node_command(), "--ros-args", "-r", f"__ns:={self.ns}", "--params-file", str(self.params)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            [*(command or node_command()), "--ros-args", "-r", f"__ns:={self.ns}", "--params-file", str(self.params)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
         _STARTED.append(self)
 
     def log_text(self) -> str:

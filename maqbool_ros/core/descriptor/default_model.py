@@ -1,4 +1,5 @@
-"""The embedded default model: built on first use, cached, no download.
+"""The embedded default model's recipe (offline wing): `maqbool build-defaults` builds it into
+the cache, where the runtime finds it (core/artifacts.py); no download.
 
 Backbone weights come from the ImageNet weight package installed with maqbool_ros; the
 NetVLAD centroids and whitening PCA are fitted on natural images that installed packages
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from maqbool_ros.core.config import FIELDS
-from maqbool_ros.core.descriptor.cache import cache_dir
-from maqbool_ros.core.descriptor.registry import resolve_name
+from maqbool_ros.core import artifacts
+from maqbool_ros.core.artifacts import DEFAULT_BACKBONE, DEFAULT_DIM, DIMS
+from maqbool_ros.core.artifacts import MODEL_RECIPE as RECIPE_VERSION
+from maqbool_ros.core.descriptor.cache import cache_dir  # noqa: F401 - re-exported for older callers
 
-DEFAULT_BACKBONE = "mobilenetv2"
-RECIPE_VERSION = 2  # bump when the recipe below changes: old cache files are then ignored
+__all__ = ["DEFAULT_BACKBONE", "DEFAULT_DIM", "DIMS", "RECIPE_VERSION", "build_default_model", "default_model_path",
+           "resolve_model_path"]
 SEED = 0
 # (package, file inside it): real photographs shipped in wheels that are installed anyway
 SOURCE_IMAGES = (
@@ -30,9 +32,6 @@ SOURCE_IMAGES = (
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 )
 AUG_SIZE = (320, 240)
-#: Sizes the default model is built in: the schema's descriptor_dim choices (0 = "the model's own").
-DIMS = tuple(d for d in FIELDS["descriptor_dim"].metadata["choices"] if d)
-DEFAULT_DIM = 512  # descriptor_dim 0 with no model_path: the default model's own size
 
 
 def source_image_paths() -> list[Path]:
@@ -79,24 +78,18 @@ def augmented_images(count: int, seed: int = SEED) -> list[np.ndarray]:
 
 
 def resolve_model_path(model_path: str | Path | None, descriptor_dim: int = 0, progress: bool = False) -> Path:
-    """The one rule for "empty model_path means the default model": ``model_path`` when
-    given (a path, or the name of a model pulled with `maqbool models pull`; a name not yet
-    pulled is a FileNotFoundError, never a download), else the default model of
-    ``descriptor_dim`` (0: DEFAULT_DIM), built on first use."""
+    """artifacts.model_path, building a missing default here (the offline tools' rule)."""
     if model_path:
-        return resolve_name(str(model_path)) or Path(model_path)
+        return artifacts.model_path(model_path, descriptor_dim)
     return default_model_path(descriptor_dim or DEFAULT_DIM, progress=progress)
 
 
 def default_model_path(descriptor_dim: int = DEFAULT_DIM, backbone: str = DEFAULT_BACKBONE,
                        progress: bool = False) -> Path:
-    """Path of the default ONNX model (WPCA to ``descriptor_dim``), building it on first use."""
-    if descriptor_dim not in DIMS:
-        raise ValueError(f"descriptor_dim: {descriptor_dim} is not one of {list(DIMS)}")
-    path = cache_dir() / f"default_{backbone}_wpca{descriptor_dim}_r{RECIPE_VERSION}.onnx"
-    if path.is_file():
-        return path
-    build_default_model(path, descriptor_dim, backbone, progress)
+    """Path of the default ONNX model (WPCA to ``descriptor_dim``), building it when missing."""
+    path = artifacts.default_model_file(descriptor_dim, backbone)
+    if not path.is_file():
+        build_default_model(path, descriptor_dim, backbone, progress)
     return path
 
 

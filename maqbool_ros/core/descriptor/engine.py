@@ -68,8 +68,9 @@ def provider_options(providers: list[str], fp16: bool, trt_cache: str | Path | N
 class DescriptorEngine:
     """NetVLAD descriptors + feature maps of RGB images via onnxruntime.
 
-    model_path: ONNX file from `maqbool export` / `maqbool fit`; empty or None: the
-    embedded default model. image_size: (width, height) used by resize_policy.
+    model_path: ONNX file from `maqbool export` / `maqbool fit`, or a pulled registry name;
+    empty or None: the default model, built beforehand by `maqbool build-defaults`.
+    image_size: (width, height) used by resize_policy.
     threads: onnxruntime intra-op threads (CPU). spinning: let idle threads busy-wait
     (slightly lower latency on an otherwise idle CPU, much worse on a shared one).
     trt_engine_cache_path: where TensorRT engines are cached (empty: the model cache's).
@@ -81,15 +82,15 @@ class DescriptorEngine:
         import onnx
         import onnxruntime as ort
 
-        from maqbool_ros.core.descriptor.export import read_head_and_metadata
+        from maqbool_ros.core.descriptor.onnx_contract import read_head_and_metadata
 
         if resize_policy not in RESIZE_POLICIES:
             raise ValueError(f"resize_policy: {resize_policy!r} is not one of {list(RESIZE_POLICIES)}")
         if len(image_size) != 2 or min(image_size) < 32:
             raise ValueError(f"image_size: expected (width, height) >= 32 px, got {image_size}")
-        from maqbool_ros.core.descriptor.default_model import resolve_model_path
+        from maqbool_ros.core import artifacts
 
-        self.model_path = resolve_model_path(model_path)
+        self.model_path = artifacts.model_path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model_path: ONNX model {self.model_path} does not exist")
         try:
@@ -131,9 +132,9 @@ class DescriptorEngine:
         """The engine a MaqboolConfig describes: its model_path, or the embedded default model
         of its descriptor_dim (512-D when 0); descriptor_dim 0 takes the model's own dimension,
         a non-zero one must match the model's. kwargs: threads, spinning."""
-        from maqbool_ros.core.descriptor.default_model import resolve_model_path
+        from maqbool_ros.core import artifacts
 
-        path = resolve_model_path(config.model_path, config.descriptor_dim, progress=progress)
+        path = artifacts.model_path(config.model_path, config.descriptor_dim, progress=progress)
         engine = cls(path, device=config.device, fp16=config.fp16,
                      image_size=(config.image_width, config.image_height), resize_policy=config.resize_policy,
                      trt_engine_cache_path=config.trt_engine_cache_path, **kwargs)

@@ -20,16 +20,14 @@ import numpy as np
 
 from maqbool_ros import __version__
 
+# the graph contract the engine reads lives with the runtime; re-exported for the offline tools
+from maqbool_ros.core.descriptor.onnx_contract import (  # noqa: F401
+    INITIALIZER_NAMES,
+    OUTPUT_NAMES,
+    read_head_and_metadata,
+)
+
 OPSET = 17
-OUTPUT_NAMES = ("descriptor", "whitened", "feature_map", "landmark_features")
-# model parameter -> ONNX initializer name (documented in docs/descriptor-engine.md)
-INITIALIZER_NAMES = {
-    "centroids": "netvlad.centroids",          # (K, D)
-    "assign_weight": "netvlad.assign_weight",  # (K, D)
-    "assign_bias": "netvlad.assign_bias",      # (K,) optional
-    "pca_weight": "wpca.weight",               # (P, K*D) optional
-    "pca_bias": "wpca.bias",                   # (P,) optional
-}
 
 
 def model_metadata(model, fitted_on: str, image_size: tuple[int, int] = (640, 480),
@@ -148,35 +146,3 @@ def _rename_initializers(proto: Any, model) -> None:
         for node in proto.graph.node:
             node.input[:] = [stable if i == match else i for i in node.input]
         del arrays[match]
-
-
-def read_head_and_metadata(proto: Any):
-    """(NetVLADHead, metadata dict) from a loaded ONNX ModelProto."""
-    from onnx import numpy_helper
-
-    from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead
-
-    meta = {p.key: p.value for p in proto.metadata_props}
-    missing = [k for k in ("backbone", "descriptor_dim", "stride", "mean", "std") if k not in meta]
-    if missing:
-        raise ValueError(f"model: ONNX metadata lacks {missing} (export it with `maqbool export` or `maqbool fit`)")
-    inits = {i.name: i for i in proto.graph.initializer}
-
-    def get(attr: str, required: bool) -> np.ndarray | None:
-        name = INITIALIZER_NAMES[attr]
-        if name not in inits:
-            if required:
-                raise ValueError(f"model: ONNX initializer {name!r} is missing")
-            return None
-        return numpy_helper.to_array(inits[name]).astype(np.float32)
-
-    def shaped(a: np.ndarray | None, *shape: int) -> np.ndarray | None:
-        return None if a is None else a.reshape(*shape)
-
-    centroids = get("centroids", True)
-    k = centroids.shape[0]
-    pca_weight = get("pca_weight", False)
-    head = NetVLADHead(centroids, shaped(get("assign_weight", True), k, -1), shaped(get("assign_bias", False), k),
-                       shaped(pca_weight, -1, centroids.size), shaped(get("pca_bias", False), -1),
-                       int(meta["descriptor_dim"]))
-    return head, meta

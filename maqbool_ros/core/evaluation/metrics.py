@@ -13,10 +13,12 @@ Conventions (the VPR-Bench / SLAM ones):
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from maqbool_ros.core.stats import latency_percentiles  # noqa: F401 - the runtime's; re-exported
 
 DEFAULT_RECALL_NS = (1, 5, 10, 20)
 
@@ -111,19 +113,3 @@ def pr_curve_from_correct(correct: Sequence[bool], confidences: Sequence[float],
     perfect = precision >= 1.0
     max_r = float(recall[perfect].max()) if perfect.any() else 0.0
     return PRCurve(thresholds, precision, recall, auc, max_r)
-
-
-def latency_percentiles(samples_ms: Mapping[str, Sequence[float]],
-                        percentiles: Sequence[float] = (50, 95, 99)) -> dict[str, dict[str, float]]:
-    """Per stage: p50/p95/p99 (linear interpolation), mean, max and count, in ms."""
-    report: dict[str, dict[str, float]] = {}
-    for stage, values in samples_ms.items():
-        arr = np.asarray(list(values), dtype=float)
-        arr = arr[np.isfinite(arr)]
-        if arr.size == 0:
-            continue
-        entry = {f"p{int(p) if float(p).is_integer() else p}": float(np.percentile(arr, p))
-                 for p in percentiles}
-        entry.update(mean=float(arr.mean()), max=float(arr.max()), count=int(arr.size))
-        report[stage] = entry
-    return report

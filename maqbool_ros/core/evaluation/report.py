@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from maqbool_ros.core.machine import machine_info
+from maqbool_ros.core.evaluation.machine import machine_info
 
 SCHEMA = "maqbool-eval/1"
 

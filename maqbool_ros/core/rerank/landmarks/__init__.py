@@ -11,7 +11,7 @@ from maqbool_ros.core.rerank.landmarks.mining import (
            pooling_weights,
 )
 from maqbool_ros.core.rerank.landmarks.reranker import LandmarkReranker
-from maqbool_ros.core.rerank.landmarks.vocab import Vocabulary, idf_weights, train_vocabulary
+from maqbool_ros.core.rerank.landmarks.vocab import Vocabulary, idf_weights
 
 __all__ = ["LandmarkReranker", "MatchScores", "Regions", "Vocabulary", "idf_weights", "landmark_boxes",
-           "match_batch", "mine_regions", "pool_regions", "pooling_weights", "train_vocabulary"]
+           "match_batch", "mine_regions", "pool_regions", "pooling_weights"]

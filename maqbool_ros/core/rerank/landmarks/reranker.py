@@ -46,8 +46,11 @@ class LandmarkReranker:
         from maqbool_ros.core.config import MaqboolConfig
 
         self.config = config or MaqboolConfig()
-        if vocabulary is None and self.config.vocab_path:
-            vocabulary = Vocabulary.load(self.config.vocab_path)
+        if vocabulary is None:
+            from maqbool_ros.core import artifacts
+
+            path = artifacts.vocabulary_path(self.config)
+            vocabulary = Vocabulary.load(path) if path else None
         self.vocabulary = vocabulary
         self.support = support or self.config.landmarks_support
         self.chunk_size = max(1, int(chunk_size))

@@ -1,4 +1,5 @@
-"""MAQBOOL probabilistic decision layer (PDL, docs/method-reference.md, M6): a bagged regression forest.
+"""MAQBOOL probabilistic decision layer (PDL, docs/method-reference.md, M6): a bagged regression
+forest, loaded and evaluated here (runtime); trained by pdl_fit.py (offline wing).
 
 Trained with scikit-learn (RandomForestRegressor with TreeBagger's defaults) on the
 112-D pair features with labels 1 + isPos; P_j is the mean tree output, in [1, 2].
@@ -42,26 +43,6 @@ class NumpyForest:
         self.depth = int(depth)
         self.meta = dict(meta or {})
 
-    @classmethod
-    def from_sklearn(cls, model, meta: dict | None = None) -> NumpyForest:
-        feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
-        offset, depth = 0, 0
-        for est in model.estimators_:
-            t = est.tree_
-            n = t.node_count
-            leaf = t.children_left < 0
-            own = np.arange(n) + offset
-            roots.append(offset)
-            feats.append(np.where(leaf, 0, t.feature))
-            thrs.append(np.where(leaf, 0.0, t.threshold))
-            lefts.append(np.where(leaf, own, t.children_left + offset))
-            rights.append(np.where(leaf, own, t.children_right + offset))
-            vals.append(t.value.reshape(n, -1)[:, 0])
-            depth = max(depth, int(t.max_depth))
-            offset += n
-        cat = np.concatenate
-        return cls(cat(feats), cat(thrs), cat(lefts), cat(rights), cat(vals), roots, depth, meta)
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(R, F) features -> (R,) mean tree output (float64)."""
         x = _check_rows(x)
@@ -104,18 +85,6 @@ class OnnxForest:
         self._input = self._session.get_inputs()[0].name
         self.meta = dict(meta or {})
 
-    @classmethod
-    def from_sklearn(cls, model, meta: dict | None = None) -> OnnxForest:
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType
-
-        onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, model.n_features_in_]))],
-                              target_opset={"": 17, "ai.onnx.ml": 3})
-        for key, val in (meta or {}).items():
-            prop = onx.metadata_props.add()
-            prop.key, prop.value = "maqbool." + key, json.dumps(val)
-        return cls(onx.SerializeToString(), meta)
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = _check_rows(x)
         out = self._session.run(None, {self._input: x})[0]
@@ -143,28 +112,6 @@ def _check_rows(x: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != FEATURE_DIM:
         raise ValueError(f"PDL input: expected (rows, {FEATURE_DIM}) features, got {x.shape}")
     return x
-
-
-def train_forest(x: np.ndarray, y: np.ndarray, trees: int = 50, seed: int = 0, n_jobs: int = 1):
-    """Fit scikit-learn's RandomForestRegressor with MATLAB TreeBagger's defaults (M6)."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    if trees < 1:
-        raise ValueError(f"trees: must be >= 1, got {trees}")
-    model = RandomForestRegressor(n_estimators=trees, max_features=1 / 3, min_samples_leaf=5,
-                                  bootstrap=True, oob_score=True, random_state=seed, n_jobs=n_jobs)
-    model.fit(_check_rows(x), np.asarray(y, np.float64))
-    return model
-
-
-def to_pdl(model, path_or_format: str, meta: dict | None = None):
-    """Wrap a fitted scikit-learn forest in the format named by a path's suffix (or 'npz'/'onnx')."""
-    fmt = path_or_format.rsplit(".", 1)[-1].lower()
-    if fmt == "npz":
-        return NumpyForest.from_sklearn(model, meta)
-    if fmt == "onnx":
-        return OnnxForest.from_sklearn(model, meta)
-    raise ValueError(f"PDL file {path_or_format!r}: use a .npz or .onnx suffix")
 
 
 def load_pdl(path: str | Path):
@@ -195,3 +142,35 @@ def check_pdl_meta(pdl, head) -> None:
     if dim is not None and int(dim) != int(head.descriptor_dim):
         warnings.warn(f"pdl_path: decision layer trained at {dim}-D, the model is "
                       f"{head.descriptor_dim}-D; retrain with `maqbool train-pdl`", stacklevel=3)
+
+
+def load_configured_pdl(config, head=None, engine=None):
+    """Load config.pdl_path, or the default for ``engine``'s model (core/artifacts.py); warn on a
+    dim mismatch."""
+    from maqbool_ros.core import artifacts
+
+    mode = getattr(config, "maqbool_mode", "paper")
+    pdl = load_pdl(artifacts.pdl_path(config, engine))
+    trained = pdl.meta.get("mode", "paper")  # layers from before the modes are paper layers
+    if trained != mode:
+        raise ValueError(f"maqbool_mode: {mode!r}, but the decision layer {config.pdl_path or '(default)'} was "
+                         f"trained in mode {trained!r}; retrain it with `maqbool train-pdl --maqbool-mode {mode}`")
+    _check_regions(pdl.meta, config)
+    if head is not None:
+        check_pdl_meta(pdl, head)
+    return pdl
+
+
+def _check_regions(meta: dict, config) -> None:
+    """A layer only knows the region distribution it was trained on: region_source and
+    region_min_area must match its metadata (layers without them: edge_boxes at 0.35)."""
+    name = config.pdl_path or "(default)"
+    source = meta.get("region_source", "edge_boxes")
+    if source != config.region_source:
+        raise ValueError(f"region_source: {config.region_source!r}, but the decision layer {name} was trained "
+                         f"with {source!r}; retrain it (`maqbool train-pdl --regions {config.region_source}`)")
+    area = float(meta.get("region_min_area", 0.35))
+    wanted = float(getattr(config, "region_min_area", 0.35))
+    if source != "conv_landmarks" and abs(area - wanted) > 1e-9:
+        raise ValueError(f"region_min_area: {wanted:g}, but the decision layer {name} was trained at {area:g}; "
+                         "retrain it with the same value (`maqbool train-pdl --config`)")

@@ -148,12 +148,12 @@ def fit_scale_free(groups, trees: int, seed: int, heldout_out: list | None = Non
     its set's name under "set" (scale_free_groups).
 
     Out-of-fold P (2 folds, _folds: per set, first / second half of its lists) picks alpha and the
-    P map on pairs the forest never saw (update.fit_update, one-standard-error rule); the returned
+    P map on pairs the forest never saw (update_fit.fit_update, one-standard-error rule); the returned
     forest is then fitted on everything. The result depends on the sets, not on their order.
     heldout_out: a list that receives the held-out (d, P, scale, positive) lists (for
-    update.alpha_bootstrap)."""
-    from maqbool_ros.core.rerank.maqbool.pdl import train_forest
-    from maqbool_ros.core.rerank.maqbool.update import fit_update
+    update_fit.alpha_bootstrap)."""
+    from maqbool_ros.core.rerank.maqbool.pdl_fit import train_forest
+    from maqbool_ros.core.rerank.maqbool.update_fit import fit_update
 
     def stack(gs):
         return (np.concatenate([g[n][0] for g in gs for n in BUDGETS]),
@@ -199,7 +199,8 @@ def train_pdl(engine, datasets, cfg, trees: int = 50, seed: int = 0, progress: b
     candidates (bag_labels.label_by_verification, VerificationParams ``verification``), not
     from the dataset's ground truth.
     """
-    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl, train_forest
+    from maqbool_ros.core.rerank.maqbool.pdl import UntrainedPdl
+    from maqbool_ros.core.rerank.maqbool.pdl_fit import train_forest
     from maqbool_ros.core.rerank.maqbool.reranker import MaqboolReranker
 
     reranker = MaqboolReranker(cfg.replace(method="maqbool"), engine.head, UntrainedPdl())
