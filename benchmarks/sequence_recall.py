@@ -1,9 +1,9 @@
 """Recall and verified loops against sequence length (issue #22), on the shared sets and the
 night proxies, with the embedded default model and `maqbool eval`'s protocol.
 
-    python benchmarks/sequence_recall.py                                  # table + figure
-    python benchmarks/sequence_recall.py --datasets corridor --lengths 1,10 --no-figure
-    python benchmarks/sequence_recall.py --dataset-dir night=/tmp/rtab_night_qr --standardize 0,30
+    python -m benchmarks.sequence_recall                                  # table + figure
+    python -m benchmarks.sequence_recall --datasets corridor --lengths 1,10 --no-figure
+    python -m benchmarks.sequence_recall --dataset-dir night=/tmp/rtab_night_qr --standardize 0,30
 
 Each dataset's images go through the network once (one engine output per image, shared by
 every row). Rows: sequence_length x standardize_window, verification (ORB, defaults) on, so
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_SETS = ("corridor", "rtabmap_loop", "gardens_point_sample")
@@ -52,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figure", action="store_true")
     args = p.parse_args(argv)
 
-    from results_table import CachingEngine
-
+    from benchmarks.results_table import CachingEngine
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.datasets import load_dataset
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
-    from maqbool_ros.core.machine import machine_line
+    from maqbool_ros.core.evaluation.machine import machine_line
 
     sets = [(n, SHARED / n) for n in args.datasets.split(",") if n]
     sets += [tuple(item.split("=", 1)) for item in args.dataset_dir]
