@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write all rows here")
     p.add_argument("--figure", default=str(REPO / "docs" / "figures" / "sequence_length.png"))
     p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--replot", default=None, metavar="JSON", help="only draw the figure from rows written by --json")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), Path(args.figure))
+        print(f"wrote {args.figure}")
+        return 0
 
     from benchmarks.results_table import CachingEngine
     from maqbool_ros.core.config import MaqboolConfig
@@ -89,18 +94,21 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = sorted({r["dataset"] for r in rows})
+    colours = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
     for (name, window) in sorted({(r["dataset"], r["standardize_window"]) for r in rows}):
         sel = [r for r in rows if r["dataset"] == name and r["standardize_window"] == window]
-        label = name + (f" (std {window})" if window else "")
+        style = dict(color=colours[name], marker="o", linestyle="--" if window else "-",
+                     label=name + (f" (std {window})" if window else ""))
         x = [r["sequence_length"] for r in sel]
-        axes[0].plot(x, [r["recall@1"] for r in sel], marker="o", label=label)
-        axes[1].plot(x, [r["verified_recall"] or 0.0 for r in sel], marker="o", label=label)
+        axes[0].plot(x, [r["recall@1"] for r in sel], **style)
+        axes[1].plot(x, [r["verified_recall"] or 0.0 for r in sel], **style)
     axes[0].set(xlabel="sequence_length", ylabel="recall@1", title="Retrieval R@1", ylim=(0, 1.02))
     axes[1].set(xlabel="sequence_length", ylabel="verified recall (ORB)", title="Verified loops", ylim=(0, 1.02))
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle("maqbool_ros sequence matching, embedded default model (night rows: photometric proxy)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from maqbool_ros.tools.cli import build_parser
 from maqbool_ros.tools.options import COMMON_FLAGS, config_from_args, flag_for
 
 #: Subcommands that use or make a descriptor model take --dim; those that use one take --model.
-DIM_COMMANDS = {"eval", "fit", "train-pdl", "build-vocab", "demo", "export"}
-MODEL_COMMANDS = {"eval", "train-pdl", "build-vocab", "demo"}
+DIM_COMMANDS = {"eval", "fit", "train-pdl", "build-vocab", "demo", "export", "build-defaults"}
+MODEL_COMMANDS = {"eval", "train-pdl", "build-vocab", "demo", "build-defaults"}
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple = ()) -> dict[str, argparse.ArgumentParser]:

@@ -112,7 +112,7 @@ def test_failing_detect_and_remove_answer_with_an_error(running_node):
     node, client_node, spinner = running_node
     empty = _call(client_node, "detect", Detect, Detect.Request())
     assert not empty.success and "keyframe.image / keyframe.compressed_image" in empty.message
-    image = Image(height=2, width=2, encoding="mono8", step=2, data=bytes(4))
+    image = Image(height=32, width=32, encoding="mono8", step=32, data=bytes(range(256)) * 4)  # valid, not blank
     failed = _call(client_node, "detect", Detect, Detect.Request(keyframe=Keyframe(image=image)))
     assert not failed.success and "engine gone" in failed.message
     bad_robot = _call(client_node, "remove_keyframes", RemoveKeyframes,

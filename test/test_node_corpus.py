@@ -7,6 +7,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.corpus import malformed, malformed_keyframes  # noqa: E402
 from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess, drained  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -68,7 +69,7 @@ def test_malformed_corpus_is_counted_and_leaves_the_map_alone(tmp_path, compress
 def test_malformed_keyframe_messages_are_counted_and_leave_the_map_alone(tmp_path):
     """Keyframe messages: image missing / both set, bad ids, undecodable images, bad depth."""
     count = 120
-    cfg = MaqboolConfig(method="netvlad", resize_policy="native", queue_size=1000, stats_period_s=0.2,
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", resize_policy="native", queue_size=1000, stats_period_s=0.2,
                         exclude_recent_keyframes=0, exclude_recent_seconds=0.0)
     node = NodeProcess(cfg, tmp_path)
     driver = Driver(node)

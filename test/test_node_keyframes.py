@@ -13,6 +13,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
 from helpers.rgbd_scene import rotation, texture, view  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("ros_context")  # rclpy.init/shutdown per m
 
 # Default exclusion rules (last 20 keyframes / 10 s of the query's own robot) on purpose:
 # they must not hide another robot's keyframes.
-CFG = MaqboolConfig(method="netvlad", top_k=5, stats_period_s=0.3)
+CFG = MaqboolConfig(**SINGLE_FRAME, method="netvlad", top_k=5, stats_period_s=0.3)
 
 
 def revisit(seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess, drained  # noqa: E402
 from helpers.rgbd_scene import rotation, texture, view  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -39,7 +40,7 @@ def database_size(driver: Driver) -> int:
 
 
 def test_detect_and_remove_keyframes_round_trip_and_survive_a_restart(tmp_path):
-    cfg = MaqboolConfig(method="netvlad", robot_id="rover", top_k=4, stats_period_s=0.2,
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", robot_id="rover", top_k=4, stats_period_s=0.2,
                         database_path=str(tmp_path / "map"), save_interval_s=0.0, exclude_recent_keyframes=0,
                         exclude_recent_seconds=0.0)
     node = NodeProcess(cfg, tmp_path, "first")

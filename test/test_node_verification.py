@@ -14,6 +14,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.node_proc import IMAGE_INPUT, Driver, NodeProcess, drained  # noqa: E402
 from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -22,7 +23,8 @@ from maqbool_ros.core.verification import transform_from_xyz_quat  # noqa: E402
 from maqbool_ros.msg import CandidateMatch  # noqa: E402
 
 R_TRUE, T_TRUE, DEPTH_M = rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0
-CFG = MaqboolConfig(**IMAGE_INPUT, method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
+CFG = MaqboolConfig(**IMAGE_INPUT, **SINGLE_FRAME, method="netvlad", top_k=5, exclude_recent_keyframes=0,
+                    exclude_recent_seconds=0.0,
                     stats_period_s=0.3, depth_topic="keyframes/depth", camera_info_topic="keyframes/camera_info",
                     depth_wait_s=0.5, sensor_sync_tolerance_s=0.001)
 

@@ -11,6 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, noise_frames, wait_until  # noqa: E402
 from helpers.node_proc import NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -232,8 +233,8 @@ def test_rgbd_nodes_give_a_metric_link_in_base_frames(tmp_path):
     def jpeg(rgb: np.ndarray) -> bytes:
         return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
 
-    cfg = MaqboolConfig(method="netvlad", top_k=5, exclude_recent_keyframes=0, exclude_recent_seconds=0.0,
-                        stats_period_s=1.0, verification_top_n=2)
+    cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", top_k=5, exclude_recent_keyframes=0,
+                        exclude_recent_seconds=0.0, stats_period_s=1.0, verification_top_n=2)
     node = NodeProcess(cfg, tmp_path)
     fake = FakeRtabmap(node.ns, [], (WIDTH, HEIGHT))
     bridge = BridgeProcess(node.ns, tmp_path, {"stats_period_s": 0.1})

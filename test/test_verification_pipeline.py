@@ -247,3 +247,23 @@ def test_a_verification_failure_keeps_the_candidates(monkeypatch):
     res = revisit(pipe)
     assert len(res) == 5 and res.keyframe_ids[0] == 0 and not res.checks.attempted.any()
     assert res.checks.error == "RuntimeError: boom"
+
+
+def test_single_frame_best_is_verified_when_the_sequence_ranks_it_lower():
+    """Revisit onset: the query's window still holds keyframes of another stretch, so the
+    sequence order puts another place first; the re-ranker's single-frame best (the true place,
+    keyframe 0) is verified too, beyond verification_top_n (docs/sequence.md)."""
+    pipe = LoopClosurePipeline(config(verification_top_n=1, sequence_length=5, standardize_window=0)
+                               .replace(top_k=10), engine=ThumbnailEngine())
+    for i in range(10):
+        pipe.process(texture(i), keyframe_id=i, stamp=float(i), query=False, camera=CAMERA,
+                     depth=candidate_depth(DEPTH_M))
+    for k, place in enumerate((6, 7, 8, 9)):  # the query robot drives the map's last stretch again
+        pipe.process(texture(place), keyframe_id=200 + k, robot_id="q", stamp=200.0 + k, add_to_database=False,
+                     camera=CAMERA)
+    res = revisit(pipe, kf_id=300, robot_id="q")
+    ids = res.keyframe_ids.tolist()
+    assert ids[0] != 0 and res.sequence_aligned[0] >= 3  # the sequence prefers the stretch it followed
+    at = ids.index(0)
+    assert res.checks.attempted[at] and res.checks.verified[at]
+    assert res.checks.attempted.sum() == 2  # top_n (1) + the single-frame best

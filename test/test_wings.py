@@ -181,12 +181,14 @@ def test_a_missing_default_stops_the_node_at_once_naming_the_command(tmp_path):
     assert elapsed < 60  # building the model took longer than this before; measured ~2 s
 
 
-def test_a_missing_default_decision_layer_names_the_command_with_the_config(prepared):
+def test_a_missing_default_decision_layer_names_the_command_with_the_config(prepared, tmp_path, monkeypatch):
     from maqbool_ros.core import artifacts
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
 
     engine = DescriptorEngine.from_config(MaqboolConfig(), threads=1)
+    # An empty cache: an earlier test of the same run may have built this layer already.
+    monkeypatch.setenv("MAQBOOL_CACHE_DIR", str(tmp_path / "empty-cache"))
     previous = artifacts.set_builder(None)
     try:
         with pytest.raises(artifacts.MissingDefault, match="pdl_path: the default decision layer") as err:

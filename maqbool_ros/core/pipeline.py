@@ -253,7 +253,7 @@ class LoopClosurePipeline:
                 final = ranked.candidates
                 keys = list(zip(final.robot_ids, (int(k) for k in final.keyframe_ids)))
                 result.checks = self.verifier.verify(kf.local_features, kf.camera, keys, ranked.extras,
-                                                     np.arange(len(final)), deadline)
+                                                     np.arange(len(final)), deadline, also=ranked.single_best)
                 kf.timings_ms["verify"] = (time.perf_counter() - t3) * 1e3
         if add_to_database:
             self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)

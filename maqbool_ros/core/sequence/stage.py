@@ -36,6 +36,7 @@ class Ranked:
     sequence_aligned: np.ndarray  # window keyframes aligned on the candidate's best run (0: none)
     sequence_length: int = 1  # window length used (1: single-frame)
     search_mode: str = ""  # "full" or "shortlist" (runs_search.search_runs)
+    single_best: int | None = None  # position of the re-ranker's best candidate (verified too; None: 0 or none)
 
 
 def single_frame(cands: Candidates, extras: dict[str, np.ndarray], rr: RerankResult) -> Ranked:
@@ -82,7 +83,11 @@ def merge(seq_cands: Candidates, seq_extras: dict[str, np.ndarray], found: RunMa
     reranked_distance. cands / rr must already be free of the excluded keys."""
     key_of = {(r, int(i)): j for j, (r, i) in enumerate(zip(cands.robot_ids, cands.keyframe_ids, strict=True))}
     seq_keys = [(r, int(i)) for r, i in zip(seq_cands.robot_ids, seq_cands.keyframe_ids, strict=True)]
-    head_idx = np.array([j for j, kk in enumerate(seq_keys) if kk not in excluded][:k], np.int64)
+    best = (cands.robot_ids[int(rr.order[0])], int(cands.keyframe_ids[int(rr.order[0])])) if len(rr.order) else None
+    head = [j for j, kk in enumerate(seq_keys) if kk not in excluded][:k]
+    if best is not None and len(head) == k and best not in {seq_keys[j] for j in head}:
+        head = head[:-1]  # keep room for the single-frame best: it is verified too (docs/sequence.md)
+    head_idx = np.array(head, np.int64)
     in_head = {seq_keys[j] for j in head_idx}
     rest = [int(j) for j in rr.order if (cands.robot_ids[j], int(cands.keyframe_ids[j])) not in in_head]
     rest = np.array(rest[: max(0, k - len(head_idx))], np.int64)
@@ -98,5 +103,7 @@ def merge(seq_cands: Candidates, seq_extras: dict[str, np.ndarray], found: RunMa
     stacked = {key: np.concatenate([e[key][idx] for e, idx in parts]) for key in keys}
     seq_scores = np.concatenate([distance_scores(found.alignment.distances[head_idx]), np.zeros(len(rest), np.float32)])
     aligned = np.concatenate([found.alignment.aligned[head_idx], np.zeros(len(rest), np.int64)])
+    final_keys = list(zip(merged.robot_ids, (int(i) for i in merged.keyframe_ids)))
+    single_best = final_keys.index(best) if best is not None and best in final_keys else None
     return Ranked(merged, stacked, reranked, seq_scores.copy(), "sequence_similarity", seq_scores, aligned, length,
-                  found.mode)
+                  found.mode, single_best)

@@ -169,19 +169,24 @@ class VerificationStage:
         return feats
 
     def verify(self, query: LocalFeatures, camera: Camera | None, keys: list, extras: dict[str, np.ndarray],
-               order: np.ndarray, deadline: float) -> CandidateChecks:
+               order: np.ndarray, deadline: float, also: int | None = None) -> CandidateChecks:
         """Verify candidates in re-ranked `order` (indices into keys/extras rows) until top_n or
-        `deadline` (time.perf_counter()); keys: (robot_id, keyframe_id) per candidate row."""
+        `deadline` (time.perf_counter()); keys: (robot_id, keyframe_id) per candidate row.
+        also: one more position of `order` to verify after the top_n (the sequence stage's
+        single-frame best), or None."""
         with self._lock:
             p = self.params
             order = np.asarray(order, dtype=np.int64)
             out = CandidateChecks.none(len(order), self.frame)
-            head = order[: p.top_n]
+            positions = list(range(min(p.top_n, len(order))))
+            if also is not None and p.top_n > 0 and 0 <= also < len(order) and also not in positions:
+                positions.append(int(also))
+            head = order[positions]
             mono_deadline = time.monotonic() + (deadline - time.perf_counter())
             try:
                 cands = [self._candidate(extras, int(i), camera) for i in head]
-                results = verify_candidates(query, cands, camera, p, deadline=mono_deadline,
-                                            camera_to_base=self.camera_to_base)
+                results = verify_candidates(query, cands, camera, dataclasses.replace(p, top_n=len(cands)),
+                                            deadline=mono_deadline, camera_to_base=self.camera_to_base)
             except Exception as exc:  # noqa: BLE001 - a verification failure must not lose the candidates
                 self.temporal.update([])
                 out.error = f"{type(exc).__name__}: {exc}"
@@ -190,7 +195,7 @@ class VerificationStage:
                                              if v is not None and v.verified])
             for j, v in enumerate(results):
                 if v is not None:
-                    self._fill(out, j, v, accepted.get(keys[int(head[j])], False), query, cands[j])
+                    self._fill(out, positions[j], v, accepted.get(keys[int(head[j])], False), query, cands[j])
             return out
 
     @staticmethod
