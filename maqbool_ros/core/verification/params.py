@@ -27,6 +27,8 @@ def check_min_inliers(value: int) -> None:
 #   ransac_threshold_px 2.0  RTAB-Map Vis/PnPReprojError = 2 px (also used for the essential matrix)
 #   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
 #   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
+#   aliked_max_side 384, aliked_threshold 0, lightglue confidences 0.95 / 0.99: docs/verification.md,
+#                            "Budgeted ALIKED" (LightGlue's published confidences; side and top-k measured)
 #   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
 #                            1 = off (each verified candidate is accepted on its own)
 
@@ -37,7 +39,11 @@ class VerificationParams:
 
     features: str = "orb"            # orb | sift | aliked
     max_features: int = 1000         # per keyframe; also the fixed row count of the stored extras
-    max_image_side: int = 640        # extraction downscales the long side to this (0: full size)
+    max_image_side: int = 640        # ORB/SIFT extraction downscales the long side to this (0: full size)
+    aliked_max_side: int = 384       # the same for ALIKED (its cost grows with the pixels)
+    aliked_threshold: float = 0.0    # ALIKED keypoint score threshold; 0: the max_features strongest
+    lightglue_depth_confidence: float = 0.95  # LightGlue adaptive depth (early stop); 0: off
+    lightglue_width_confidence: float = 0.99  # LightGlue adaptive width (point pruning); 0: off
     ratio: float = 0.8               # nearest / second-nearest descriptor distance must be below this
     mutual: bool = True              # keep only mutual nearest neighbours (ratio/mutual: not for aliked)
     device: str = "auto"             # torch device of the aliked backend (auto: cuda when available)
@@ -64,6 +70,10 @@ class VerificationParams:
         checks = {
             "max_features": 8 <= self.max_features <= 20000,
             "max_image_side": self.max_image_side == 0 or 64 <= self.max_image_side <= 8192,
+            "aliked_max_side": self.aliked_max_side == 0 or 64 <= self.aliked_max_side <= 8192,
+            "aliked_threshold": 0.0 <= self.aliked_threshold < 1.0,
+            "lightglue_depth_confidence": 0.0 <= self.lightglue_depth_confidence <= 1.0,
+            "lightglue_width_confidence": 0.0 <= self.lightglue_width_confidence <= 1.0,
             "ratio": 0.0 < self.ratio <= 1.0,
             "ransac_threshold_px": 0.0 < self.ransac_threshold_px <= 50.0,
             "ransac_confidence": 0.0 < self.ransac_confidence < 1.0,
