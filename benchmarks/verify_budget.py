@@ -2,7 +2,7 @@
 night-proxy copies of it (issue #22). Per configuration: keypoints per keyframe, extraction ms per
 keyframe, matching + estimation ms per pair, LightGlue layers run, and the decision on true pairs
 (verified, median inliers) and on different-place pairs (false accepts), at the feature type's
-default min_inliers and, for the record, at 20 / 30. Uncalibrated (fundamental matrix), as
+default min_inliers and, for the record, at 20 / 30 / 50 / 60 inliers. Uncalibrated (fundamental matrix), as
 `maqbool eval --verify` runs these sets. One thread; every frame extracted once, timed once.
 """
 from __future__ import annotations
@@ -50,11 +50,13 @@ def _run(params: VerificationParams, images: dict, true_pairs: list, false_pairs
         feats[i] = ex.extract(im)
         ext_ms.append((time.perf_counter() - t0) * 1e3)
     out = {"kp": float(np.mean([len(f) for f in feats.values()])), "extract": ext_ms, "pair": [], "match": [],
-           "layers": [], "true_inl": [], "false_inl": [], "true_ok": 0, "false_ok": 0}
+           "layers": [], "true_inl": [], "false_inl": [], "true_ok": 0, "false_ok": 0, "false_accepts": []}
     for pairs, key in ((true_pairs, "true"), (false_pairs, "false")):
         for i, j in pairs:
             v = verify(feats[i], feats[j], None, params=params)
             out[f"{key}_ok"] += bool(v.verified)
+            if key == "false" and v.verified:
+                out["false_accepts"].append(f"{i}-{j} {v.num_inliers}/{v.num_matches}")
             out[f"{key}_inl"].append(v.num_inliers)
             out["pair"].append(v.timings_ms["total_ms"])
             out["match"].append(v.timings_ms["match_ms"])
@@ -66,13 +68,14 @@ def _run(params: VerificationParams, images: dict, true_pairs: list, false_pairs
 def _line(label: str, p: VerificationParams, r: dict, n_true: int, n_false: int) -> str:
     ext, pair = np.median(r["extract"]), np.median(r["pair"])
     ti, fi = np.asarray(r["true_inl"]), np.asarray(r["false_inl"])
-    alt = "  ".join(f"@{m}: {int((ti >= m).sum())}/{int((fi >= m).sum())}" for m in (20, 30))
+    alt = "  ".join(f"@{m}: {int((ti >= m).sum())}/{int((fi >= m).sum())}" for m in (20, 30, 50, 60))
     layers = f", LightGlue layers {np.mean(r['layers']):.1f}/9" if r["layers"] else ""
     return (f"  {label:34} {r['kp']:6.0f} kp | extract {ext:6.1f} / {_pct(r['extract'], 95):6.1f} ms | pair "
             f"{pair:6.1f} / {_pct(r['pair'], 95):6.1f} ms (match {np.median(r['match']):5.1f}{layers}) | "
             f"extract + 1 pair {ext + pair:6.1f} ms | verified true {r['true_ok']}/{n_true} (median inliers "
             f"{np.median(ti) if len(ti) else 0:.0f}), false {r['false_ok']}/{n_false} at min_inliers "
-            f"{p.min_inliers}; true/false {alt}")
+            f"{p.min_inliers}; true/false {alt}; different places: max inliers {fi.max() if len(fi) else 0}"
+            + (f", accepted {', '.join(r['false_accepts'])}" if r["false_accepts"] else ""))
 
 
 def budget_report(args, loadavg) -> None:

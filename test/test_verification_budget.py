@@ -114,6 +114,16 @@ def test_budget_fields_reach_the_verification_params():
         VerificationParams(lightglue_depth_confidence=1.5)
 
 
+def test_max_features_zero_is_the_feature_types_own_count():
+    assert MaqboolConfig().verification_max_features == 0
+    counts = {k: params_from_config(MaqboolConfig().replace(verification_features=k)).max_features
+              for k in ("orb", "sift", "aliked")}
+    assert counts == {"orb": 1000, "sift": 1000, "aliked": 256}
+    assert params_from_config(MaqboolConfig().replace(verification_max_features=500)).max_features == 500
+    with pytest.raises(ValueError, match="at least 8"):
+        check_value("verification_max_features", 5)
+
+
 @needs_weights
 def test_top_k_keeps_the_keypoint_budget_on_a_night_proxy_frame(rtabmap_loop_dir):
     from maqbool_ros.core.data.photometric import NightParams, image_rng, night_transform

