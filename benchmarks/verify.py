@@ -220,6 +220,9 @@ def main() -> None:
                         help="LightGlue depth / width confidences to try (0 = off); default %(default)s")
     budget.add_argument("--pair-step", type=int, default=2, help="use every N-th true pair (default %(default)s)")
     budget.add_argument("--false-pairs", type=int, default=150, help="different-place pairs (default %(default)s)")
+    budget.add_argument("--interleaved", action="store_true",
+                        help="only timing: every --aliked config and --lightglue setting in turn on the same frames "
+                             "and pairs (fair under a changing load)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     print(machine_line("numpy", "cv2"))

@@ -78,6 +78,41 @@ def _line(label: str, p: VerificationParams, r: dict, n_true: int, n_false: int)
             + (f", accepted {', '.join(r['false_accepts'])}" if r["false_accepts"] else ""))
 
 
+def interleaved_timing(args, root: Path, loadavg, n: int = 16) -> None:
+    """Fair A/B timing under a shared machine's changing load: each frame is extracted by every
+    ALIKED config in turn and each pair matched with every LightGlue setting in turn (median ms)."""
+    from maqbool_ros.core.verification import match_features
+
+    _, true_pairs, _ = _dataset_pairs(root, 1, 0)
+    pairs = true_pairs[:: max(1, len(true_pairs) // n)][:n]
+    files = list_images(root / "frames")
+    frames = sorted({k for pair in pairs for k in pair})
+    images = {k: read_image(files[k]) for k in frames}
+    exs = {a: LocalFeatureExtractor(VerificationParams(features="aliked", device="cpu", **_parse_aliked(a)))
+           for a in args.aliked}
+    ext = {a: [] for a in exs}
+    feats = {a: {} for a in exs}
+    for k, im in images.items():
+        for a, ex in exs.items():
+            t0 = time.perf_counter()
+            feats[a][k] = ex.extract(im)
+            ext[a].append((time.perf_counter() - t0) * 1e3)
+    print(f"interleaved timing on {root.parent.name if root.name == 'sequence' else root.name}: {len(frames)} "
+          f"frames, {len(pairs)} true pairs; load {loadavg()}")
+    for a in exs:
+        lgs = {lg: [] for lg in args.lightglue}
+        for i, j in pairs:
+            for lg in lgs:
+                d, w = (float(x) for x in lg.split(":"))
+                t0 = time.perf_counter()
+                m = match_features(feats[a][i], feats[a][j], device="cpu", depth_confidence=d, width_confidence=w)
+                lgs[lg].append(((time.perf_counter() - t0) * 1e3, len(m)))
+        cells = "  ".join(f"lg {lg}: match {np.median([t for t, _ in v]):6.1f} ms, {np.median([c for _, c in v]):4.0f} "
+                          f"matches" for lg, v in lgs.items())
+        print(f"  aliked {a:12} extract {np.median(ext[a]):6.1f} ms | {cells}", flush=True)
+    print(f"  load at end {loadavg()}")
+
+
 def budget_report(args, loadavg) -> None:
     roots = []
     if args.data is not None and (args.data / "rtabmap_loop").is_dir():
@@ -85,6 +120,10 @@ def budget_report(args, loadavg) -> None:
     roots += [(f"{r.parent.name} night proxy", r) for r in args.night]
     if not roots:
         print("--budget needs --data (with rtabmap_loop/) or --night")
+        return
+    if args.interleaved:
+        for _, root in roots:
+            interleaved_timing(args, root, loadavg)
         return
     configs = [("orb (default)", {"features": "orb"})]
     for a in args.aliked:
