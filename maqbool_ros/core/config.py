@@ -294,7 +294,7 @@ class MaqboolConfig:
     verification_min_inliers: int = _f(
         0,
         'A candidate is verified with at least this many geometric inliers. 0: the feature type\'s own '
-        'default (orb 20, sift 20: RTAB-Map Vis/MinInliers; aliked 50: docs/verification.md).',
+        'default (orb 20, sift 20: RTAB-Map Vis/MinInliers; aliked 60: docs/verification.md).',
         range=(0, 10000, 1), check=_check_min_inliers)
     verification_min_inlier_ratio: float = _f(
         0.25,
