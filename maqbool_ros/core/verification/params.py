@@ -7,7 +7,7 @@ FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue in plain
 
 # min_inliers 0 means "the feature type's own default", set here and nowhere else:
 #   orb, sift 20  RTAB-Map Vis/MinInliers = 20; ORB-SLAM2 loop Sim3 RANSAC needs 20 inliers
-#   aliked 50     LightGlue's matches are geometrically consistent enough that 20 admits different
+#   aliked 60     LightGlue's matches are geometrically consistent enough that 20 admits different
 #                 places. With ALIKED's own threshold (0.2, <= 1000 keypoints) 40 sufficed on rtabmap_loop
 #                 (20/30/40/50 inliers: 28/2/0/0 false accepts of 300). The budgeted default (the 256
 #                 strongest keypoints at 384 px) gives weak keypoints more chance fits: different places
