@@ -4,6 +4,7 @@ matching + estimation per pair, stored bytes per keyframe, and the accept decisi
 
     python -m benchmarks.verify                          # synthetic RGB-D room loop only
     python -m benchmarks.verify --data ../shared/data    # + rtabmap_loop images and precision/recall
+    python -m benchmarks.verify --data ../shared/data --budget --night NIGHT/sequence   # budgeted ALIKED
 
 Issue #13's speed target: ORB extraction + verification of the top 5 <= 150 ms per keyframe on
 the project's 2-core CPU. The machine load (/proc/loadavg) is printed before and after: the
@@ -209,6 +210,23 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--learned-only", action="store_true", help="only ALIKED + LightGlue extraction and matching")
     ap.add_argument("--json", type=Path, default=None, help="write the ALIKED + LightGlue figures to this JSON file")
+    budget = ap.add_argument_group("budgeted ALIKED + LightGlue (issue #22; --budget runs only this part)")
+    budget.add_argument("--budget", action="store_true",
+                        help="per keyframe extraction and per pair matching of each --aliked config against ORB, "
+                             "verified counts on true / different-place pairs")
+    budget.add_argument("--night", type=Path, action="append", default=[],
+                        help="a night-proxy sequence (maqbool night-proxy OUT/sequence); true pairs: night frame vs "
+                             "day frame only. Repeatable")
+    budget.add_argument("--aliked", nargs="+", default=["384:512:0", "640:1000:0.2"], metavar="SIDE:KP:TH",
+                        help="ALIKED configs: long side (0 = full), max keypoints, score threshold (0 = the KP "
+                             "strongest); default %(default)s")
+    budget.add_argument("--lightglue", nargs="+", default=["0.95:0.99"], metavar="DEPTH:WIDTH",
+                        help="LightGlue depth / width confidences to try (0 = off); default %(default)s")
+    budget.add_argument("--pair-step", type=int, default=2, help="use every N-th true pair (default %(default)s)")
+    budget.add_argument("--false-pairs", type=int, default=150, help="different-place pairs (default %(default)s)")
+    budget.add_argument("--interleaved", action="store_true",
+                        help="only timing: every --aliked config and --lightglue setting in turn on the same frames "
+                             "and pairs (fair under a changing load)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     if args.learned_only:
@@ -218,6 +236,12 @@ def main() -> None:
         return
     print(machine_line("numpy", "cv2"))
     print(f"load average at start: {_loadavg()}")
+    if args.budget:
+        from benchmarks.verify_budget import budget_report
+
+        budget_report(args, _loadavg)
+        print(f"load average at end: {_loadavg()}")
+        return
     per_keyframe(args.reps, args.data)
     images = test_images(args.data)
     extraction(images, args.reps)

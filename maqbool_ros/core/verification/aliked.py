@@ -86,24 +86,41 @@ class SDDH(nn.Module):
         self.sf_conv = nn.Conv2d(DIM, DIM, 1, bias=False)
         self.agg_weights = nn.Parameter(torch.zeros(N_POS, DIM, DIM))
 
-    def forward(self, fmap: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
-        """fmap (C, H, W), kp (N, 2) pixel (x, y) -> (N, C) unit descriptors."""
+    def forward(self, fmap, kp: torch.Tensor) -> torch.Tensor:
+        """fmap: a DenseMap or aliked_sparse.SparseMap of the (C, H, W) unit feature map; kp (N, 2)
+        pixel (x, y) -> (N, C) unit descriptors."""
         c, h, w = fmap.shape
-        wh = torch.tensor([w - 1, h - 1], dtype=fmap.dtype, device=fmap.device)
         # PATCH x PATCH window whose corner is the keypoint's integer pixel minus one, kept inside the map
         ki = kp.long()
         cx = (ki[:, 0] - 1).clamp(0, w - 1 - PATCH)
         cy = (ki[:, 1] - 1).clamp(0, h - 1 - PATCH)
-        r = torch.arange(PATCH, device=fmap.device)
-        patch = fmap[:, (cy[:, None] + r)[:, :, None], (cx[:, None] + r)[:, None, :]].permute(1, 0, 2, 3)
+        r = torch.arange(PATCH, device=kp.device)
+        patch = fmap.pixels((cy[:, None] + r)[:, :, None], (cx[:, None] + r)[:, None, :]).permute(1, 0, 2, 3)
         limit = max(h, w) / 4.0
         offset = self.offset_conv(patch).clamp(-limit, limit)[:, :, 0, 0]
         offset = offset.view(-1, 2, N_POS).permute(0, 2, 1)  # N, N_POS, (x, y)
-        pos = 2.0 * (kp[:, None] + offset) / wh - 1
-        feat = F.grid_sample(fmap[None], pos.reshape(1, -1, 1, 2), mode="bilinear", align_corners=True)
+        feat = fmap.sample((kp[:, None] + offset).reshape(-1, 2))  # C, N * N_POS
         feat = feat.reshape(c, -1, N_POS).permute(1, 0, 2)  # N, C, N_POS
         feat = F.selu(torch.einsum("dc,ncp->ndp", self.sf_conv.weight[:, :, 0, 0], feat))
         return F.normalize(torch.einsum("ncp,pcd->nd", feat, self.agg_weights), dim=1)
+
+
+class DenseMap:
+    """A materialised (C, H, W) feature map, read the way SDDH reads it."""
+
+    def __init__(self, fmap: torch.Tensor) -> None:
+        self.fmap, self.shape = fmap, tuple(fmap.shape)
+
+    def pixels(self, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """Integer positions (broadcast) -> (C, *shape)."""
+        return self.fmap[:, ys, xs]
+
+    def sample(self, pos: torch.Tensor) -> torch.Tensor:
+        """(M, 2) pixel (x, y) -> (C, M): bilinear, align_corners, zero outside."""
+        _, h, w = self.shape
+        wh = torch.tensor([w - 1, h - 1], dtype=pos.dtype, device=pos.device)
+        grid = (2.0 * pos / wh - 1).reshape(1, -1, 1, 2)
+        return F.grid_sample(self.fmap[None], grid, mode="bilinear", align_corners=True)[0, :, :, 0]
 
 
 def simple_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
@@ -137,8 +154,9 @@ class Aliked(nn.Module):
             nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.SELU(), nn.Conv2d(4, 1, 3, padding=1, bias=False))
         self.desc_head = SDDH()
 
-    def dense(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, 3, H, W) in [0, 1] -> unit feature map (1, DIM, H, W), score map (1, 1, H, W)."""
+    def parts(self, image: torch.Tensor) -> tuple[list[torch.Tensor], tuple[int, int, int, int]]:
+        """(1, 3, H, W) in [0, 1] -> the four 32-channel parts of the feature map at 1, 1/2, 1/8 and
+        1/32 of the image padded to a multiple of 32, and (top, left, H, W) of the image in it."""
         h, w = image.shape[-2:]
         ph, pw = (-h) % 32, (-w) % 32  # the encoder pools by 32 in total
         x = F.pad(image, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], mode="replicate")
@@ -146,15 +164,27 @@ class Aliked(nn.Module):
         x2 = self.block2(F.avg_pool2d(x1, 2))
         x3 = self.block3(F.avg_pool2d(x2, 4))
         x4 = self.block4(F.avg_pool2d(x3, 4))
+        parts = [F.selu(conv(t)) for conv, t in ((self.conv1, x1), (self.conv2, x2), (self.conv3, x3),
+                                                  (self.conv4, x4))]
+        return parts, (ph // 2, pw // 2, h, w)
 
-        def up(t, s):
-            return F.interpolate(t, scale_factor=s, mode="bilinear", align_corners=True)
-
-        cat = torch.cat([F.selu(self.conv1(x1)), up(F.selu(self.conv2(x2)), 2), up(F.selu(self.conv3(x3)), 8),
-                         up(F.selu(self.conv4(x4)), 32)], dim=1)
+    def dense(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, 3, H, W) in [0, 1] -> unit feature map (1, DIM, H, W), score map (1, 1, H, W): ALIKED's
+        own computation (the reference `forward`'s sparse path is checked against)."""
+        parts, (top, left, h, w) = self.parts(image)
+        cat = torch.cat([parts[0]] + [_up(p, s) for p, s in zip(parts[1:], (2, 8, 32))], dim=1)
         score, feat = torch.sigmoid(self.score_head(cat)), F.normalize(cat, dim=1)
-        top, left = ph // 2, pw // 2
         return feat[..., top:top + h, left:left + w], score[..., top:top + h, left:left + w]
+
+    def score_map(self, parts: list[torch.Tensor], box: tuple[int, int, int, int]) -> torch.Tensor:
+        """The score map of :meth:`dense` without the full-size 128-channel map: the head's first
+        layer (1x1, no bias) is linear per pixel and so commutes with the bilinear upsampling, so each
+        part is projected to 8 channels at its own resolution first (equal up to float rounding)."""
+        top, left, h, w = box
+        wt = self.score_head[0].weight
+        x = sum(_up(F.conv2d(p, wt[:, 32 * k:32 * (k + 1)]), s) for k, (p, s) in enumerate(zip(parts, (1, 2, 8, 32))))
+        score = torch.sigmoid(self.score_head[1:](x))
+        return score[..., top:top + h, left:left + w]
 
     def detect(self, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Score map (1, 1, H, W) -> sub-pixel keypoints (N, 2) in pixels (x, y) and their scores (N,)."""
@@ -180,11 +210,25 @@ class Aliked(nn.Module):
         return kp, kscore
 
     @torch.no_grad()
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(1, 3, H, W) in [0, 1] -> keypoints (N, 2) pixels, descriptors (N, DIM), scores (N,)."""
-        feat, score = self.dense(image)
-        kp, kscore = self.detect(score)
-        return kp, self.desc_head(feat[0], kp), kscore
+    def forward(self, image: torch.Tensor, sparse: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(1, 3, H, W) in [0, 1] -> keypoints (N, 2) pixels, descriptors (N, DIM), scores (N,).
+
+        sparse (default): the unit feature map is read only where SDDH reads it (aliked_sparse.py),
+        never built at full size: on a CPU the full-size 128-channel concatenation and normalisation
+        were two thirds of the extraction time. sparse=False: ALIKED's dense computation."""
+        if not sparse:
+            feat, score = self.dense(image)
+            kp, kscore = self.detect(score)
+            return kp, self.desc_head(DenseMap(feat[0]), kp), kscore
+        from maqbool_ros.core.verification.aliked_sparse import SparseMap
+
+        parts, box = self.parts(image)
+        kp, kscore = self.detect(self.score_map(parts, box))
+        return kp, self.desc_head(SparseMap(parts, box), kp), kscore
+
+
+def _up(t: torch.Tensor, s: int) -> torch.Tensor:
+    return t if s == 1 else F.interpolate(t, scale_factor=s, mode="bilinear", align_corners=True)
 
 
 def resize_long_side(image: torch.Tensor, side: int) -> torch.Tensor:

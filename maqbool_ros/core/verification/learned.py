@@ -56,9 +56,11 @@ def _device(torch, device: str):
 
 
 class AlikedExtractor:
-    """ALIKED-n16 with its own detection threshold (0.2), at most max_features keypoints."""
+    """ALIKED-n16, at most max_features keypoints: those scoring above `threshold` (ALIKED's own 0.2),
+    or with threshold 0 the max_features strongest local maxima (LightGlue's top-k mode): a fixed
+    budget that a dark, low-contrast frame still fills."""
 
-    def __init__(self, max_features: int, device: str = "auto") -> None:
+    def __init__(self, max_features: int, device: str = "auto", threshold: float = 0.2) -> None:
         weights_path(ALIKED_MODEL)  # the clear error before torch is imported
         import torch
 
@@ -66,7 +68,7 @@ class AlikedExtractor:
         self.torch, self._resize = torch, resize_long_side
         self.device = _device(torch, device)
         self.max_features = int(max_features)
-        self.model = _load(Aliked(self.max_features), ALIKED_MODEL).to(self.device)
+        self.model = _load(Aliked(self.max_features, threshold=float(threshold)), ALIKED_MODEL).to(self.device)
         self._lock = threading.Lock()  # one forward at a time per model
 
     def extract(self, image_rgb: np.ndarray, max_image_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,15 +101,18 @@ class LightGlueMatcher:
         self._lock = threading.Lock()
 
     def match(self, kp0: np.ndarray, desc0: np.ndarray, size0: tuple[int, int], kp1: np.ndarray,
-              desc1: np.ndarray, size1: tuple[int, int]) -> np.ndarray:
-        """(M, 2) int32 [index in 0, index in 1]; sizes are (width, height)."""
+              desc1: np.ndarray, size1: tuple[int, int], depth_confidence: float | None = None,
+              width_confidence: float | None = None) -> np.ndarray:
+        """(M, 2) int32 [index in 0, index in 1]; sizes are (width, height); confidences: LightGlue's
+        adaptive depth / width for this pair (None: published 0.95 / 0.99; 0: off)."""
         torch = self.torch
 
         def t(a):
             return torch.as_tensor(np.asarray(a, np.float32), device=self.device)
 
         with self._lock, torch.inference_mode():
-            out = self.model.match(t(kp0), t(desc0), t(size0), t(kp1), t(desc1), t(size1))
+            out = self.model.match(t(kp0), t(desc0), t(size0), t(kp1), t(desc1), t(size1),
+                                   depth_confidence=depth_confidence, width_confidence=width_confidence)
         return out.cpu().numpy().astype(np.int32).reshape(-1, 2)
 
 
@@ -118,9 +123,10 @@ def _cached(key: tuple, build):
         return _cache[key]
 
 
-def extractor(max_features: int, device: str = "auto") -> AlikedExtractor:
-    """The process-wide ALIKED extractor for (max_features, device): loaded once."""
-    return _cached(("aliked", int(max_features), device), lambda: AlikedExtractor(max_features, device))
+def extractor(max_features: int, device: str = "auto", threshold: float = 0.2) -> AlikedExtractor:
+    """The process-wide ALIKED extractor for (max_features, device, threshold): loaded once."""
+    return _cached(("aliked", int(max_features), device, float(threshold)),
+                   lambda: AlikedExtractor(max_features, device, threshold))
 
 
 def matcher(device: str = "auto") -> LightGlueMatcher:

