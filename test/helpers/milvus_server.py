@@ -1,6 +1,7 @@
-"""Milvus server processes for tests and benchmarks (localhost only): several processes
-connect to one by http://127.0.0.1:<port>, and a test can stop and restart it on the same
-port and data directory to simulate an outage.
+"""Milvus server processes for tests and benchmarks: several processes connect to one by
+http://127.0.0.1:<port>, and a test can stop and restart it on the same port and data
+directory to simulate an outage. (milvus-lite binds 127.0.0.1; the Milvus 2.3 binary binds
+its gRPC ports on every interface, as configured here.)
 
 - MilvusLiteServer: `milvus-lite server` (pure Python, the milvus-lite package);
 - EmbeddedMilvusServer: the real Milvus 2.3 standalone server of PyPI `milvus`.

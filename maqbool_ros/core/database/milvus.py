@@ -93,16 +93,9 @@ class MilvusKeyframeDatabase:
         return {}
 
     def outage_report(self) -> dict:
-        """Writes buffered while the server was unreachable (how many, for how long), retries,
-        refusals and searches answered empty during an outage (the node's ~/stats
-        `database_outbox`; docs/milvus.md "Server unreachable")."""
-        s = self.outbox.stats
-        return {"buffered": len(self.outbox.ops), "failed_attempts": s.failed_attempts, "retries": s.retries,
-                "delivered_late": s.delivered_late, "refused_full": s.refused_full,
-                "refused_by_server": s.refused_by_server, "search_failures": self.search_failures,
-                "max_buffered": s.max_buffered, "longest_wait_s": round(s.longest_wait_s, 3),
-                "waiting_s": round(self.outbox.waiting_s(), 3), "outages": s.outages,
-                "outage_s_total": round(s.outage_s_total, 3)}
+        """The outbox's counters (how many writes waited, how long) and searches answered
+        empty during an outage: the node's ~/stats `database_outbox` (docs/milvus.md)."""
+        return dict(self.outbox.report(), search_failures=self.search_failures)
 
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         return {k: (v.row_shape, v.dtype) for k, v in self._spec.items()}

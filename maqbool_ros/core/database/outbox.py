@@ -87,6 +87,15 @@ class Outbox:
         except IndexError:
             return 0.0
 
+    def report(self) -> dict:
+        """The counters as plain numbers (docs/milvus.md "Server unreachable")."""
+        s = self.stats
+        return {"buffered": len(self.ops), "waiting_s": round(self.waiting_s(), 3), "max_buffered": s.max_buffered,
+                "longest_wait_s": round(s.longest_wait_s, 3), "delivered_late": s.delivered_late,
+                "outages": s.outages, "outage_s_total": round(s.outage_s_total, 3),
+                "failed_attempts": s.failed_attempts, "retries": s.retries, "refused_full": s.refused_full,
+                "refused_by_server": s.refused_by_server}
+
     def clear(self) -> None:
         """Forget every buffered operation (the database was reset)."""
         self.ops.clear()
