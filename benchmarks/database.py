@@ -3,6 +3,7 @@
     python -m benchmarks.database            # 512-D 1k/10k/100k/1M, 4096-D 1k/10k/100k
     python -m benchmarks.database --quick    # skips 512-D 1M and 4096-D 100k
     python -m benchmarks.database --milvus 10000,100000,1000000   # FAISS vs Milvus side by side
+    python -m benchmarks.database --backend milvus-server         # + a real Milvus server, 10k and 100k
 
 Search uses the pipeline's default exclusion rules (same robot: last 20 keyframes or
 10 s), 4 robots, clustered unit vectors (near neighbours exist, like a revisited map).
@@ -64,7 +65,8 @@ def build(data: np.ndarray, index_type: str, progress, device: str = "auto") -> 
     return db, times
 
 
-def time_search(db, queries: np.ndarray, stamp: float, warmup: int) -> tuple[float, list]:
+def time_search(db, queries: np.ndarray, stamp: float, warmup: int) -> tuple[np.ndarray, list]:
+    """Per-query latencies (ms) and result ids, warm-up queries left out."""
     results, times = [], []
     for j, q in enumerate(queries):
         t = time.perf_counter()
@@ -72,7 +74,12 @@ def time_search(db, queries: np.ndarray, stamp: float, warmup: int) -> tuple[flo
                       exclude_recent_seconds=10.0)
         times.append(time.perf_counter() - t)
         results.append(c.keyframe_ids)
-    return float(np.median(times[warmup:]) * 1e3), results[warmup:]
+    return np.asarray(times[warmup:]) * 1e3, results[warmup:]
+
+
+def median_search(db, queries: np.ndarray, stamp: float, warmup: int) -> tuple[float, list]:
+    times, results = time_search(db, queries, stamp, warmup)
+    return float(np.median(times)), results
 
 
 def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: int, progress) -> list[dict]:
@@ -87,7 +94,7 @@ def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: i
         db, add_times = build(data, index_type, progress)
         build_s = time.perf_counter() - t0
         mem = rss_mb() - before
-        search_ms, ids = time_search(db, queries, 0.5 * n, warmup)
+        search_ms, ids = median_search(db, queries, 0.5 * n, warmup)
         if index_type == "flat":
             exact = ids
         recall = (np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)])
@@ -99,7 +106,7 @@ def run_case(dim: int, n: int, index_types: list[str], n_queries: int, warmup: i
               file=sys.stderr)
         if index_type == "hnsw":  # the recall/latency trade-off of a wider search, same graph
             db._search.index.ef_search = 512
-            ms, ids = time_search(db, queries, 0.5 * n, warmup)
+            ms, ids = median_search(db, queries, 0.5 * n, warmup)
             rec = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)])
             rows.append(dict(rows[-1], index="hnsw ef=512", search_ms=ms, recall=rec, add_us=float("nan"),
                              build_s=float("nan"), mem_mb=float("nan")))
@@ -122,7 +129,7 @@ def gpu_vs_cpu(sizes: list[int], n_queries: int, warmup: int, progress) -> list[
         rng = np.random.default_rng(1)
         queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, 512))
         cpu, _ = build(data, "flat", progress, device="cpu")
-        cpu_ms, cpu_ids = time_search(cpu, queries, 0.5 * n, warmup)
+        cpu_ms, cpu_ids = median_search(cpu, queries, 0.5 * n, warmup)
         with tempfile.TemporaryDirectory() as tmp:
             cpu.save(Path(tmp) / "db")
             del cpu
@@ -130,7 +137,7 @@ def gpu_vs_cpu(sizes: list[int], n_queries: int, warmup: int, progress) -> list[
             gpu = KeyframeDatabase.load(Path(tmp) / "db", device="auto")
             load_s = time.perf_counter() - t0
         on_gpu = bool(gpu._search.index.on_gpu)
-        gpu_ms, gpu_ids = time_search(gpu, queries, 0.5 * n, warmup)
+        gpu_ms, gpu_ids = median_search(gpu, queries, 0.5 * n, warmup)
         same = float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(gpu_ids, cpu_ids)]))
         rows.append(dict(dim=512, n=n, k=K, cpu_ms=cpu_ms, gpu_ms=gpu_ms if on_gpu else None, gpu_index=on_gpu,
                          load_s=load_s, same_top_k=same))
@@ -217,69 +224,135 @@ def persistence_case(n: int, p: int, flush_interval_s: float, progress) -> dict:
                 disk_mb=size / 2**20)
 
 
-def milvus_case(n: int, n_queries: int, warmup: int, progress, workdir: Path) -> list[dict]:
-    """FAISS (flat) and Milvus (milvus-lite file, FLAT) on the same 512-D data and queries:
-    single add() latency, bulk insert rate, search latency, agreement of the top-k."""
-    from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
+#: Index types compared on the Milvus server: the backend's own (flat, hnsw) and two IVF
+#: variants an operator may pre-create the collection with (docs/milvus.md "Sizing"); the
+#: backend sends no nprobe, so IVF runs with the server's default, as a node would.
+SERVER_INDEXES = {"flat": None, "hnsw": None, "ivf_flat": ("IVF_FLAT", {"nlist": 1024}),
+                  "ivf_sq8": ("IVF_SQ8", {"nlist": 1024})}
 
-    dim, extra = 512, 200  # extra: keyframes added one by one after the bulk load (as a node does)
-    data = make_data(n + extra, dim)
-    rng = np.random.default_rng(1)
-    queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, dim))
-    stamp = 0.5 * (n + extra)
+
+def wait_indexed(db, n: int, timeout_s: float = 1800.0) -> float:
+    """Flush (seals the segments) and wait until the server's index covers n rows; seconds waited."""
     t0 = time.perf_counter()
-    faiss_db, add_times = build(data, "flat", progress)
-    faiss_bulk = (n + extra) / (time.perf_counter() - t0)
-    faiss_ms, exact = time_search(faiss_db, queries, stamp, warmup)
-    del faiss_db
-    gc.collect()
-    # a long RPC timeout: milvus-lite searches at 1M take seconds (the node's default is 5 s)
-    db = MilvusKeyframeDatabase(dim, str(workdir / f"bench-{n}.db"), timeout_s=300.0)
+    db.flush()
+    client = db._client
+    name = client.list_indexes(db.collection)[0]
+    while time.perf_counter() - t0 < timeout_s:
+        info = client.describe_index(db.collection, name)
+        if int(info.get("indexed_rows", 0)) >= n and info.get("state", "Finished") == "Finished":
+            return time.perf_counter() - t0
+        time.sleep(1.0)
+    raise TimeoutError(f"index of {db.collection} not built in {timeout_s} s: {info}")
+
+
+def milvus_row(db, label: str, data, n: int, extra: int, queries, stamp: float, warmup: int, exact: list,
+               progress, server: bool) -> dict:
+    """Bulk load n keyframes, then `extra` single add()s as a node does, then the timed
+    searches: insert rate, add latency, search p50/p95, agreement with FAISS exact."""
     t0 = time.perf_counter()
-    for lo in progress(range(0, n, 10_000), desc=f"milvus bulk {n}x{dim}", leave=False):
+    for lo in progress(range(0, n, 10_000), desc=f"{label} bulk {n}", leave=False):
         hi = min(n, lo + 10_000)
         db.add_many(np.arange(lo, hi), [ROBOTS[i % len(ROBOTS)] for i in range(lo, hi)], 0.5 * np.arange(lo, hi),
                     data[lo:hi])
     bulk = n / (time.perf_counter() - t0)
+    index_s = wait_indexed(db, n) if server else float("nan")
     single = []
     for i in range(n, n + extra):
         t = time.perf_counter()
         db.add(i, ROBOTS[i % len(ROBOTS)], 0.5 * i, data[i])
         single.append(time.perf_counter() - t)
-    milvus_ms, ids = time_search(db, queries, stamp, warmup)
+    times, ids = time_search(db, queries, stamp, warmup)
+    # a node's cycle: search right after this process's own add (Session consistency waits
+    # until the server has applied that write)
+    cycle = []
+    for j, i in enumerate(range(n + extra, n + extra + 10)):
+        db.add(i, ROBOTS[0], 0.5 * i, data[i])
+        t = time.perf_counter()
+        db.search(queries[j], K, robot_id=ROBOTS[0], stamp=0.5 * i, exclude_recent_keyframes=20,
+                  exclude_recent_seconds=10.0)
+        cycle.append(time.perf_counter() - t)
     assert db.search_failures == 0, "a search timed out: raise timeout_s"
-    same = np.mean([list(a) == list(b) for a, b in zip(ids, exact)])
-    per_kf = db.bytes_per_keyframe()
+    print(f"  {label} {n}: bulk {bulk:.0f}/s, add {np.median(single) * 1e3:.2f} ms, search "
+          f"{np.median(times):.1f} ms", file=sys.stderr)
+    return dict(n=n, backend=label, add_ms=np.median(single) * 1e3, bulk=bulk, index_s=index_s,
+                p50=np.percentile(times, 50), p95=np.percentile(times, 95), cycle=np.median(cycle) * 1e3,
+                recall=recall_at_k(ids, exact), same=np.mean([list(a) == list(b) for a, b in zip(ids, exact)]))
+
+
+def recall_at_k(ids: list, exact: list) -> float:
+    return float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ids, exact)]))
+
+
+def milvus_case(n: int, n_queries: int, warmup: int, progress, workdir: Path, server_uri: str = "") -> list[dict]:
+    """FAISS (flat) and Milvus (milvus-lite file FLAT; with server_uri, the Milvus server
+    with each of SERVER_INDEXES) on the same 512-D data and queries."""
+    from maqbool_ros.core.database import milvus_schema as ms
+    from maqbool_ros.core.database.milvus import MilvusKeyframeDatabase
+
+    dim, extra = 512, 200  # extra: keyframes added one by one after the bulk load (as a node does)
+    data = make_data(n + extra + 10, dim)
+    rng = np.random.default_rng(1)
+    queries = data[rng.integers(0, n, n_queries + warmup)] + 0.05 * rng.standard_normal((n_queries + warmup, dim))
+    stamp = 0.5 * (n + extra)
+    t0 = time.perf_counter()
+    faiss_db, add_times = build(data[:n + extra], "flat", progress)
+    faiss_bulk = (n + extra) / (time.perf_counter() - t0)
+    times, exact = time_search(faiss_db, queries, stamp, warmup)
+    del faiss_db
+    gc.collect()
+    rows = [dict(n=n, backend="faiss flat (in process)", add_ms=np.median(add_times) * 1e3, bulk=faiss_bulk,
+                 index_s=float("nan"), p50=np.percentile(times, 50), p95=np.percentile(times, 95),
+                 cycle=float("nan"), recall=1.0, same=1.0)]
+    # a long RPC timeout: milvus-lite searches at 1M take seconds (the node's default is 5 s)
+    db = MilvusKeyframeDatabase(dim, str(workdir / f"bench-{n}.db"), timeout_s=300.0)
+    rows.append(milvus_row(db, "milvus-lite FLAT (local file)", data, n, extra, queries, stamp, warmup, exact,
+                           progress, server=False))
     db.close()
-    print(f"  milvus {n}: bulk {bulk:.0f}/s, add {np.median(single) * 1e3:.2f} ms, search {milvus_ms:.1f} ms",
-          file=sys.stderr)
-    return [dict(n=n, backend="faiss flat (in process)", add_ms=np.median(add_times) * 1e3, bulk=faiss_bulk,
-                 search_ms=faiss_ms, same=1.0, per_kf=float("nan")),
-            dict(n=n, backend="milvus-lite FLAT (local file)", add_ms=np.median(single) * 1e3, bulk=bulk,
-                 search_ms=milvus_ms, same=same, per_kf=per_kf)]
+    for index, spec in SERVER_INDEXES.items() if server_uri else ():
+        if spec is not None:  # a collection an operator created with this index: the backend uses it as is
+            ms.INDEX.setdefault(index, spec)
+        db = MilvusKeyframeDatabase(dim, server_uri, collection=f"bench_{n}_{index}", index_type=index,
+                                    timeout_s=300.0)
+        label = f"Milvus 2.3 server {ms.INDEX[index][0]}"
+        rows.append(milvus_row(db, label, data, n, extra, queries, stamp, warmup, exact, progress, server=True))
+        db._client.drop_collection(db.collection)  # frees the server's memory for the next index
+        db.close()
+    return rows
 
 
-def milvus_main(sizes: list[int], n_queries: int, warmup: int) -> None:
+def milvus_main(sizes: list[int], n_queries: int, warmup: int, backend: str) -> None:
+    import contextlib
     import tempfile
 
+    import milvus_lite
+    import pymilvus
     from tqdm import tqdm
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="maqbool-bench-milvus-") as tmp:
-        for n in sizes:
-            rows += milvus_case(n, n_queries, warmup, tqdm, Path(tmp))
-    import milvus_lite
-    import pymilvus
+    with tempfile.TemporaryDirectory(prefix="maqbool-bench-milvus-") as tmp, contextlib.ExitStack() as stack:
+        uri, versions = "", f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}"
+        if backend == "milvus-server":
+            import milvus
 
-    print(f"\nFAISS vs Milvus, 512-D, k={K}, exclusions: last 20 keyframes / 10 s of the query robot; "
-          f"pymilvus {pymilvus.__version__}, milvus-lite {milvus_lite.__version__}")
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+            from helpers.milvus_server import EmbeddedMilvusServer
+
+            t0 = time.perf_counter()
+            server = stack.enter_context(EmbeddedMilvusServer(Path(tmp) / "server"))
+            uri = server.uri
+            versions += (f", embedded Milvus server {milvus.__version__} (started in "
+                         f"{time.perf_counter() - t0:.1f} s, binaries unpacked)")
+        for n in sizes:
+            rows += milvus_case(n, n_queries, warmup, tqdm, Path(tmp), uri)
+    print(f"\nFAISS vs Milvus, 512-D, k={K}, exclusions: last 20 keyframes / 10 s of the query robot; {versions}")
     print(machine())
-    print("| keyframes | backend | add one (ms, median) | bulk insert (keyframes/s) | search k=100 (ms, median) "
+    print("| keyframes | backend | add one (ms, median) | bulk insert (keyframes/s) | index build (s) "
+          "| search k=100 p50 (ms) | p95 (ms) | search after own add (ms, median) | recall@100 vs FAISS exact "
           "| same top-100 as FAISS |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['backend']} | {r['add_ms']:.3f} | {r['bulk']:,.0f} | {r['search_ms']:.1f} | "
-              f"{r['same']:.2f} |")
+        print(f"| {r['n']:,} | {r['backend']} | {r['add_ms']:.3f} | {r['bulk']:,.0f} | {fmt(r['index_s'], '.1f')} | "
+              f"{r['p50']:.1f} | {r['p95']:.1f} | {fmt(r['cycle'], '.1f')} | {r['recall']:.3f} | {r['same']:.2f} |")
 
 
 def main() -> None:
@@ -291,6 +364,9 @@ def main() -> None:
                     help="largest map built as HNSW (one-by-one HNSW inserts are slow; default 100000)")
     ap.add_argument("--milvus", type=str, default=None, metavar="N,N,...",
                     help="only the FAISS vs Milvus comparison at these map sizes (e.g. 10000,100000,1000000)")
+    ap.add_argument("--backend", choices=("milvus-lite", "milvus-server"), default="milvus-lite",
+                    help="with --milvus: milvus-server adds the embedded Milvus 2.3 server (PyPI milvus), "
+                         "FLAT/HNSW/IVF_FLAT/IVF_SQ8, to FAISS and milvus-lite (default sizes 10000,100000)")
     ap.add_argument("--gpu-vs-cpu", type=str, default=None, metavar="N,N,...",
                     help="only exact search k=100 on the CPU scan vs the FAISS GPU index at these sizes")
     ap.add_argument("--json", type=Path, default=None, help="with --gpu-vs-cpu: also write the rows here")
@@ -307,8 +383,9 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
         return
-    if args.milvus:
-        milvus_main([int(x) for x in args.milvus.split(",")], args.queries, args.warmup)
+    if args.milvus or args.backend == "milvus-server":
+        sizes = args.milvus or "10000,100000"
+        milvus_main([int(x) for x in sizes.split(",")], args.queries, args.warmup, args.backend)
         return
     from tqdm import tqdm
 

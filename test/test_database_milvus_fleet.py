@@ -111,6 +111,9 @@ def test_server_restart_loses_no_accepted_keyframe(server):
     server.start()
     wait_until(lambda: len(db.outbox) == 0, "the retry thread delivering the buffer")
     assert db.outbox.stats.delivered_late == 30
+    report = db.outage_report()  # how many waited, and for how long
+    assert report["outages"] == 1 and report["max_buffered"] == 30 and report["buffered"] == 0
+    assert report["longest_wait_s"] > 0 and report["outage_s_total"] > 0 and report["waiting_s"] == 0
     db.flush()
     db.close()
     server.stop()  # and once more: what the server acknowledged survives its restart

@@ -93,12 +93,9 @@ class MilvusKeyframeDatabase:
         return {}
 
     def outage_report(self) -> dict:
-        """Writes buffered while the server was unreachable, retries, refusals and searches
-        answered empty during an outage (the node's ~/stats `database_outbox`)."""
-        s = self.outbox.stats
-        return {"buffered": len(self.outbox.ops), "failed_attempts": s.failed_attempts, "retries": s.retries,
-                "delivered_late": s.delivered_late, "refused_full": s.refused_full,
-                "refused_by_server": s.refused_by_server, "search_failures": self.search_failures}
+        """The outbox's counters (how many writes waited, how long) and searches answered
+        empty during an outage: the node's ~/stats `database_outbox` (docs/milvus.md)."""
+        return dict(self.outbox.report(), search_failures=self.search_failures)
 
     def extras_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         return {k: (v.row_shape, v.dtype) for k, v in self._spec.items()}
@@ -304,7 +301,7 @@ class MilvusKeyframeDatabase:
         """Drop the collection (every robot's keyframes: the map is shared) and start empty."""
         for name in (self.collection, self._counters):
             self._client.drop_collection(name, timeout=self.timeout_s)
-        self.outbox.ops.clear()
+        self.outbox.clear()
         self._next.clear()
         self._own.clear()
         self._spec.clear()

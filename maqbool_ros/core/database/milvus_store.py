@@ -156,6 +156,12 @@ def checked_query(query, k, dim: int, robot_id, robot_filter: str, n_recent, t_r
     return q
 
 
+def hit_pk(hit: dict) -> int:
+    """A search hit's primary key: under the field's name ("pk") from Milvus >= 2.4 and
+    milvus-lite, under "id" from a Milvus 2.3 server (its results carry no field name)."""
+    return int(hit["pk"] if "pk" in hit else hit["id"])
+
+
 def candidates(hits: list, max_distance: float) -> tuple[Candidates, list[dict]]:
     """Search hits -> Candidates (rows: primary keys; distances: squared L2, which Milvus'
     L2 metric returns, clipped to 0..4 like the FAISS backend) ascending, ties by stamp,
@@ -164,7 +170,7 @@ def candidates(hits: list, max_distance: float) -> tuple[Candidates, list[dict]]
     ents = [h["entity"] for h in hits]
     order = [i for i in np.lexsort((np.array([e["stamp"] for e in ents]), dist)) if dist[i] <= max_distance]
     hits, ents = [hits[i] for i in order], [ents[i] for i in order]
-    return Candidates(rows=np.array([h["pk"] for h in hits], np.int64),
+    return Candidates(rows=np.array([hit_pk(h) for h in hits], np.int64),
                       keyframe_ids=np.array([e["keyframe_id"] for e in ents], np.int64),
                       robot_ids=[e["robot_id"] for e in ents], stamps=np.array([e["stamp"] for e in ents]),
                       distances=dist[order].astype(np.float32)), ents

@@ -38,6 +38,10 @@ class OutboxStats:
     delivered_late: int = 0  # operations written after having been buffered
     refused_full: int = 0  # writes refused because the buffer was full
     refused_by_server: int = 0  # buffered writes the server refused (not an outage): reported, not retried
+    max_buffered: int = 0  # most operations waiting at once
+    longest_wait_s: float = 0.0  # longest time an operation waited between push and delivery
+    outages: int = 0  # outages ended (the buffer delivered after a failed attempt)
+    outage_s_total: float = 0.0  # their summed duration (first failure to full delivery)
     last_error: str = ""
     stalls: list = field(default_factory=list)  # (start, end) monotonic times of outages (last 16)
 
@@ -53,6 +57,7 @@ class Outbox:
         self._lock = lock
         self.max_ops = int(max_ops)
         self.ops: collections.deque = collections.deque()
+        self.pushed: collections.deque = collections.deque()  # monotonic push time of each op
         self.stats = OutboxStats()
         self._backoff = backoff_s
         self._delay = backoff_s[0]
@@ -72,6 +77,33 @@ class Outbox:
             raise ValueError(f"database_buffer_max: {self.max_ops} writes already wait for the unreachable "
                              f"database server ({self.stats.last_error}); this one is refused")
         self.ops.append(op)
+        self.pushed.append(time.monotonic())
+        self.stats.max_buffered = max(self.stats.max_buffered, len(self.ops))
+
+    def waiting_s(self) -> float:
+        """Seconds the oldest buffered operation has waited so far (0 when none waits)."""
+        try:  # read without the lock (stats): the deque may empty meanwhile
+            return time.monotonic() - self.pushed[0]
+        except IndexError:
+            return 0.0
+
+    def report(self) -> dict:
+        """The counters as plain numbers (docs/milvus.md "Server unreachable")."""
+        s = self.stats
+        return {"buffered": len(self.ops), "waiting_s": round(self.waiting_s(), 3), "max_buffered": s.max_buffered,
+                "longest_wait_s": round(s.longest_wait_s, 3), "delivered_late": s.delivered_late,
+                "outages": s.outages, "outage_s_total": round(s.outage_s_total, 3),
+                "failed_attempts": s.failed_attempts, "retries": s.retries, "refused_full": s.refused_full,
+                "refused_by_server": s.refused_by_server}
+
+    def clear(self) -> None:
+        """Forget every buffered operation (the database was reset)."""
+        self.ops.clear()
+        self.pushed.clear()
+
+    def _pop(self) -> None:
+        self.ops.popleft()
+        self.stats.longest_wait_s = max(self.stats.longest_wait_s, time.monotonic() - self.pushed.popleft())
 
     def drain(self, force: bool = False) -> bool:
         """Deliver buffered operations in order; True when the buffer is empty. Unless force,
@@ -88,13 +120,13 @@ class Outbox:
                 done = self._deliver(batch)
             except Exception as e:
                 if not is_unavailable(e):
-                    self.ops.popleft()  # the head operation was refused: never retried
+                    self._pop()  # the head operation was refused: never retried
                     self.stats.refused_by_server += 1
                     raise
                 self._failed(e)
                 return False
             for _ in range(done):
-                self.ops.popleft()
+                self._pop()
             if buffered_before:
                 self.stats.delivered_late += done
         self._recovered()
@@ -115,7 +147,10 @@ class Outbox:
 
     def _recovered(self) -> None:
         if self._outage_start is not None:
-            self.stats.stalls = (self.stats.stalls + [(self._outage_start, time.monotonic())])[-16:]
+            now = time.monotonic()
+            self.stats.stalls = (self.stats.stalls + [(self._outage_start, now)])[-16:]
+            self.stats.outages += 1
+            self.stats.outage_s_total += now - self._outage_start
         self._outage_start = None
         self._delay = self._backoff[0]
         self._next_try = 0.0
