@@ -40,7 +40,8 @@ OFFLINE = (
 TOOLS_ONLY = {"torch", "torchvision", "sklearn", "skl2onnx", "matplotlib", "rosbags", "h5py", "gtsam", "tqdm"}
 #: Optional runtime features that need the [learned] extra (torch, h5py), imported only when enabled:
 #: learned verification (ALIKED + LightGlue) and region_source hed_edge_boxes.
-LEARNED = {"maqbool_ros.core.verification.aliked", "maqbool_ros.core.verification.lightglue",
+LEARNED = {"maqbool_ros.core.verification.aliked", "maqbool_ros.core.verification.aliked_sparse",
+           "maqbool_ros.core.verification.lightglue",
            "maqbool_ros.core.verification.learned", "maqbool_ros.core.rerank.regions.hed"}
 LEARNED_PACKAGES = {"torch", "h5py"}
 NODES = ("maqbool_ros.ros.node", "maqbool_ros.ros.rtabmap_bridge")
