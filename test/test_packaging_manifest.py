@@ -2,26 +2,16 @@
 declared dependency, and `colcon test` has tests to run."""
 from __future__ import annotations
 
-import ast
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from helpers.imports import imported_top_levels
 
 REPO = Path(__file__).resolve().parents[1]
 # Import names that are ROS packages (resolved by rosdep, not pip).
 ROS_SUFFIXES = ("_msgs", "_srvs", "_interfaces")
 ROS_NAMES = {"rclpy", "launch", "launch_ros", "ament_index_python", "cv_bridge", "rosidl_runtime_py"}
-
-
-def _imported_top_levels(paths) -> set[str]:
-    names = set()
-    for path in paths:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-    return names
 
 
 def _manifest(*tags: str) -> set[str]:
@@ -31,7 +21,7 @@ def _manifest(*tags: str) -> set[str]:
 
 def test_every_imported_ros_package_is_a_run_dependency():
     sources = [*(REPO / "maqbool_ros").rglob("*.py"), *(REPO / "launch").glob("*.py"), *(REPO / "scripts").iterdir()]
-    ros = {n for n in _imported_top_levels(p for p in sources if p.is_file() and p.suffix in ("", ".py"))
+    ros = {n for n in imported_top_levels(p for p in sources if p.is_file() and p.suffix in ("", ".py"))
            if n.endswith(ROS_SUFFIXES) or n in ROS_NAMES}
     ros.discard("maqbool_ros")
     declared = _manifest("depend", "exec_depend")
@@ -60,7 +50,7 @@ def test_every_imported_python_module_is_declared():
     """Regression (issue #24): h5py and threadpoolctl were imported but not in package.xml."""
     import sys
 
-    names = _imported_top_levels((REPO / "maqbool_ros").rglob("*.py"))
+    names = imported_top_levels((REPO / "maqbool_ros").rglob("*.py"))
     third = {n for n in names if n not in sys.stdlib_module_names and n != "maqbool_ros"
              and not n.endswith(ROS_SUFFIXES) and n not in ROS_NAMES}
     unknown = third - set(ROSDEP) - set(PIP_ONLY)

@@ -12,7 +12,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
 from helpers.configs import SINGLE_FRAME  # noqa: E402
-from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, noise_frames, wait_until  # noqa: E402
+from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, jpeg, noise_frames, wait_until  # noqa: E402
 from helpers.node_proc import NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_definite  # noqa: E402
@@ -221,7 +221,6 @@ def test_unanswered_and_unavailable_add_link_are_counted_and_the_link_can_be_sen
 def test_rgbd_nodes_give_a_metric_link_in_base_frames(tmp_path):
     """RGB-D nodes with RVL depth (RTAB-Map's default) and the default metric policy: the revisit's
     link carries the true relative pose between the robot base frames."""
-    import cv2
 
     from helpers.fake_rtabmap import LOCAL_QUAT, LOCAL_XYZ
     from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view
@@ -229,9 +228,6 @@ def test_rgbd_nodes_give_a_metric_link_in_base_frames(tmp_path):
     from maqbool_ros.core.verification.geometry import invert_T, make_T, transform_from_xyz_quat
 
     R_true, t_true, depth_m = rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0
-
-    def jpeg(rgb: np.ndarray) -> bytes:
-        return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
 
     cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", top_k=5, exclude_recent_keyframes=0,
                         exclude_recent_seconds=0.0, stats_period_s=1.0, verification_top_n=2)

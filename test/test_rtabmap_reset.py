@@ -11,7 +11,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
 from helpers.configs import SINGLE_FRAME  # noqa: E402
-from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, noise_frames, wait_until  # noqa: E402
+from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, jpeg, noise_frames, wait_until  # noqa: E402
 from maqbool_ros.core.integration.bridge_state import keyframe_id  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ros_context")
@@ -117,16 +117,12 @@ def test_a_real_node_stores_both_sessions_and_links_inside_the_new_one(tmp_path)
     duplicate); the loop goes to session 1's node 1, not to session 0's (same image, gone from RTAB-Map)."""
     import json
 
-    import cv2
     from std_msgs.msg import String
 
     from helpers.node_proc import NodeProcess
     from helpers.rgbd_scene import HEIGHT, WIDTH, K, candidate_depth, rotation, texture, view
     from helpers.rvl import rvl_encode
     from maqbool_ros.core.config import MaqboolConfig
-
-    def jpeg(rgb: np.ndarray) -> bytes:
-        return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
 
     cfg = MaqboolConfig(**SINGLE_FRAME, method="netvlad", top_k=5, exclude_recent_keyframes=0,
                         exclude_recent_seconds=0.0, stats_period_s=0.2, verification_top_n=2)

@@ -4,7 +4,6 @@ wing imports the runtime, never the reverse. Checked statically on the import gr
 imports included) and live on sys.modules in a fresh process."""
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -13,6 +12,8 @@ import time
 
 import pytest
 from test_architecture import PACKAGE, REPO, _modules, import_graph
+
+from helpers.imports import imported_top_levels
 
 #: The offline wing: a module is offline when its name equals or starts with one of these.
 OFFLINE = (
@@ -100,13 +101,7 @@ def test_the_direction_check_catches_a_planted_edge():
 
 
 def _third_party(path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+    return imported_top_levels([path])
 
 
 def test_runtime_modules_import_no_tools_only_package():

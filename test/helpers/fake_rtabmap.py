@@ -224,6 +224,13 @@ class BridgeProcess:
             return self.proc.wait()
 
 
+def jpeg(rgb: np.ndarray) -> bytes:
+    """An RGB frame as the JPEG bytes RTAB-Map puts in a node's compressed image."""
+    import cv2
+
+    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
 def noise_frames(folder: Path, n: int, seed: int) -> list[Path]:
     """n seeded 64x48 noise JPEGs (node images for the fake RTAB-Map); their paths."""
     import cv2
