@@ -22,12 +22,12 @@ from maqbool_ros.core.database.locking import locked
 from maqbool_ros.core.database.map_ids import encode_map_id
 from maqbool_ros.core.database.recovery import RecoveryReport
 from maqbool_ros.core.database.rows import RowStore
-from maqbool_ros.core.database.runs import RunIndex
+from maqbool_ros.core.database.runs import RunIndex, RunSearch
 from maqbool_ros.core.database.search import SearchIndex
 from maqbool_ros.core.types import Candidates
 
 
-class KeyframeDatabase:
+class KeyframeDatabase(RunSearch):
     """In-memory keyframe database; `open()` makes it persistent (append log + snapshots)."""
 
     def __init__(self, dim: int, index_type: str = "flat", device: str = "auto", *,
@@ -334,30 +334,3 @@ class KeyframeDatabase:
         renumbers rows) can come between them."""
         cands = self.search(query, k, **rules)
         return cands, (self._rows.take_extras(cands.rows) if len(cands) else {})
-
-    # --- sequence matching (docs/sequence.md) ---------------------------------------------
-    @locked
-    def run_keys(self, robot_ids: list[str], keyframe_ids) -> tuple[np.ndarray, np.ndarray]:
-        """(robot codes, run positions) of live keyframes, the stable keys sequence matching
-        caches per window frame (rows renumber on compaction; these do not). Unknown ones dropped."""
-        rows = [self._rows.row_of(int(k), r) for r, k in zip(robot_ids, keyframe_ids, strict=True)]
-        rows = np.array([r for r in rows if r is not None], np.int64)
-        return (self._rows.column("robot_codes")[rows].astype(np.int64),
-                self._rows.column("sequence")[rows].copy())
-
-    @locked
-    def search_sequence(self, window, k: int, params, *, robot_id: str | None = None, stamp: float | None = None,
-                        exclude_recent_keyframes: int = 0, exclude_recent_seconds: float = 0.0,
-                        robot_filter: str = "all", max_distance: float = 4.0, map_id: str = "",
-                        map_filter: str = "all"):
-        """The k best run ends for a sequence window (sequence.runs_search.SequenceWindow) under
-        the same rules as search(): (Candidates with each end's own distance, their extras,
-        RunMatches with the alignment). One locked call, so rows cannot renumber in between."""
-        from maqbool_ros.core.sequence.runs_search import search_runs
-
-        ok = self.admissible(robot_id, stamp, exclude_recent_keyframes, exclude_recent_seconds, robot_filter,
-                             map_id, map_filter)
-        found = search_runs(window, k, params, ok, self._runs, self._rows.column("robot_codes"),
-                            self._rows.column("sequence"), self._rows.descriptors, max_distance)
-        cands = self._candidates(found.rows, found.alignment.end_distances)
-        return cands, (self._rows.take_extras(found.rows) if len(found.rows) else {}), found
