@@ -22,6 +22,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (requirements-python.txt pins it)")
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (requirements-python.txt pins it)")
 
+from helpers.configs import SINGLE_FRAME  # noqa: E402
 from helpers.milvus_server import EmbeddedMilvusServer, embedded_unavailable  # noqa: E402
 from helpers.node_proc import Driver, NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("ros_context")
 
 LAP = 42  # rtabmap_loop: frames 0-41 robot_a's lap, 42-83 robot_b's (it revisits frames 0-45)
 ROBOTS = ("robot_a", "robot_b")
-BASE = MaqboolConfig(method="netvlad", verification_enabled=False, robot_filter="inter_robot", top_k=10,
+BASE = MaqboolConfig(**SINGLE_FRAME, method="netvlad", verification_enabled=False, robot_filter="inter_robot", top_k=10,
                      exclude_recent_keyframes=0, exclude_recent_seconds=0.0, database_backend="milvus",
                      stats_period_s=0.5)
 

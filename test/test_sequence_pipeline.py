@@ -136,3 +136,17 @@ def test_sequence_breaks_file(tmp_path):
     (tmp_path / SEQUENCE_BREAKS_FILE).write_text("4\n12\n")
     with pytest.raises(ValueError, match=r"sequence_breaks.txt:2: '12' is not an index in \[0, 10\)"):
         sequence_breaks(Data())
+
+
+def test_a_keyframe_queried_twice_is_standardised_once_per_pipeline():
+    """Standardisation works on a copy: the keyframe (and an engine's cached output) is left as
+    computed, so two pipelines fed the same Keyframe store the same descriptors."""
+    a, b = pipeline(standardize_window=3), pipeline(standardize_window=3)
+    for i in range(6):
+        kf = a.describe(img(i), i, "r0", float(i))
+        raw = kf.output.descriptor.copy()
+        for p in (a, b):
+            p.query(kf, add_to_database=True)
+        np.testing.assert_array_equal(kf.output.descriptor, raw)
+    rows, _, _ = a.database.keyframes()
+    np.testing.assert_allclose(a.database.descriptors(rows), b.database.descriptors(rows), atol=1e-6)

@@ -129,11 +129,13 @@ class LoopClosurePipeline:
         t0 = time.perf_counter()
         deadline = t0 + cfg.rerank_deadline_ms / 1e3
         stream = (kf.robot_id, kf.map_id)
+        # A local copy, never written back to kf: an engine may cache its outputs, and a keyframe
+        # queried twice (two pipelines, a retry) must not be standardised twice.
+        output = kf.output
         if cfg.standardize_window > 0:  # before search and storage: both see the same descriptor
-            # A copy: an engine may cache its outputs (offline tables share one pass per image).
-            kf.output = dataclasses.replace(kf.output, descriptor=self.sequence.standardizer.apply(
-                stream, kf.output.descriptor, cfg.standardize_window))
-        query_extras, db_extras = self.reranker.keyframe_extras(kf.output)
+            output = dataclasses.replace(output, descriptor=self.sequence.standardizer.apply(
+                stream, output.descriptor, cfg.standardize_window))
+        query_extras, db_extras = self.reranker.keyframe_extras(output)
         if kf.local_features is not None and self.verifier is not None:
             db_extras = {**db_extras, **self.verifier.db_extras(kf.local_features)}
         if kf.map_id:
@@ -149,7 +151,7 @@ class LoopClosurePipeline:
                 rules.update(map_id=kf.map_id, map_filter=cfg.map_filter)
             # One call: the database's own lock keeps a compaction from renumbering the rows in between.
             excluded = {int(i) for i in excluded_ids}
-            cands, cand_extras = self.database.search_with_extras(kf.output.descriptor, cfg.top_k + len(excluded),
+            cands, cand_extras = self.database.search_with_extras(output.descriptor, cfg.top_k + len(excluded),
                                                                   **rules)
             if excluded or len(cands) > cfg.top_k:
                 cands, cand_extras = _without(cands, cand_extras, kf.robot_id, excluded, cfg.top_k)
@@ -159,7 +161,7 @@ class LoopClosurePipeline:
             kf.timings_ms["rerank"] = (time.perf_counter() - t2) * 1e3
             kf.timings_ms.update({f"rerank.{k}": v for k, v in rr.timings_ms.items()})
             if self.sequence_length_used() > 1:
-                ranked = self.sequence.rank(cfg, self.database, stream, kf.stamp, kf.output.descriptor, cands,
+                ranked = self.sequence.rank(cfg, self.database, stream, kf.stamp, output.descriptor, cands,
                                             cand_extras, rr, rules, kf.timings_ms,
                                             frozenset((kf.robot_id, i) for i in excluded))
             else:
@@ -173,7 +175,7 @@ class LoopClosurePipeline:
                                                      np.arange(len(final)), deadline, also=ranked.single_best)
                 kf.timings_ms["verify"] = (time.perf_counter() - t3) * 1e3
         if add_to_database:
-            self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, kf.output.descriptor, db_extras)
+            self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, output.descriptor, db_extras)
         kf.timings_ms["total"] = (time.perf_counter() - kf.received) * 1e3
         if result is not None:
             result.timings_ms = dict(kf.timings_ms)
