@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--figure", default=str(REPO / "docs" / "figures" / "sequence_length.png"))
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--replot", default=None, metavar="JSON", help="only draw the figure from rows written by --json")
+    p.add_argument("--two-robots", nargs="+", default=None, metavar="NAME=DIR",
+                   help="only the two-robot table: a sequence dataset's first half as robot A, second half as "
+                        "robot B (one pipeline), R@1 of B's revisits against A's keyframes")
     args = p.parse_args(argv)
+    if args.two_robots:
+        return two_robots([tuple(x.split("=", 1)) for x in args.two_robots])
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), Path(args.figure))
         print(f"wrote {args.figure}")
@@ -85,6 +90,34 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_figure:
         plot(rows, Path(args.figure))
         print(f"wrote {args.figure}")
+    return 0
+
+
+def two_robots(sets: list[tuple[str, str]]) -> int:
+    """R@1 of robot B's revisits of robot A's half, single-frame / sequences x standardisation."""
+    from benchmarks.results_table import CachingEngine
+    from maqbool_ros.core.config import MaqboolConfig
+    from maqbool_ros.core.data.datasets import load_dataset
+    from maqbool_ros.core.descriptor.engine import DescriptorEngine
+    from maqbool_ros.core.pipeline import LoopClosurePipeline
+
+    engine = CachingEngine(DescriptorEngine.from_config(MaqboolConfig()))
+    for name, folder in sets:
+        data = load_dataset(folder)
+        half = len(data.frames) // 2
+        for length, window in ((1, 0), (1, 30), (10, 0), (10, 30)):
+            cfg = MaqboolConfig(sequence_length=length, standardize_window=window, verification_enabled=False,
+                                exclude_recent_seconds=0.0)
+            pipe, hits, revisits = LoopClosurePipeline(cfg, engine=engine), 0, 0
+            for i in range(len(data.frames)):
+                robot = "A" if i < half else "B"
+                res = pipe.process(data.frames[i], i, robot, float(i))
+                truth = [int(x) for x in data.positives[i] if x < half]
+                if robot == "B" and truth:
+                    revisits += 1
+                    hits += bool(len(res)) and res.robot_ids[0] == "A" and int(res.keyframe_ids[0]) in truth
+            print(f"{name:<20} sequence_length {length:>2} standardize_window {window:>2}: robot B R@1 "
+                  f"{hits}/{revisits} = {hits / max(revisits, 1):.3f}", flush=True)
     return 0
 
 
