@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`maqbool eval` takes, e.g. ../shared/data/corridor.")
     p.add_argument("--dataset", default=None, help="dataset folder or bag (default: the embedded synthetic sequence)")
     add_common_options(p, model=True, dim=True)
-    add_config_options(p, "method")
+    add_config_options(p, "method", "sequence_length", "standardize_window")
     p.add_argument("--runner", choices=("node", "pipeline"), default="node",
                    help="node (default): the real ROS 2 node, fed over ROS topics from a temporary bag "
                         "(all in this process); pipeline: the same pipeline called directly, no ROS")
