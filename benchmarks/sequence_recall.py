@@ -51,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--two-robots", nargs="+", default=None, metavar="NAME=DIR",
                    help="only the two-robot table: a sequence dataset's first half as robot A, second half as "
                         "robot B (one pipeline), R@1 of B's revisits against A's keyframes")
+    p.add_argument("--sessions", nargs="+", default=None, metavar="NAME=DIR",
+                   help="only the multi-session table: a night-proxy sequence (maqbool night-proxy OUT/sequence) "
+                        "streamed as map 'day' (frames before the first loop pair) then map 'night', "
+                        "map_filter inter_map, one robot; R@1 of the night frames")
     args = p.parse_args(argv)
     if args.two_robots:
         return two_robots([tuple(x.split("=", 1)) for x in args.two_robots])
+    if args.sessions:
+        return two_robots([tuple(x.split("=", 1)) for x in args.sessions], sessions=True)
     if args.replot:
         plot(json.loads(Path(args.replot).read_text()), Path(args.figure))
         print(f"wrote {args.figure}")
@@ -93,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def two_robots(sets: list[tuple[str, str]]) -> int:
-    """R@1 of robot B's revisits of robot A's half, single-frame / sequences x standardisation."""
+def two_robots(sets: list[tuple[str, str]], sessions: bool = False) -> int:
+    """R@1 of the second half's revisits of the first half, single-frame / sequences x
+    standardisation: two robots (A, B), or with sessions one robot in two maps (day, night:
+    the night starts at the first frame with a loop pair) and map_filter inter_map."""
     from benchmarks.results_table import CachingEngine
     from maqbool_ros.core.config import MaqboolConfig
     from maqbool_ros.core.data.datasets import load_dataset
@@ -104,20 +112,24 @@ def two_robots(sets: list[tuple[str, str]]) -> int:
     engine = CachingEngine(DescriptorEngine.from_config(MaqboolConfig()))
     for name, folder in sets:
         data = load_dataset(folder)
-        half = len(data.frames) // 2
+        half = next(i for i, p in enumerate(data.positives) if len(p)) if sessions else len(data.frames) // 2
         for length, window in ((1, 0), (1, 30), (10, 0), (10, 30)):
             cfg = MaqboolConfig(sequence_length=length, standardize_window=window, verification_enabled=False,
-                                exclude_recent_seconds=0.0)
+                                exclude_recent_seconds=0.0, map_filter="inter_map" if sessions else "all")
             pipe, hits, revisits = LoopClosurePipeline(cfg, engine=engine), 0, 0
             for i in range(len(data.frames)):
-                robot = "A" if i < half else "B"
-                res = pipe.process(data.frames[i], i, robot, float(i))
+                second = i >= half
+                kf = pipe.describe(data.frames[i], i, "B" if second and not sessions else "A", float(i))
+                kf.map_id = ("night" if second else "day") if sessions else ""
+                res = pipe.query(kf)
                 truth = [int(x) for x in data.positives[i] if x < half]
-                if robot == "B" and truth:
+                if second and truth:
                     revisits += 1
-                    hits += bool(len(res)) and res.robot_ids[0] == "A" and int(res.keyframe_ids[0]) in truth
-            print(f"{name:<20} sequence_length {length:>2} standardize_window {window:>2}: robot B R@1 "
-                  f"{hits}/{revisits} = {hits / max(revisits, 1):.3f}", flush=True)
+                    hits += bool(len(res)) and int(res.keyframe_ids[0]) in truth and (
+                        sessions or res.robot_ids[0] == "A")
+            print(f"{name:<20} {'sessions' if sessions else 'two robots'} sequence_length {length:>2} "
+                  f"standardize_window {window:>2}: second part R@1 {hits}/{revisits} = "
+                  f"{hits / max(revisits, 1):.3f}", flush=True)
     return 0
 
 
