@@ -205,3 +205,10 @@ def test_engine_from_config_with_a_name_not_pulled_names_the_pull_command(cache)
     with pytest.raises(FileNotFoundError, match="maqbool models pull patchnetvlad-pitts30k-4096"):
         DescriptorEngine.from_config(MaqboolConfig(model_path="patchnetvlad-pitts30k-4096", device="cpu"))
     assert not cache.exists()  # nothing was downloaded or created
+
+
+def test_a_registry_that_is_not_utf8_json_is_named(tmp_path):
+    bad = tmp_path / "registry.json"
+    bad.write_bytes(b'{"format": 1, "models": ["\xff"]}')
+    with pytest.raises(ValueError, match=r"model registry: cannot be read: .*registry.json: not valid JSON"):
+        read_registry(bad)

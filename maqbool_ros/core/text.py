@@ -1,4 +1,7 @@
-"""Text that reaches a log line, a diagnostic or a one-line error.
+"""Text from outside and text that reaches a log line, a diagnostic or a one-line error.
+
+JSON files users give (model registries, corpus source lists, manifests) are read with
+:func:`read_json`, which names the file when it is not UTF-8 JSON.
 
 Untrusted strings (robot ids, frame ids, map ids, encodings, anything from a message or a
 service call) go through :func:`printable` wherever they are echoed: cut to a bounded
@@ -7,6 +10,10 @@ right-to-left override U+202E and other format characters) escaped, so a peer ca
 flood the log nor forge or hide text in it.
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 #: Characters of one untrusted value kept in a message (an id longer than this is cut).
 MAX_ECHO_CHARS = 80
@@ -29,3 +36,12 @@ def one_line(exc: BaseException) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; invalid JSON or UTF-8 is a ValueError naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None

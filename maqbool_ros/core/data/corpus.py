@@ -28,8 +28,8 @@ from maqbool_ros.core.data.corpus_sources import (
     check_not_held_out,
     fetch_git,
     load_source_list,
-    read_json,
 )
+from maqbool_ros.core.text import read_json
 
 MANIFEST = "corpus.json"
 CORPUS_FORMAT = 1

@@ -13,13 +13,14 @@ list is read, before anything is fetched or written.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from maqbool_ros.core.text import read_json
 
 LAYOUTS = ("query_ref", "sequence", "utm_named")
 #: Lower-case words that mark a held-out set (gardenspoint / gardens_point contain "gardens").
@@ -68,14 +69,6 @@ class SourceEntry:
         if self.git is not None:
             return {"url": self.git.url, "commit": self.git.commit, "subpath": self.git.subpath}
         return {"path": str(self.path)}
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file's content; invalid JSON or UTF-8 is a ValueError naming the file."""
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
 
 
 def check_not_held_out(name: str, values: dict[str, str]) -> None:

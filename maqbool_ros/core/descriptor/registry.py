@@ -11,12 +11,13 @@ a name never downloads: a name not yet pulled is an error naming the command to 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from maqbool_ros.core.text import read_json
 
 FORMAT = 1
 PACKAGED = Path(__file__).with_name("registry.json")
@@ -103,9 +104,9 @@ def _entry(raw: dict[str, Any], source: Path) -> ModelEntry:
 def read_registry(path: Path) -> tuple[dict[str, Any], list[ModelEntry]]:
     """(header, entries) of one registry file; ValueError on a wrong format."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"model registry {path}: cannot be read: {exc}") from exc
+        doc = read_json(path)
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 JSON (it names the file)
+        raise ValueError(f"model registry: cannot be read: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("models"), list):
         raise ValueError(f"model registry {path}: expected {{'format': {FORMAT}, 'models': [...]}}")
     header = {k: v for k, v in doc.items() if k != "models"}
