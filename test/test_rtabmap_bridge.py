@@ -12,7 +12,14 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
 from helpers.configs import SINGLE_FRAME  # noqa: E402
-from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, jpeg, noise_frames, wait_until  # noqa: E402
+from helpers.fake_rtabmap import (  # noqa: E402
+    BridgeProcess,
+    FakeRtabmap,
+    jpeg,
+    noise_frames,
+    wait_bridge_up,
+    wait_until,
+)
 from helpers.node_proc import NodeProcess  # noqa: E402
 from maqbool_ros.core.config import MaqboolConfig  # noqa: E402
 from maqbool_ros.core.integration.links import LINK_USER_CLOSURE, is_positive_definite  # noqa: E402
@@ -98,9 +105,7 @@ def test_bridge_converts_nodes_to_keyframes_and_candidates_to_links(tmp_path):
     fake.create_subscription(Keyframe, f"{ns}/keyframes", got.append, qos)
     pub = fake.create_publisher(LoopClosureCandidate, f"{ns}/loop_closure/candidates", qos)
     try:
-        wait_until(lambda: fake.map_pub.get_subscription_count() > 0 and pub.get_subscription_count() > 0
-                   and fake.count_publishers(f"{ns}/keyframes") > 0 and fake.latest_stats() is not None, 120,
-                   "the bridge to come up", (bridge,))
+        wait_bridge_up(fake, pub, ns, bridge)
         for i in range(4):
             fake.step(i)
         wait_until(lambda: len(got) == 4, 60, "4 keyframes", (bridge,))

@@ -11,7 +11,14 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("rtabmap_msgs", reason="rtabmap_msgs not built (make test-interfaces builds the test subset)")
 
 from helpers.configs import SINGLE_FRAME  # noqa: E402
-from helpers.fake_rtabmap import BridgeProcess, FakeRtabmap, jpeg, noise_frames, wait_until  # noqa: E402
+from helpers.fake_rtabmap import (  # noqa: E402
+    BridgeProcess,
+    FakeRtabmap,
+    jpeg,
+    noise_frames,
+    wait_bridge_up,
+    wait_until,
+)
 from maqbool_ros.core.integration.bridge_state import keyframe_id  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ros_context")
@@ -54,9 +61,7 @@ def test_reset_mid_run_new_session_links_and_kept_rejected_counters(tmp_path):
         wait_until(lambda: count(key) == n, 60, f"{key} == {n} ({what}); stats {fake.latest_stats()}", (bridge,))
 
     try:
-        wait_until(lambda: fake.map_pub.get_subscription_count() > 0 and pub.get_subscription_count() > 0
-                   and fake.count_publishers(f"{ns}/keyframes") > 0 and fake.latest_stats() is not None, 120,
-                   "the bridge to come up", (bridge,))
+        wait_bridge_up(fake, pub, ns, bridge)
         # session 0: nodes 1..4, links 4 -> 2 (kept) and 3 -> 1 (refused), judged by the graphs of nodes 5, 6
         for i in range(4):
             fake.step(i)

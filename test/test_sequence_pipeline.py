@@ -52,7 +52,8 @@ def test_windows_never_mix_robots_or_maps_and_restart_on_stamps():
     w = h.window(("a", ""), 4.0, d[3], hits, length=5)
     np.testing.assert_array_equal(w.descriptors, d[[3, 0]])  # only robot a, map "": the current + one
     assert len(h.window(("a", ""), 0.5, d[3], hits, length=5)) == 1  # stamp went back: a new traversal
-    assert h.restarts == 1
+    h.push(("a", ""), 0.5, d[3], hits)
+    assert h.restarts == 1 and len(h.window(("a", ""), 0.6, d[0], hits, length=5)) == 2  # only the new one
     h.break_stream(("b", ""))
     assert len(h.window(("b", ""), 9.0, d[3], hits, length=5)) == 1
 

@@ -252,3 +252,10 @@ def wait_until(predicate, timeout: float, what: str, procs=()) -> None:
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def wait_bridge_up(fake: FakeRtabmap, candidates_pub, ns: str, bridge) -> None:
+    """Until the bridge subscribes to mapData and candidates, publishes keyframes and reports stats."""
+    wait_until(lambda: fake.map_pub.get_subscription_count() > 0 and candidates_pub.get_subscription_count() > 0
+               and fake.count_publishers(f"{ns}/keyframes") > 0 and fake.latest_stats() is not None, 120,
+               "the bridge to come up", (bridge,))

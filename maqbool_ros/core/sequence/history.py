@@ -27,18 +27,15 @@ class SequenceHistory:
         self._streams: dict[StreamKey, deque] = {}
         self._last_stamp: dict[StreamKey, float] = {}
         self._lock = threading.Lock()
-        self.restarts = 0  # streams restarted because a stamp did not advance
+        self.restarts = 0  # streams restarted because a stamp did not advance (counted at push)
 
     def window(self, key: StreamKey, stamp: float, descriptor: np.ndarray, hits: tuple, length: int) -> SequenceWindow:
         """The window ending at the current keyframe (its descriptor and hits first), at most
         ``length`` keyframes, never reaching across a restart."""
         with self._lock:
-            past = self._streams.get(key)
-            last = self._last_stamp.get(key)
-            if past is not None and last is not None and not stamp > last:
-                past.clear()
-                self.restarts += 1
-            frames = [(descriptor, hits)] + list(past or ())[: max(0, int(length) - 1)]
+            frames = [(descriptor, hits)]
+            if self._continues(key, stamp):
+                frames += list(self._streams.get(key, ()))[: max(0, int(length) - 1)]
         return SequenceWindow(np.stack([f[0] for f in frames]).astype(np.float32),
                               [np.asarray(f[1][0], np.int64) for f in frames],
                               [np.asarray(f[1][1], np.int64) for f in frames],
@@ -49,11 +46,16 @@ class SequenceHistory:
         gap distance]) of its single-frame candidates."""
         with self._lock:
             past = self._streams.setdefault(key, deque(maxlen=self.capacity))
-            last = self._last_stamp.get(key)
-            if last is not None and not stamp > last:
+            if not self._continues(key, stamp):
                 past.clear()
+                self.restarts += 1
             past.appendleft((np.asarray(descriptor, np.float32).copy(), hits))
             self._last_stamp[key] = float(stamp)
+
+    def _continues(self, key: StreamKey, stamp: float) -> bool:
+        """Whether a keyframe at `stamp` follows the stream's last one (a first one: trivially)."""
+        last = self._last_stamp.get(key)
+        return last is None or stamp > last
 
     def break_stream(self, key: StreamKey | None = None) -> None:
         """Start over: one stream, or all (None)."""
