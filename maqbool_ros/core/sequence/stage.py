@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maqbool_ros.core.config import FIELDS
 from maqbool_ros.core.sequence.history import SequenceHistory, Standardizer
 from maqbool_ros.core.sequence.runs_search import RunMatches, SequenceParams
 from maqbool_ros.core.types import Candidates, RerankResult, distance_scores
 
-#: Longest window kept per stream (the sequence_length range's upper end).
-MAX_WINDOW = 100
+#: Longest window kept per stream: the upper end of sequence_length's range in the schema.
+MAX_WINDOW = int(FIELDS["sequence_length"].metadata["range"][1])
 
 
 @dataclass
