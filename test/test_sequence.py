@@ -191,3 +191,20 @@ def test_removed_keyframes_are_gaps_and_compaction_keeps_runs(places):
     db.compact()  # rows renumber; run positions do not
     cands, found, _ = check_against_oracle(db, SequenceWindow(q), params(), 3)
     assert int(cands.keyframe_ids[0]) == 120 and found.alignment.aligned[0] == 8
+
+
+def test_revisit_of_the_map_start_is_found_at_the_schema_default(places):
+    """The most common loop, coming back home: the map's first keyframes are revisited by a robot
+    whose window still holds frames from elsewhere. The run cannot extend before its first
+    keyframe, so the true end aligns only the frames since the revisit began; the schema's
+    sequence_min_aligned must not hide it (gaps already count at a typical non-match distance)."""
+    from maqbool_ros.core.config import MaqboolConfig
+
+    db = make_db(places)
+    L = 10
+    rng = np.random.default_rng(7)
+    elsewhere = unit(rng.standard_normal((L - 3, DIM)))  # frames before the revisit: no stored place
+    q = np.concatenate([window_along(places, 2, 3, 1.0, noise=1.0), elsewhere])
+    prm = SequenceParams.from_config(MaqboolConfig())
+    cands, found, _ = check_against_oracle(db, SequenceWindow(q), prm, 5)
+    assert int(cands.keyframe_ids[0]) == 2 and found.alignment.aligned[0] == 3

@@ -285,9 +285,11 @@ class MaqboolConfig:
         'omnidirectional or sideways cameras, where the views repeat).',
         )
     sequence_min_aligned: float = _f(
-        0.5,
+        0.3,
         "A run must align at least this fraction of the query's window (positions outside the stored run, "
-        'removed, excluded or in another map are gaps); runs with fewer are not scored.',
+        'removed, excluded or in another map are gaps); runs with fewer are not scored. Gaps already count at '
+        "a typical non-match distance; a larger fraction hides a revisit of the map's first keyframes until "
+        'the window has left the frames from before it (docs/sequence.md).',
         range=(0.0, 1.0, 0.0))
     sequence_full_search_max: int = _f(
         1000,
