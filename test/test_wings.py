@@ -123,7 +123,8 @@ from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.pipeline import LoopClosurePipeline
 fields = json.loads(sys.argv[1])
 p = LoopClosurePipeline(MaqboolConfig(**fields))
-heavy = ("torch", "sklearn", "skl2onnx", "matplotlib", "rosbags", "h5py", "gtsam", "tqdm")
+# onnx too: the runtime reads models with core/descriptor/onnx_reader (import onnx is 1-2 s of start-up)
+heavy = ("torch", "sklearn", "skl2onnx", "matplotlib", "rosbags", "h5py", "gtsam", "tqdm", "onnx")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("maqbool_ros."))))
 """

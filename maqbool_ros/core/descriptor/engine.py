@@ -79,7 +79,6 @@ class DescriptorEngine:
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", fp16: bool = False,
                  image_size: tuple[int, int] = (640, 480), resize_policy: str = "keep_aspect",
                  threads: int = 2, spinning: bool = False, trt_engine_cache_path: str | Path = "") -> None:
-        import onnx
         import onnxruntime as ort
 
         from maqbool_ros.core.descriptor.onnx_contract import read_head_and_metadata
@@ -93,12 +92,12 @@ class DescriptorEngine:
         self.model_path = artifacts.model_path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model_path: ONNX model {self.model_path} does not exist")
-        try:
-            proto = onnx.load(str(self.model_path))
-        except Exception as exc:
-            raise ValueError(f"model_path: {self.model_path} is not a readable ONNX model: {exc}") from exc
+        model_bytes = self.model_path.read_bytes()
         self.head: NetVLADHead
-        self.head, raw = read_head_and_metadata(proto)
+        try:
+            self.head, raw = read_head_and_metadata(model_bytes)
+        except ValueError as exc:
+            raise ValueError(f"model_path: {self.model_path} is not a readable ONNX model: {exc}") from exc
         self.metadata = _parse_metadata(raw)
         self.stride = int(self.metadata["stride"])
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -117,9 +116,11 @@ class DescriptorEngine:
         if self.providers[0] == _PROVIDER["tensorrt"]:
             trt_cache_dir(trt_engine_cache_path).mkdir(parents=True, exist_ok=True)
         if self.fp16 and self.providers[0] == _PROVIDER["cuda"]:
+            import onnx  # only here: 1-2 s of imports the CPU start-up does without
             from onnxruntime.transformers.float16 import convert_float_to_float16
-            proto = convert_float_to_float16(proto, keep_io_types=True)
-        self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=self.providers,
+            model_bytes = convert_float_to_float16(onnx.load_from_string(model_bytes),
+                                                   keep_io_types=True).SerializeToString()
+        self.session = ort.InferenceSession(model_bytes, opts, providers=self.providers,
                                             provider_options=options)
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.output_names[:3] != ["descriptor", "whitened", "feature_map"]:

@@ -18,17 +18,18 @@ INITIALIZER_NAMES = {
 }
 
 
-def read_head_and_metadata(proto: Any):
-    """(NetVLADHead, metadata dict) from a loaded ONNX ModelProto."""
-    from onnx import numpy_helper
-
+def read_head_and_metadata(model: Any):
+    """(NetVLADHead, metadata dict) from a serialized ONNX model (bytes) or a loaded ModelProto
+    (offline callers; serialized here). Read with core/descriptor/onnx_reader, not ``onnx``,
+    so the runtime never imports it (start-up time)."""
     from maqbool_ros.core.descriptor.netvlad_head import NetVLADHead
+    from maqbool_ros.core.descriptor.onnx_reader import read_onnx
 
-    meta = {p.key: p.value for p in proto.metadata_props}
+    data = model if isinstance(model, bytes | bytearray | memoryview) else model.SerializeToString()
+    meta, inits = read_onnx(bytes(data), frozenset(INITIALIZER_NAMES.values()))
     missing = [k for k in ("backbone", "descriptor_dim", "stride", "mean", "std") if k not in meta]
     if missing:
         raise ValueError(f"model: ONNX metadata lacks {missing} (export it with `maqbool export` or `maqbool fit`)")
-    inits = {i.name: i for i in proto.graph.initializer}
 
     def get(attr: str, required: bool) -> np.ndarray | None:
         name = INITIALIZER_NAMES[attr]
@@ -36,7 +37,7 @@ def read_head_and_metadata(proto: Any):
             if required:
                 raise ValueError(f"model: ONNX initializer {name!r} is missing")
             return None
-        return numpy_helper.to_array(inits[name]).astype(np.float32)
+        return inits[name]
 
     def shaped(a: np.ndarray | None, *shape: int) -> np.ndarray | None:
         return None if a is None else a.reshape(*shape)

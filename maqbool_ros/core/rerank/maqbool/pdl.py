@@ -95,15 +95,14 @@ class OnnxForest:
 
     @classmethod
     def load(cls, path: str | Path) -> OnnxForest:
-        import onnx
+        from maqbool_ros.core.descriptor.onnx_reader import read_onnx
 
         data = Path(path).read_bytes()
         try:
-            model = onnx.load_from_string(data)
-        except Exception as exc:  # a clear message instead of a protobuf trace
+            props, _ = read_onnx(data)
+            meta = {k[len("maqbool."):]: json.loads(v) for k, v in props.items() if k.startswith("maqbool.")}
+        except ValueError as exc:  # a clear message instead of a protobuf trace (JSONDecodeError too)
             raise ValueError(f"{path}: not an ONNX PDL file ({exc})") from exc
-        meta = {p.key[len("maqbool."):]: json.loads(p.value) for p in model.metadata_props
-                if p.key.startswith("maqbool.")}
         return cls(data, meta)
 
 
