@@ -14,7 +14,7 @@ POSE_OPTIONS = ("verification_features", "verification_max_features", "verificat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from maqbool_ros.tools.eval import add_dataset_args
+    from maqbool_ros.tools.dataset_args import add_dataset_args
 
     p = subparsers.add_parser(
         "poses", help="score relative poses and their covariances on frame pairs of a posed dataset",
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.evaluation.relative_poses import parse_pairs, score_pairs
     from maqbool_ros.core.verification.stage import params_from_config
-    from maqbool_ros.tools.eval import open_dataset
+    from maqbool_ros.tools.dataset_args import open_dataset
 
     cfg = config_from_args(args)
-    dataset = open_dataset(args)
+    dataset = open_dataset(args, require_poses=True)
     pairs = parse_pairs(args.pairs, len(dataset.frames), getattr(dataset, "positives", None))
     report = _clean(score_pairs(dataset, pairs, params_from_config(cfg)))
     report["pairs_spec"] = args.pairs

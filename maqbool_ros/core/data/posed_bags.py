@@ -138,7 +138,8 @@ def _tf_samples(msg: Any, where: str) -> list[tuple[float, str, str, np.ndarray]
             for tr in msg.transforms]
 
 
-def _camera(path: Path, opts: PosedBagOptions, info_topic: str | None, info: Any, size: tuple[int, int]) -> Camera:
+def _camera(path: Path, opts: PosedBagOptions, info_topic: str | None, info: Any, colour: str,
+            size: tuple[int, int]) -> Camera:
     if opts.intrinsics is not None:
         camera = read_camera_yaml(opts.intrinsics)[0]
         where = opts.intrinsics
@@ -153,7 +154,7 @@ def _camera(path: Path, opts: PosedBagOptions, info_topic: str | None, info: Any
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     try:
-        camera.check_image_size(*size, what="the images")
+        camera.check_image_size(*size, what=f"image topic {colour}")
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return camera
@@ -205,7 +206,7 @@ def load_posed_bag(path: str | Path, options: PosedBagOptions | None = None, *, 
         rgb0 = bags.image_msg_to_rgb(*images[0])
     except ValueError as exc:
         raise ValueError(f"{path}: image topic {colour}: {exc}") from None
-    camera = _camera(path, opts, info_topic, infos[0] if infos else None, (rgb0.shape[1], rgb0.shape[0]))
+    camera = _camera(path, opts, info_topic, infos[0] if infos else None, colour, (rgb0.shape[1], rgb0.shape[0]))
     poses, world = _camera_poses(path, source, camera_frame, opts, stamps, pose_samples, tf, static)
     keep = np.flatnonzero(np.all(np.isfinite(poses), axis=(1, 2)))
     if not len(keep):
@@ -266,9 +267,12 @@ def _depths(path: Path, topic: str, msgs: list, stamps: np.ndarray, names: list[
         raise ValueError(f"{path}: depth topic {topic} has no messages")
     try:
         first = depth_from_msg(msgs[0])
-        camera.check_image_size(first.shape[1], first.shape[0], what="its depth images")
     except ValueError as exc:
         raise ValueError(f"{path}: depth topic {topic}: {exc}") from None
+    try:
+        camera.check_image_size(first.shape[1], first.shape[0], what=f"depth topic {topic}")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     of = associate(stamps, np.asarray([stamp_to_seconds(m.header.stamp) for m in msgs]), opts.max_difference_s)
 
     def depth(i: int) -> np.ndarray:
