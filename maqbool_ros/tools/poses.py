@@ -19,11 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "poses", help="score relative poses and their covariances on frame pairs of a posed dataset",
         description="Verify frame pairs of a dataset with poses and intrinsics (KITTI odometry, TUM RGB-D, "
-                    "EuRoC, synthetic-rgbd / synthetic-mono) as loop candidates (query = the later frame) and "
-                    "compare each verified T_query_candidate with the ground truth: median rotation error, "
-                    "translation error (metric) or translation-direction error (monocular), and the NEES "
-                    "coverage of the reported covariances. See docs/evaluation.md.")
-    p.add_argument("--dataset", required=True, help="posed dataset folder, or synthetic-rgbd / synthetic-mono")
+                    "EuRoC, a bag with CameraInfo and poses, synthetic-rgbd / synthetic-mono) as loop candidates "
+                    "(query = the later frame) and compare each verified T_query_candidate with the ground truth: "
+                    "median rotation error, translation error (metric) or translation-direction error "
+                    "(monocular), and the NEES coverage of the reported covariances. See docs/evaluation.md.")
+    p.add_argument("--dataset", required=True, help="posed dataset folder or bag, or synthetic-rgbd / synthetic-mono")
     p.add_argument("--pairs", default="consecutive:1",
                    help="consecutive:K (frames i+K and i), all (every pair) or loops (the ground-truth loops); "
                         "default %(default)s")
