@@ -200,3 +200,14 @@ def test_cli_poses_needs_a_posed_bag(tmp_path, capsys):
     assert cli_main(["poses", "--dataset", str(path), "--pairs", "all"]) != 0
     err = capsys.readouterr().err
     assert "no sensor_msgs/msg/CameraInfo topic" in err and "Traceback" not in err
+
+
+def test_tf_without_intrinsics_is_a_clear_error(tmp_path):
+    """--pose-topic /tf on a bag without CameraInfo: not a posed bag, and /tf gives no positions alone."""
+    from maqbool_ros.core.data.datasets import load_dataset
+
+    tf = [("/tf", "tf2_msgs/msg/TFMessage", T0, tf_msg([(T0, "map", "cam", np.eye(4))]))]
+    path = _tiny_bag(tmp_path / "bag", [T0], [], info_size=None, extra=tf)
+    assert load_posed_bag(path, PosedBagOptions(pose_topic="/tf")) is None
+    with pytest.raises(ValueError, match=r"pose topic /tf is tf2_msgs/msg/TFMessage: without CameraInfo"):
+        load_dataset(path, pose_topic="/tf")
