@@ -158,7 +158,8 @@ def _stamped(msg, sec: int, nanosec: int = 0):
 
 
 def test_sensor_sync_matches_by_stamp_and_counts_problems():
-    from maqbool_ros.ros.sensors import SensorSync, depth_from_msg
+    from maqbool_ros.core.verification.camera import depth_from_msg
+    from maqbool_ros.ros.sensors import SensorSync
     from maqbool_ros.ros.stats import Counters
 
     counts = Counters(lambda text: None)

@@ -28,12 +28,16 @@ def test_every_imported_ros_package_is_a_run_dependency():
     assert ros <= declared, f"imported but not in package.xml: {sorted(ros - declared)}"
 
 
-def test_colcon_test_runs_the_pytest_suite():
+def test_colcon_test_runs_the_package_checks_or_the_whole_suite():
+    """MAQBOOL_TESTS=quick (default): test_packaging_*.py and the files listed; all: test_*.py."""
     cmake = (REPO / "CMakeLists.txt").read_text()
-    block = re.search(r"if\(BUILD_TESTING\)(.*?)endif\(\)", cmake, re.S)
-    assert block and "find_package(ament_cmake_pytest REQUIRED)" in block.group(1), \
+    block = cmake[cmake.index("if(BUILD_TESTING)"):cmake.index("ament_package()")]
+    assert "find_package(ament_cmake_pytest REQUIRED)" in block, \
         "pytest must be registered only when BUILD_TESTING is on (the Makefile's message build turns it off)"
-    assert "ament_add_pytest_test(" in block.group(1) and "test/test_*.py" in block.group(1)
+    assert 'set(MAQBOOL_TESTS "quick" CACHE STRING' in cmake
+    assert "ament_add_pytest_test(" in block and "test/test_*.py" in block and "test/test_packaging_*.py" in block
+    quick = re.search(r"list\(APPEND _maqbool_tests ([^)]*)\)", block).group(1).split()
+    assert quick and all((REPO / f).is_file() for f in quick), quick  # a renamed file would drop silently
     assert "ament_cmake_pytest" in _manifest("test_depend")
 
 

@@ -18,9 +18,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from maqbool_ros.core.database import validate
 from maqbool_ros.core.database.map_ids import encode_map_id
-from maqbool_ros.core.verification.camera import Camera
+from maqbool_ros.core.verification.camera import Camera, depth_from_msg
 from maqbool_ros.ros.headers import MalformedHeader, check_stamp, frame_id_keyframe_id
-from maqbool_ros.ros.sensors import depth_from_msg
 
 #: Keyframe topic QoS: reliable and deep, so a burst of keyframes is never lost on the wire.
 KEYFRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)

@@ -17,33 +17,15 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from maqbool_ros.core.config import MaqboolConfig
 from maqbool_ros.core.types import NANOSECONDS
-from maqbool_ros.core.verification.camera import Camera
+from maqbool_ros.core.verification.camera import Camera, depth_from_msg
 from maqbool_ros.ros.params import image_qos
 
 DEPTH_BUFFER = 30  # depth images kept (about 1 s of a 30 Hz camera); keyframes are rarer
 INFO_BUFFER = 10
-DEPTH_ENCODINGS = {"16uc1": np.dtype(np.uint16), "mono16": np.dtype(np.uint16), "32fc1": np.dtype(np.float32)}
 
 
 def stamp_ns(stamp) -> int:
     return int(stamp.sec) * NANOSECONDS + int(stamp.nanosec)
-
-
-def depth_from_msg(msg) -> np.ndarray:
-    """sensor_msgs/Image 16UC1 (mm) / 32FC1 (m) -> (H, W) uint16 / float32; ValueError saying
-    what is wrong (encoding, size, step, data length)."""
-    dtype = DEPTH_ENCODINGS.get(str(msg.encoding).lower())
-    if dtype is None:
-        raise ValueError(f"depth encoding {msg.encoding!r} is not 16UC1 (mm) or 32FC1 (m)")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0 or step < w * dtype.itemsize:
-        raise ValueError(f"depth image {w}x{h} with step {step} is not a valid {msg.encoding} image")
-    data = bytes(msg.data)
-    if len(data) < step * h:
-        raise ValueError(f"depth image has {len(data)} bytes, {w}x{h} with step {step} needs {step * h}")
-    rows = np.frombuffer(data, np.uint8, step * h).reshape(h, step)[:, : w * dtype.itemsize]
-    depth = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if msg.is_bigendian else "<")).reshape(h, w)
-    return depth.astype(dtype)
 
 
 class SensorSync:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from maqbool_ros.tools.eval import add_dataset_args
+from maqbool_ros.tools.dataset_args import add_dataset_args
 from maqbool_ros.tools.options import add_common_options, config_from_args
 
 
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_from_images(args: argparse.Namespace) -> int:
     from maqbool_ros.core.data.bags import write_dataset_bag
-    from maqbool_ros.tools.eval import open_dataset
+    from maqbool_ros.tools.dataset_args import open_dataset
 
     topic = args.topic or _absolute(config_from_args(args).image_topic)
     dataset = open_dataset(args)

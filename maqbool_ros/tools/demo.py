@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from maqbool_ros.tools.eval import add_dataset_args
+from maqbool_ros.tools.dataset_args import add_dataset_args
 from maqbool_ros.tools.options import add_common_options, add_config_options, config_from_args
 
 DEMO_IMAGE_SIZE = (320, 240)  # the synthetic frames' own size: no upscaling, fast on a CPU
@@ -66,7 +66,8 @@ def print_result(dataset, index: int, keyframe_ids, scores, show: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.evaluation import protocol as evaluation
-    from maqbool_ros.tools.eval import open_dataset, print_summary
+    from maqbool_ros.tools.dataset_args import open_dataset
+    from maqbool_ros.tools.eval import print_summary
 
     synthetic = args.dataset is None
     if synthetic:

@@ -6,43 +6,10 @@ import shlex
 from pathlib import Path
 
 from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
+from maqbool_ros.tools.dataset_args import add_dataset_args, open_dataset
 from maqbool_ros.tools.options import add_common_options, add_config_options, check_output_path, config_from_args
 
 RECALL_NS = (1, 5, 10, 20)
-
-
-def add_dataset_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by eval, bag from-images and demo for opening a dataset."""
-    from maqbool_ros.core.data.datasets import DEFAULT_MIN_GAP_S, DEFAULT_RADIUS_M
-
-    p.add_argument("--image-topic", default=None,
-                   help="bags: the image topic (default: the only Image/CompressedImage topic)")
-    p.add_argument("--pose-topic", default=None,
-                   help="bags without embedded ground truth: Odometry/PoseStamped topic for positives")
-    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M,
-                   help="pose ground truth: same place within this many metres (default %(default)s)")
-    p.add_argument("--min-gap", type=float, default=DEFAULT_MIN_GAP_S,
-                   help="pose ground truth: a revisit is at least this many seconds later (default %(default)s)")
-
-
-#: --dataset names of the embedded synthetic sequences (data/rgbd_sequence.py), not paths
-SYNTHETIC_DATASETS = ("synthetic-rgbd", "synthetic-mono")
-
-
-def open_dataset(args: argparse.Namespace):
-    from maqbool_ros.core.data.datasets import load_dataset
-
-    if args.dataset in SYNTHETIC_DATASETS:
-        from maqbool_ros.core.data.rgbd_sequence import synthetic_rgbd_sequence
-
-        return synthetic_rgbd_sequence(depth=args.dataset == "synthetic-rgbd")
-    from maqbool_ros.core.data.posed import load_posed  # KITTI, TUM RGB-D, EuRoC folders
-
-    posed = load_posed(args.dataset, radius=args.radius, min_gap_s=args.min_gap)
-    if posed is not None:
-        return posed
-    return load_dataset(args.dataset, image_topic=args.image_topic, pose_topic=args.pose_topic,
-                        radius=args.radius, min_gap_s=args.min_gap)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

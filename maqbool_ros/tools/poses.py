@@ -14,16 +14,16 @@ POSE_OPTIONS = ("verification_features", "verification_max_features", "verificat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from maqbool_ros.tools.eval import add_dataset_args
+    from maqbool_ros.tools.dataset_args import add_dataset_args
 
     p = subparsers.add_parser(
         "poses", help="score relative poses and their covariances on frame pairs of a posed dataset",
         description="Verify frame pairs of a dataset with poses and intrinsics (KITTI odometry, TUM RGB-D, "
-                    "EuRoC, synthetic-rgbd / synthetic-mono) as loop candidates (query = the later frame) and "
-                    "compare each verified T_query_candidate with the ground truth: median rotation error, "
-                    "translation error (metric) or translation-direction error (monocular), and the NEES "
-                    "coverage of the reported covariances. See docs/evaluation.md.")
-    p.add_argument("--dataset", required=True, help="posed dataset folder, or synthetic-rgbd / synthetic-mono")
+                    "EuRoC, a bag with CameraInfo and poses, synthetic-rgbd / synthetic-mono) as loop candidates "
+                    "(query = the later frame) and compare each verified T_query_candidate with the ground truth: "
+                    "median rotation error, translation error (metric) or translation-direction error "
+                    "(monocular), and the NEES coverage of the reported covariances. See docs/evaluation.md.")
+    p.add_argument("--dataset", required=True, help="posed dataset folder or bag, or synthetic-rgbd / synthetic-mono")
     p.add_argument("--pairs", default="consecutive:1",
                    help="consecutive:K (frames i+K and i), all (every pair) or loops (the ground-truth loops); "
                         "default %(default)s")
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.evaluation.relative_poses import parse_pairs, score_pairs
     from maqbool_ros.core.verification.stage import params_from_config
-    from maqbool_ros.tools.eval import open_dataset
+    from maqbool_ros.tools.dataset_args import open_dataset
 
     cfg = config_from_args(args)
-    dataset = open_dataset(args)
+    dataset = open_dataset(args, require_poses=True)
     pairs = parse_pairs(args.pairs, len(dataset.frames), getattr(dataset, "positives", None))
     report = _clean(score_pairs(dataset, pairs, params_from_config(cfg)))
     report["pairs_spec"] = args.pairs

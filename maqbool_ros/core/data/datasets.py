@@ -193,6 +193,9 @@ def load_bag_dataset(path: str | Path, *, image_topic: str | None = None, pose_t
     topics = bags.bag_topics(path)
     img_topic, _ = bags.image_topic_of(path, image_topic)
     pose_topic = bags.pick_topic(topics, pose_topic, bags.POSE_TYPES, "pose") if pose_topic else None
+    if pose_topic and topics[pose_topic] not in bags.POSE_TYPES:
+        raise ValueError(f"pose topic {pose_topic} is {topics[pose_topic]}: without CameraInfo (or --intrinsics) "
+                         f"positives come from one of {list(bags.POSE_TYPES)}")
     wanted = [img_topic] + [t for t in (pose_topic, bags.GROUND_TRUTH_TOPIC) if t and t in topics]
     images, names, stamps, gt, poses = [], [], [], None, []
     for topic, msgtype, _, msg in bags.read_messages(path, wanted):

@@ -102,9 +102,13 @@ def is_tum(root: Path) -> bool:
     return (root / "rgb.txt").is_file()
 
 
-def _camera_yaml(path: Path) -> tuple[Camera, float]:
+def read_camera_yaml(path: str | Path) -> tuple[Camera, float]:
+    """(camera, depth scale) from a camera.yaml: fx, fy, cx, cy, width, height[, d, depth_scale]."""
     import yaml
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: camera file not found")
     data = yaml.safe_load(path.read_text()) or {}
     try:
         cam = Camera.from_params(float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
@@ -116,7 +120,7 @@ def _camera_yaml(path: Path) -> tuple[Camera, float]:
 
 def _tum_camera(root: Path) -> tuple[Camera, float]:
     if (root / "camera.yaml").is_file():
-        return _camera_yaml(root / "camera.yaml")
+        return read_camera_yaml(root / "camera.yaml")
     for key, (fx, fy, cx, cy, d) in TUM_CAMERAS.items():
         if key in root.resolve().name:
             return Camera.from_params(fx, fy, cx, cy, 640, 480, D=d), TUM_DEPTH_SCALE

@@ -84,7 +84,7 @@ def score_pairs(dataset: Any, pairs: list[tuple[int, int]], params: Verification
     """Verify every (query, candidate) pair and score the verified poses (keys: docs/evaluation.md)."""
     if getattr(dataset, "poses", None) is None or getattr(dataset, "camera", None) is None:
         raise ValueError(f"{dataset.name}: relative poses need a dataset with poses and intrinsics "
-                         "(KITTI, TUM RGB-D, EuRoC, synthetic-rgbd/-mono)")
+                         "(KITTI, TUM RGB-D, EuRoC, a bag with CameraInfo and poses, synthetic-rgbd/-mono)")
     p = params or VerificationParams()
     extractor = LocalFeatureExtractor(p)
     feats: dict[int, Any] = {}

@@ -109,6 +109,27 @@ class Camera:
                              f"{self.width}x{self.height}; intrinsics must match the keyframe images")
 
 
+#: sensor_msgs/Image depth encodings (lower case) and their pixel types
+DEPTH_ENCODINGS = {"16uc1": np.dtype(np.uint16), "mono16": np.dtype(np.uint16), "32fc1": np.dtype(np.float32)}
+
+
+def depth_from_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image 16UC1 (mm) / 32FC1 (m) -> (H, W) uint16 / float32; ValueError saying
+    what is wrong (encoding, size, step, data length)."""
+    dtype = DEPTH_ENCODINGS.get(str(msg.encoding).lower())
+    if dtype is None:
+        raise ValueError(f"depth encoding {msg.encoding!r} is not 16UC1 (mm) or 32FC1 (m)")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0 or step < w * dtype.itemsize:
+        raise ValueError(f"depth image {w}x{h} with step {step} is not a valid {msg.encoding} image")
+    data = bytes(msg.data)
+    if len(data) < step * h:
+        raise ValueError(f"depth image has {len(data)} bytes, {w}x{h} with step {step} needs {step * h}")
+    rows = np.frombuffer(data, np.uint8, step * h).reshape(h, step)[:, : w * dtype.itemsize]
+    depth = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if msg.is_bigendian else "<")).reshape(h, w)
+    return depth.astype(dtype)
+
+
 def depth_to_metres(depth: np.ndarray) -> np.ndarray:
     """A depth image as float32 metres, invalid (0, NaN, inf, negative) as 0.
 
