@@ -156,7 +156,7 @@ def test_min_inliers_zero_means_the_feature_types_own_default():
     assert params_from_config(MaqboolConfig()).min_inliers == 20
     assert VerificationParams(features="aliked", min_inliers=25).min_inliers == 25  # explicit wins
     check_value("verification_min_inliers", 0)
-    with pytest.raises(ValueError, match="verification_min_inliers"):
+    with pytest.raises(ValueError, match="verification.min_inliers"):
         check_value("verification_min_inliers", 3)
 
 
