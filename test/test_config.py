@@ -165,3 +165,15 @@ def test_node_refuses_an_old_flat_parameter_name():
         node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def test_docs_node_md_tables_are_the_schema_mapping():
+    """docs/node.md lists every section and the old flat name -> parameter mapping: both from KEYS."""
+    import re
+
+    text = (REPO / "docs" / "node.md").read_text()
+    renamed = dict(re.findall(r"^\| `(\w+)` \| `(\w+\.\w+)` \|$", text, flags=re.M))
+    assert renamed == KEYS
+    sections = re.findall(r"^\| `(\w+)` \| [^|]+ \| (\d+) \|$", text, flags=re.M)
+    assert [s for s, _ in sections] == list(SECTIONS)
+    assert sum(int(n) for _, n in sections) == len(FIELDS)
