@@ -68,9 +68,10 @@ def validate_change(name: str, value) -> str | None:
 def image_qos(cfg: MaqboolConfig, best_effort: bool = False) -> QoSProfile:
     """QoS of the image subscription (input.image_qos_reliability / image_qos_depth); auto starts
     reliable, and best_effort=True is its fallback once a best-effort publisher appeared."""
-    reliable = cfg.image_qos_reliability == "reliable" or (cfg.image_qos_reliability == "auto" and not best_effort)
+    sec = cfg.section("input")
+    reliable = sec.image_qos_reliability == "reliable" or (sec.image_qos_reliability == "auto" and not best_effort)
     reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth, reliability=reliability)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=sec.image_qos_depth, reliability=reliability)
 
 
 def default_robot_id(node: Node, configured: str) -> str:
