@@ -56,11 +56,16 @@ def _f(default: Any, help: str, *, range: tuple | None = None, choices: tuple | 
                                             "key": key})
 
 
+#: verification.min_inliers below this (other than 0) is refused: the 5-point solver and PnP
+#: need 4-6 points. The per-feature defaults that 0 stands for live in verification/params.py.
+MIN_INLIERS_FLOOR = 6
+
+
 def _check_min_inliers(value: int) -> None:
-    """verification_min_inliers: 0 or [6, 10000] (the rule and the per-feature defaults live in
-    verification/params.py; imported here lazily so the schema does not load OpenCV)."""
-    from maqbool_ros.core.verification.params import check_min_inliers
-    check_min_inliers(value)
+    """verification_min_inliers: 0 (the feature type's default) or [MIN_INLIERS_FLOOR, 10000]."""
+    if value != 0 and not MIN_INLIERS_FLOOR <= value <= 10000:
+        raise ValueError(f"{value} must be 0 (the feature type's default: verification/params.py "
+                         f"DEFAULT_MIN_INLIERS) or between {MIN_INLIERS_FLOOR} and 10000")
 
 
 def _check_max_features(value: int) -> None:

@@ -23,14 +23,6 @@ DEFAULT_MIN_INLIERS = {"orb": 20, "sift": 20, "aliked": 60}
 # max_features 0 means the feature type's own: orb, sift 1000 (below); aliked 256, the budgeted CPU
 # setting (top-k keypoints at 384 px: extraction + one pair within 400 ms, docs/verification.md)
 DEFAULT_MAX_FEATURES = {"orb": 1000, "sift": 1000, "aliked": 256}
-MIN_INLIERS_FLOOR = 6  # the 5-point solver and PnP need 4-6 points; below this only 0 (= default) is allowed
-
-
-def check_min_inliers(value: int) -> None:
-    """ValueError unless value is 0 (the feature type's default) or in [MIN_INLIERS_FLOOR, 10000]."""
-    if value != 0 and not MIN_INLIERS_FLOOR <= value <= 10000:
-        raise ValueError(f"{value} must be 0 (the feature type's default: {DEFAULT_MIN_INLIERS}) "
-                         f"or between {MIN_INLIERS_FLOOR} and 10000")
 
 # Where each default comes from (docs/verification.md has the table); the values themselves live
 # in the config schema (section verification, core/config.py) and are read from it, not restated:
