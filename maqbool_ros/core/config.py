@@ -739,6 +739,12 @@ def _field(name: str) -> str:
     raise ValueError(f"unknown config field: {name}")
 
 
+def default_of(name: str) -> Any:
+    """The schema default of a field given by key or attribute name: for components whose
+    own signature needs one (``max_edges=default_of("markers.max_edges")``), never restated."""
+    return FIELDS[_field(name)].default
+
+
 def field_type(name: str) -> type:
     return type(FIELDS[_field(name)].default)
 
