@@ -21,20 +21,23 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "namespace": ("", "Namespace of the node (and bridge); also the robot id when robot_id is empty"),
     "input_type": ("", "keyframe (maqbool_ros/Keyframe on keyframe_topic) or image (plain images on image_topic); "
                        "empty: the params file's"),
-    "keyframe_topic": ("", "Keyframe topic (empty: the params file's keyframe_topic)"),
-    "image_topic": ("", "Image topic when input_type is image (empty: the params file's image_topic)"),
-    "candidates_topic": ("", "LoopClosureCandidate output topic (empty: the params file's candidates_topic)"),
-    "method": ("", "Re-ranking method: netvlad, maqbool or landmarks (empty: the params file's method)"),
+    "keyframe_topic": ("", "Keyframe topic (empty: the params file's input.keyframe_topic)"),
+    "image_topic": ("", "Image topic when input_type is image (empty: the params file's input.image_topic)"),
+    "candidates_topic": ("", "LoopClosureCandidate output topic (empty: the params file's output.candidates_topic)"),
+    "method": ("", "Re-ranking method: netvlad, maqbool or landmarks (empty: the params file's rerank.method)"),
     "robot_id": ("", "Robot / agent id for keyframes without one (empty: the params file's, else the namespace)"),
     "pose_source": ("", "Keyframe positions for ~/loop_markers: none, pose, odometry, path or rtabmap_graph "
                         "(empty: the params file's)"),
     "pose_topic": ("", "Topic of the pose source (empty: the params file's, else the source's default)"),
-    "markers_frame": ("", "frame_id of ~/loop_markers (empty: the params file's markers_frame)"),
+    "markers_frame": ("", "frame_id of ~/loop_markers (empty: the params file's markers.frame)"),
     "use_sim_time": ("false", "true: take time from /clock (a simulator, a bag, `maqbool bag play --clock`)"),
 }
-# Launch arguments that, when not empty, override the schema parameter of the same name.
-OVERRIDES = ("input_type", "keyframe_topic", "image_topic", "candidates_topic", "method", "robot_id", "pose_source",
-             "pose_topic", "markers_frame")
+# Launch arguments that, when not empty, override a schema parameter: argument -> parameter
+# (section.short, core/config.py KEYS). The arguments keep their short names (`method:=maqbool`).
+OVERRIDES = {"input_type": "input.type", "keyframe_topic": "input.keyframe_topic", "image_topic": "input.image_topic",
+             "candidates_topic": "output.candidates_topic", "method": "rerank.method", "robot_id": "input.robot_id",
+             "pose_source": "markers.pose_source", "pose_topic": "markers.pose_topic",
+             "markers_frame": "markers.frame"}
 
 # The RTAB-Map bridge's own launch arguments (rtabmap.launch.py only): bridge parameters of the
 # same name (docs/rtabmap.md). keyframe_topic, candidates_topic and robot_id are shared with the node.
@@ -63,11 +66,12 @@ def _bool(values: dict[str, str], name: str, default: str = "false") -> bool:
 
 def node_parameters(values: dict[str, str], preset: dict | None = None) -> list:
     """The node's ``parameters=`` list from resolved launch arguments: the params file, then
-    the preset's fixed values, then every non-empty override argument and use_sim_time."""
+    the preset's fixed values (section.short names), then every non-empty override argument
+    (as its parameter) and use_sim_time."""
     overrides = dict(preset or {})
-    overrides.update({name: values[name] for name in OVERRIDES if values.get(name, "")})
+    overrides.update({param: values[arg] for arg, param in OVERRIDES.items() if values.get(arg, "")})
     if values.get("pose_source") == "rtabmap_graph" and values.get("map_data_topic") and not values.get("pose_topic"):
-        overrides["pose_topic"] = values["map_data_topic"]  # rtabmap: the markers read the bridge's MapData
+        overrides["markers.pose_topic"] = values["map_data_topic"]  # rtabmap: the markers read the bridge's MapData
     overrides["use_sim_time"] = _bool(values, "use_sim_time")
     return [values.get("params_file") or default_params_file(), overrides]
 

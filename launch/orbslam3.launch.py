@@ -29,4 +29,4 @@ def generate_launch_description():
     return _common().launch_description(
         defaults={"input_type": "keyframe", "robot_id": "orbslam3"},
         # ORB-SLAM3 inserts keyframes every few frames: a revisit is never among the last ones
-        preset={"exclude_recent_keyframes": 20})
+        preset={"database.exclude_recent_keyframes": 20})

@@ -30,4 +30,4 @@ def _common():
 def generate_launch_description():
     return _common().launch_description(
         defaults={"input_type": "keyframe", "pose_source": "rtabmap_graph"},
-        preset={"exclude_recent_keyframes": 10, "verification_temporal_k": 2}, bridge=True)
+        preset={"database.exclude_recent_keyframes": 10, "verification.temporal_k": 2}, bridge=True)

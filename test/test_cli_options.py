@@ -94,7 +94,7 @@ def test_every_help_renders():
 
 def test_config_file_then_flags(tmp_path):
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("top_k: 7\nregion_budget: 9\nmethod: maqbool\n")
+    cfg_file.write_text("database:\n  top_k: 7\nmaqbool:\n  region_budget: 9\nrerank.method: maqbool\n")
     args = build_parser().parse_args(["eval", "--dataset", "d", "--config", str(cfg_file), "--top-k", "11"])
     cfg = config_from_args(args)
     assert (cfg.top_k, cfg.region_budget, cfg.method) == (11, 9, "maqbool")  # flag over file over defaults
@@ -104,11 +104,12 @@ def test_out_of_range_option_names_the_field(capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["eval", "--dataset", "d", "--region-budget", "500"])
     assert exc.value.code == 2
-    assert "region_budget: 500 is outside [5, 50]" in capsys.readouterr().err
+    assert "maqbool.region_budget: 500 is outside [5, 50]" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text,message", [("top_k: [\n", "not valid YAML"), ("top_kk: 3\n", "top_kk"),
-                                          ("top_k: 0\n", "top_k")])
+@pytest.mark.parametrize("text,message", [("top_k: [\n", "not valid YAML"), ("database.top_kk: 3\n", "top_kk"),
+                                          ("database:\n  top_k: 0\n", "database.top_k: 0 is outside"),
+                                          ("top_k: 3\n", "'top_k' was renamed to 'database.top_k'")])
 def test_bad_config_file_is_one_line(tmp_path, capsys, text, message):
     from maqbool_ros.tools.cli import main
 

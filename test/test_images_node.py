@@ -29,7 +29,7 @@ def test_node_refuses_bombs_tiny_and_blank_images_with_a_read_only_limit(tmp_pat
     try:
         driver.wait_for_node()
         assert driver.publish_and_wait(driver.image_msg(frame_id="1", jpeg=_jpeg(96, 128))).query_keyframe_id == 1
-        ok, reason = driver.set_parameter("max_image_pixels", 1 << 30)  # any node on the domain could try
+        ok, reason = driver.set_parameter("input.max_image_pixels", 1 << 30)  # any node on the domain could try
         assert not ok and "max_image_pixels" in reason, reason
         driver.pub.publish(driver.image_msg(frame_id="2", jpeg=zero_png(10000, 10000)))  # 1 MB, 800 MB decoded
         driver.pub.publish(driver.image_msg(frame_id="3", jpeg=_jpeg(97, 128)))  # one row over the limit

@@ -141,7 +141,7 @@ def test_node_draws_a_verified_loop_between_the_right_keyframe_positions(tmp_pat
         driver.wait_until(lambda: pose_pub.get_subscription_count() > 0, 60, "the pose subscription")
         for i in range(1, 6):
             keyframe(i, texture(i))
-        assert driver.set_parameter("insert_keyframes", False) == (True, "")
+        assert driver.set_parameter("database.insert_keyframes", False) == (True, "")
         rgb, _ = view(texture(1), rotation(2.0, -4.0, 1.5), np.array([0.25, -0.05, 0.10]), 3.0)
         out = keyframe(100, rgb)
         verified = {c.keyframe_id for c in out.candidates if c.verified}

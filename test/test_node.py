@@ -48,7 +48,7 @@ def _replay_corridor(driver: Driver, corridor, compressed: bool) -> None:
 
     for r in range(base):
         driver.publish_and_wait(msg("ref", corridor.refs, r, r))
-    assert driver.set_parameter("insert_keyframes", False) == (True, "")
+    assert driver.set_parameter("database.insert_keyframes", False) == (True, "")
     for q in range(len(corridor.queries)):
         out = driver.publish_and_wait(msg("query", corridor.queries, q, base + q))
         assert out.query_keyframe_id == base + q and out.method == "netvlad"
@@ -90,7 +90,7 @@ def test_node_recall_equals_offline_eval_and_survives_bad_input(tmp_path, corrid
         assert len(driver.candidates) == published_before and node.alive()
         assert "malformed images" in node.log_text()
         # and it keeps working
-        assert driver.set_parameter("insert_keyframes", True) == (True, "")
+        assert driver.set_parameter("database.insert_keyframes", True) == (True, "")
         if compressed:
             jpeg = (Path(corridor.source) / "query" / corridor.queries.names[1]).read_bytes()
             good = driver.image_msg(frame_id="9999", jpeg=jpeg)
@@ -127,14 +127,14 @@ def test_region_budget_changes_live_and_rejects_out_of_range(tmp_path, corridor)
             driver.publish_and_wait(driver.image_msg(corridor.refs[r], frame_id=str(r)))
         before = driver.publish_and_wait(driver.image_msg(corridor.queries[0], frame_id="100"))
         assert before.method == "maqbool" and before.region_budget == 50
-        ok, reason = driver.set_parameter("region_budget", 5)
+        ok, reason = driver.set_parameter("maqbool.region_budget", 5)
         assert ok, reason
         after = driver.publish_and_wait(driver.image_msg(corridor.queries[1], frame_id="101"))
         assert after.region_budget == 5 and len(after.candidates) > 0
         for bad in (51, 4):
-            ok, reason = driver.set_parameter("region_budget", bad)
+            ok, reason = driver.set_parameter("maqbool.region_budget", bad)
             assert not ok and "region_budget" in reason
-        ok, reason = driver.set_parameter("method", "landmarks")  # read-only while running
+        ok, reason = driver.set_parameter("rerank.method", "landmarks")  # read-only while running
         assert not ok and "method" in reason
         again = driver.publish_and_wait(driver.image_msg(corridor.queries[2], frame_id="102"))
         assert again.region_budget == 5
@@ -164,7 +164,7 @@ def test_flood_drops_and_counts_but_stays_responsive(tmp_path):
             driver.pub.publish(driver.image_msg(frames[i % 4], frame_id=str(100 + i)))
             time.sleep(period)
         # responsive: a parameter change is served while the backlog is worked off
-        assert driver.set_parameter("region_budget", 10, timeout=30) == (True, "")
+        assert driver.set_parameter("maqbool.region_budget", 10, timeout=30) == (True, "")
         assert node.alive()
         assert node.rss_mb() - rss_start < 300, (rss_start, node.rss_mb())
         stats = driver.wait_stats(drained, 120, "the backlog to drain")

@@ -50,7 +50,7 @@ def running_node():
     from rclpy.parameter import Parameter
 
     node = LoopClosureNode(pipeline=BrokenPipeline(), namespace=ns,
-                           parameter_overrides=[Parameter("stats_period_s", value=0.2)])
+                           parameter_overrides=[Parameter("diagnostics.stats_period_s", value=0.2)])
     client_node = rclpy.create_node("callbacks_client", namespace=ns)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
@@ -92,7 +92,7 @@ def test_failing_parameter_change_and_stats_timer_are_counted(running_node):
     from rclpy.parameter import Parameter
 
     node, _, spinner = running_node
-    result = node.set_parameters([Parameter("region_budget", value=10)])[0]
+    result = node.set_parameters([Parameter("maqbool.region_budget", value=10)])[0]
     assert not result.successful and "engine gone" in result.reason
     node.pipeline.database = None  # len(None) fails inside the stats timer
     end = time.monotonic() + 30
@@ -135,7 +135,7 @@ def test_counter_ids_continue_after_the_robots_stored_ones():
     rclpy.init()
     try:
         node = LoopClosureNode(pipeline=pipeline, namespace=unique_namespace(), parameter_overrides=[
-            Parameter("input_type", value="image"), Parameter("robot_id", value="rover")])
+            Parameter("input.type", value="image"), Parameter("input.robot_id", value="rover")])
         try:
             assert [node.inputs._ids.next_id(Header(frame_id="12")) for _ in range(2)] == [8, 9]
         finally:

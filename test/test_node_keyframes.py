@@ -83,9 +83,9 @@ def test_shared_node_serves_two_robots_and_counts_bad_keyframes(tmp_path):
         assert all(c.robot_id == "robot_a" for c in out.candidates), "B's own last keyframes are recent"
 
         # inter_robot: A revisiting its own place gets no candidate of its own, B's are fine.
-        assert driver.set_parameter("robot_filter", "inter_robot") == (True, "")
-        assert driver.set_parameter("exclude_recent_keyframes", 0) == (True, "")
-        assert driver.set_parameter("exclude_recent_seconds", 0.0) == (True, "")
+        assert driver.set_parameter("database.robot_filter", "inter_robot") == (True, "")
+        assert driver.set_parameter("database.exclude_recent_keyframes", 0) == (True, "")
+        assert driver.set_parameter("database.exclude_recent_seconds", 0.0) == (True, "")
         own = driver.publish_and_wait(driver.keyframe_msg(5, revisit(1), robot_id="robot_a", map_id="map_a"))
         assert own.candidates and all(c.robot_id == "robot_b" for c in own.candidates)
 

@@ -42,7 +42,7 @@ def test_deleted_log_file(tmp_path):
     next(root.glob("log-*.bin")).unlink()
     before = _tree(tmp_path / "map")
     line = _fails_with_one_line(MaqboolConfig(**IMAGE_INPUT, database_path=str(root)), tmp_path,
-                                "database_path", str(root), "log-", "load_database_on_start")
+                                "database.path", str(root), "log-", "database.load_on_start")
     assert "No such file" in line or "missing" in line
     assert _tree(tmp_path / "map") == before and not list(tmp_path.glob("map.prev-*"))
 
@@ -52,7 +52,7 @@ def test_model_path_is_a_text_file(tmp_path):
     model.write_text("this is not an ONNX model\n")
     before = _tree(model)
     _fails_with_one_line(MaqboolConfig(**IMAGE_INPUT, model_path=str(model), database_path=str(tmp_path / "map")),
-                         tmp_path, "model_path", str(model))
+                         tmp_path, "descriptor.model_path", str(model))
     assert _tree(model) == before and not (tmp_path / "map").exists()
 
 
@@ -61,7 +61,7 @@ def test_database_path_is_a_file(tmp_path):
     target.write_text("a file where the database folder should be\n")
     before = _tree(target)
     _fails_with_one_line(MaqboolConfig(**IMAGE_INPUT, database_path=str(target)), tmp_path,
-                         "database_path", str(target))
+                         "database.path", str(target))
     assert _tree(target) == before
 
 

@@ -99,7 +99,7 @@ def test_rgbd_revisit_is_verified_with_a_metric_pose_and_bad_depth_is_counted(tm
                           and driver.info_pub.get_subscription_count() > 0, 60, "depth and info subscriptions")
         for i in range(5):  # the map: place 0 is revisited below; depth in mm and in m
             driver.keyframe(i, texture(i), candidate_depth(DEPTH_M, mm=bool(i % 2)))
-        assert driver.set_parameter("insert_keyframes", False) == (True, "")
+        assert driver.set_parameter("database.insert_keyframes", False) == (True, "")
         rgb, depth = view(texture(0), R_TRUE, T_TRUE, DEPTH_M)
         driver.subscribe_debug()
         driver.wait_until(lambda: driver.count_subscribers(f"{node.fqn}/debug_image") > 0, 30, "debug subscriber")
@@ -132,7 +132,7 @@ def test_rgbd_revisit_is_verified_with_a_metric_pose_and_bad_depth_is_counted(tm
 
         # publish_only_verified: a new place is processed but not published; reliable, in-order
         # delivery means its message would have arrived before the next one's
-        assert driver.set_parameter("publish_only_verified", True) == (True, "")
+        assert driver.set_parameter("output.publish_only_verified", True) == (True, "")
         driver.keyframe(200, texture(9), candidate_depth(DEPTH_M), wait=False)
         out = driver.keyframe(201, rgb, depth)
         assert candidate(out, 0).verified and driver.candidate_for(200) is None

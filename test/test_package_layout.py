@@ -81,7 +81,7 @@ def test_launch_files_parse_and_use_schema_parameters():
     """Without launch_ros (not on PyPI) the files are parsed, and every parameter name
     they set (node parameters, or a preset handed to the shared launch description) is
     checked against the config schema."""
-    from maqbool_ros.core.config import FIELDS, ROS_NODE_PARAMETERS
+    from maqbool_ros.core.config import FIELD_OF, ROS_NODE_PARAMETERS
 
     for path in _launch_files():
         tree = ast.parse(path.read_text(), str(path))
@@ -91,7 +91,7 @@ def test_launch_files_parse_and_use_schema_parameters():
                     continue
                 for d in (n for n in ast.walk(kw.value) if isinstance(n, ast.Dict)):
                     for key in d.keys:
-                        assert isinstance(key, ast.Constant) and key.value in set(FIELDS) | ROS_NODE_PARAMETERS, \
+                        assert isinstance(key, ast.Constant) and key.value in set(FIELD_OF) | ROS_NODE_PARAMETERS, \
                             f"{path.name}: unknown parameter {ast.dump(key)}"
     assert 'EXECUTABLE = "loop_closure_node"' in (REPO / "launch" / "maqbool_launch.py").read_text()
 

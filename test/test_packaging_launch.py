@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from maqbool_ros.core.config import FIELDS, ROS_NODE_PARAMETERS
+from maqbool_ros.core.config import FIELD_OF, ROS_NODE_PARAMETERS
 from maqbool_ros.core.integration.bridge_config import BRIDGE_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +62,14 @@ def test_node_parameters_pass_only_schema_fields_and_use_sim_time():
     values = {name: default for name, (default, _) in common.ARGUMENTS.items()} | {"params_file": "/p.yaml"}
     assert common.node_parameters(values) == ["/p.yaml", {"use_sim_time": False}]
     values |= {"method": "maqbool", "robot_id": "7", "use_sim_time": "True"}
-    params = common.node_parameters(values, preset={"exclude_recent_keyframes": 20})
-    assert params[1] == {"exclude_recent_keyframes": 20, "method": "maqbool", "robot_id": "7", "use_sim_time": True}
-    assert set(params[1]) <= set(FIELDS) | ROS_NODE_PARAMETERS
-    assert set(common.OVERRIDES) <= set(FIELDS)
+    params = common.node_parameters(values, preset={"database.exclude_recent_keyframes": 20})
+    assert params[1] == {"database.exclude_recent_keyframes": 20, "rerank.method": "maqbool", "input.robot_id": "7",
+                         "use_sim_time": True}
+    assert set(params[1]) <= set(FIELD_OF) | ROS_NODE_PARAMETERS
+    assert set(common.OVERRIDES.values()) <= set(FIELD_OF)  # section.short parameter names of the schema
+    # each argument is its parameter's short name (the launch commands stay as they were)
+    assert all(param.split(".")[1] in (arg, arg.removeprefix("markers_"), arg.removeprefix("input_"))
+               for arg, param in common.OVERRIDES.items())
     with pytest.raises(ValueError, match="use_sim_time"):
         common.node_parameters(values | {"use_sim_time": "yes"})
 
@@ -145,9 +149,9 @@ def test_launch_file_builds_the_node(monkeypatch, tmp_path, name, input_type, po
     params_file, overrides = node.kwargs["parameters"]
     assert params_file == str(tmp_path / "maqbool_ros" / "config" / "maqbool_ros_params.yaml")
     assert overrides["use_sim_time"] is True
-    assert overrides.get("input_type") == input_type and overrides.get("pose_source") == pose_source
-    assert overrides.get("robot_id") == robot
-    assert set(overrides) <= set(FIELDS) | ROS_NODE_PARAMETERS
+    assert overrides.get("input.type") == input_type and overrides.get("markers.pose_source") == pose_source
+    assert overrides.get("input.robot_id") == robot
+    assert set(overrides) <= set(FIELD_OF) | ROS_NODE_PARAMETERS
     assert len(nodes) == (2 if name == "rtabmap.launch.py" else 1)
 
 
@@ -164,9 +168,10 @@ def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monk
     (params,) = bridge.kwargs["parameters"]
     assert set(params) <= set(BRIDGE_FIELDS) | ROS_NODE_PARAMETERS
     overrides = node.kwargs["parameters"][1]
-    for shared in ("keyframe_topic", "candidates_topic", "robot_id"):
-        assert params[shared] == overrides[shared] == context[shared]
-    assert params["map_data_topic"] == overrides["pose_topic"] == "/rtabmap/mapData"  # markers on the same graph
+    for shared, param in (("keyframe_topic", "input.keyframe_topic"), ("candidates_topic", "output.candidates_topic"),
+                          ("robot_id", "input.robot_id")):
+        assert params[shared] == overrides[param] == context[shared]
+    assert params["map_data_topic"] == overrides["markers.pose_topic"] == "/rtabmap/mapData"  # same graph
     assert params["seed_from_map"] is True and params["link_pose_types"] == "metric"
     defaults = _common().bridge_parameters({})[0]  # the launch defaults are the bridge's own
     for name in _common().BRIDGE_ARGUMENTS:
@@ -174,7 +179,7 @@ def test_rtabmap_launch_gives_node_and_bridge_the_same_topics_and_namespace(monk
     for name, value in params.items():  # every value has the bridge parameter's type
         assert name in ROS_NODE_PARAMETERS or type(value) is type(BRIDGE_FIELDS[name].default), name
     other = node_of(dict(context, pose_source="odometry"))  # another pose source keeps its own topic default
-    assert "pose_topic" not in other.kwargs["parameters"][1]
+    assert "markers.pose_topic" not in other.kwargs["parameters"][1]
     with pytest.raises(ValueError, match="seed_from_map"):
         common = _common()
         common.bridge_parameters(dict(context, seed_from_map="yes"))

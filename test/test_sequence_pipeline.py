@@ -109,7 +109,7 @@ def test_sequences_off_on_milvus_with_a_note(tmp_path):
     p = LoopClosurePipeline(MaqboolConfig(database_backend="milvus", database_uri=str(tmp_path / "m.db"),
                                           verification_enabled=False), engine=VectorEngine())
     try:
-        assert p.sequence_length_used() == 1 and "needs database_backend faiss" in p.sequence_note
+        assert p.sequence_length_used() == 1 and "needs database.backend faiss" in p.sequence_note
         p.process(img(1), 1, stamp=1.0)
         res = p.process(img(1), 2, stamp=100.0, add_to_database=False)
         assert res.sequence_length == 1 and res.score_kind == "netvlad_similarity"
@@ -118,10 +118,10 @@ def test_sequences_off_on_milvus_with_a_note(tmp_path):
 
 
 def test_backend_without_runs_is_refused_by_name():
-    with pytest.raises(ValueError, match="map_filter: 'inter_map' needs database_backend faiss"):
+    with pytest.raises(ValueError, match="database.map_filter: 'inter_map' needs database.backend faiss"):
         LoopClosurePipeline(MaqboolConfig(database_backend="milvus", map_filter="inter_map"), engine=VectorEngine())
     p = pipeline(sequence_length=1)
-    with pytest.raises(ValueError, match="sequence_min_velocity"):
+    with pytest.raises(ValueError, match="sequence.min_velocity"):
         p.update_config(sequence_min_velocity=2.0, sequence_max_velocity=1.0)
     assert p.update_config(sequence_length=10).sequence_length == 10  # live
 

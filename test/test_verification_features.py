@@ -2,6 +2,7 @@
 temporal consistency (checked against brute force)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import types
 
@@ -136,11 +137,26 @@ def test_params_validation_names_the_field(field, value):
         VerificationParams(**{field: value})
 
 
-def test_params_from_config_reads_prefixed_attributes():
-    cfg = types.SimpleNamespace(verification_min_inliers=30, verification_features="sift", other=1)
+def test_params_from_config_read_the_verification_section():
+    from maqbool_ros.core.config import MaqboolConfig
+
+    cfg = MaqboolConfig(verification_min_inliers=30, verification_features="sift", verification_temporal_k=0)
     p = VerificationParams.from_config(cfg)
-    assert p.min_inliers == 30 and p.features == "sift" and p.ratio == 0.8
+    assert p.min_inliers == 30 and p.features == "sift" and p.ratio == 0.8 and p.temporal_k == 1
+    assert VerificationParams.from_section({"min_inliers": 30, "features": "sift", "enabled": True}) == p
     assert LocalFeatureExtractor.from_config(cfg).kind == "sift"
+
+
+def test_params_take_their_defaults_from_the_schema():
+    """No restated defaults: every field named like a verification parameter has its schema default."""
+    from maqbool_ros.core.config import FIELD_OF, MaqboolConfig
+
+    section = MaqboolConfig().section("verification")
+    shared = [f.name for f in dataclasses.fields(VerificationParams) if f"verification.{f.name}" in FIELD_OF]
+    assert len(shared) >= 14
+    for name in shared:
+        default = next(f.default for f in dataclasses.fields(VerificationParams) if f.name == name)
+        assert default == max(1, section[name]) if name == "temporal_k" else default == section[name], name
 
 
 def test_min_inliers_zero_means_the_feature_types_own_default():
@@ -151,12 +167,11 @@ def test_min_inliers_zero_means_the_feature_types_own_default():
     assert MaqboolConfig().verification_min_inliers == 0
     for kind, expected in (("orb", 20), ("sift", 20), ("aliked", 60)):
         assert VerificationParams(features=kind).min_inliers == expected
-        cfg = types.SimpleNamespace(verification_min_inliers=0, verification_features=kind)
-        assert VerificationParams.from_config(cfg).min_inliers == expected
+        assert VerificationParams.from_section({"min_inliers": 0, "features": kind}).min_inliers == expected
     assert params_from_config(MaqboolConfig()).min_inliers == 20
     assert VerificationParams(features="aliked", min_inliers=25).min_inliers == 25  # explicit wins
     check_value("verification_min_inliers", 0)
-    with pytest.raises(ValueError, match="verification_min_inliers"):
+    with pytest.raises(ValueError, match="verification.min_inliers"):
         check_value("verification_min_inliers", 3)
 
 

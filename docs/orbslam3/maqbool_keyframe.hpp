@@ -102,7 +102,7 @@ inline maqbool_ros::srv::Detect::Request make_detect_request(
   const std::vector<std::int64_t> & excluded_ids, bool add_to_database = false)
 {
   if (max_candidates == 0) {
-    throw std::invalid_argument("max_candidates: 0 would mean the node's top_k; ask for 1..3");
+    throw std::invalid_argument("max_candidates: 0 would mean the node's database.top_k; ask for 1..3");
   }
   maqbool_ros::srv::Detect::Request request;
   request.keyframe = keyframe;

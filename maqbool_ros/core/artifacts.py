@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from maqbool_ros.core.config import FIELDS
+from maqbool_ros.core.config import FIELDS, default_of
 from maqbool_ros.core.descriptor.cache import cache_dir
 
 BUILD_COMMAND = "maqbool build-defaults"
@@ -106,7 +106,7 @@ def _region_tag(region_source: str, region_min_area: float) -> str:
 
 
 def default_pdl_file(engine, mode: str = "paper", *, region_source: str = "edge_boxes",
-                     region_min_area: float = 0.35) -> Path:
+                     region_min_area: float = default_of("maqbool.region_min_area")) -> Path:
     """The cache file of the default PDL for this engine's model, input size, maqbool_mode and
     region source (built or not)."""
     name = (f"default_pdl_{_model_tag(engine)}_{_input_tag(engine)}_{mode}"

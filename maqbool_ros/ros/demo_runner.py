@@ -35,7 +35,7 @@ def run_through_node(dataset, config: MaqboolConfig, *, progress: bool = True) -
     owns_context = not rclpy.ok()
     if owns_context:
         rclpy.init()
-    overrides = [Parameter(name, value=value) for name, value in cfg.to_dict().items()]
+    overrides = [Parameter(key, value=value) for key, value in cfg.to_params().items()]
     node = LoopClosureNode(parameter_overrides=overrides)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)

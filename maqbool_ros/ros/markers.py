@@ -47,7 +47,7 @@ class LoopMarkers:
     package and stays off (``unavailable``): a viewer's dependency must not stop loop closure."""
 
     def __init__(self, node) -> None:
-        cfg = node.config
+        cfg = node.config.section("markers")
         self.node = node
         self.enabled = cfg.pose_source != "none"
         self.unavailable = ""
@@ -61,12 +61,11 @@ class LoopMarkers:
             self.enabled, self.unavailable = False, str(exc)
             node.get_logger().error(self.unavailable)
             return
-        self.frame = cfg.markers_frame or "map"  # empty: the pose messages' frame, once one came
-        self._frame_from_poses = not cfg.markers_frame
-        self.labels = cfg.markers_labels
+        self.frame = cfg.frame or "map"  # empty: the pose messages' frame, once one came
+        self._frame_from_poses = not cfg.frame
+        self.labels = cfg.labels
         self.source = cfg.pose_source
-        self.graph = LoopGraph(Trajectory(cfg.pose_tolerance_s), cfg.markers_max_edges,
-                               cfg.markers_unverified_per_keyframe)
+        self.graph = LoopGraph(Trajectory(cfg.pose_tolerance_s), cfg.max_edges, cfg.unverified_per_keyframe)
         self.missing = 0  # edges left out (no position) at the last drawing
         topic = cfg.pose_topic or SOURCES[cfg.pose_source][2]
         # Odometry (tens of Hz, interpolated) goes best effort, which also receives reliable

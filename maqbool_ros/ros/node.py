@@ -18,7 +18,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from maqbool_ros.core.config import NODE_NAME, MaqboolConfig
+from maqbool_ros.core.config import FIELD_OF, KEYS, NODE_NAME, MaqboolConfig
 from maqbool_ros.core.images.decode import ImageDecodeError, UninformativeImage
 from maqbool_ros.core.pipeline import LIVE_FIELDS, Keyframe, LoopClosurePipeline, QueryResult
 from maqbool_ros.core.text import MAX_LINE_CHARS, printable
@@ -103,12 +103,12 @@ class LoopClosureNode(Node):
 
     def _set_parameters(self, params) -> SetParametersResult:
         changes = {}
-        for p in params:
+        for p in params:  # parameter names are section.short; the pipeline takes attribute names
             reason = validate_change(p.name, p.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            if p.name in LIVE_FIELDS:
-                changes[p.name] = p.value
+            if FIELD_OF.get(p.name) in LIVE_FIELDS:
+                changes[FIELD_OF[p.name]] = p.value
         if changes:
             try:
                 self.config = self.pipeline.update_config(**changes)
@@ -116,7 +116,8 @@ class LoopClosureNode(Node):
                 self._described.configure(self.config.queue_size, self.config.overload_policy)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-            self.get_logger().info(f"parameters changed: {printable(changes, MAX_LINE_CHARS)}")
+            shown = {KEYS[k]: v for k, v in changes.items()}
+            self.get_logger().info(f"parameters changed: {printable(shown, MAX_LINE_CHARS)}")
         return SetParametersResult(successful=True)
 
     def _on_stats_timer(self) -> None:

@@ -32,7 +32,7 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
     LoopClosureCandidate messages the node published, in arrival order.
 
     num_refs > 0 (query/ref bags: refs first): once the node has answered the first num_refs
-    keyframes, its insert_keyframes parameter is set to false so queries are searched but
+    keyframes, its database.insert_keyframes parameter is set to false so queries are searched but
     not stored, exactly as in the offline protocol; it is set back to true at the end."""
     from tqdm import tqdm
 
@@ -65,7 +65,7 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
             if lockstep_or_map_done and not recorder.wait_for(index + 1 - len(missed), answer_timeout_s):
                 missed.append(index)  # the node dropped it or is stuck: go on
             if num_refs and index + 1 == num_refs:
-                set_remote_parameter(node, node_name, "insert_keyframes", False, discovery_timeout_s)
+                set_remote_parameter(node, node_name, "database.insert_keyframes", False, discovery_timeout_s)
 
         try:
             sent = player.play(after_each)
@@ -73,7 +73,7 @@ def collect_candidates(bag: str | Path, *, image_topic: str | None = None, node_
             recorder.wait_for(sent - len(missed), answer_timeout_s if rate else 1.0)
         finally:
             if num_refs:
-                set_remote_parameter(node, node_name, "insert_keyframes", True, discovery_timeout_s)
+                set_remote_parameter(node, node_name, "database.insert_keyframes", True, discovery_timeout_s)
         return recorder.decoded()
     finally:
         executor.shutdown()

@@ -5,16 +5,18 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from maqbool_ros.core.config import FIELDS, MaqboolConfig, check_value
+from maqbool_ros.core.config import FIELD_OF, FIELDS, KEYS, MaqboolConfig, check_value, renamed
+from maqbool_ros.ros.startup import StartupError
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
 
 def descriptor_for(name: str, fields: dict | None = None) -> ParameterDescriptor:
-    """A ParameterDescriptor with the schema's help, type, range and read-only flag. fields: another
-    schema with the same metadata (the RTAB-Map bridge's BRIDGE_FIELDS); default the node's."""
-    f = (fields or FIELDS)[name]
+    """A ParameterDescriptor with the schema's help, type, range and read-only flag. name: a
+    parameter (``section.short``) of the node, or of another schema with the same metadata
+    given as fields (the RTAB-Map bridge's flat BRIDGE_FIELDS)."""
+    f = fields[name] if fields is not None else FIELDS[FIELD_OF[name]]
     meta = f.metadata
     typ = type(f.default)
     desc = ParameterDescriptor(name=name, type=_TYPES[typ], read_only=bool(meta["read_only"]))
@@ -32,19 +34,29 @@ def descriptor_for(name: str, fields: dict | None = None) -> ParameterDescriptor
     return desc
 
 
+def refuse_renamed(node: Node) -> None:
+    """StartupError (one line, exit 2) when a params file or -p set a flat pre-sections name:
+    rclpy would otherwise drop the override silently and start with the default."""
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy keeps them here; no public getter
+    old = sorted(name for name in overrides if name in FIELDS)
+    if old:
+        more = ", ".join(f"{name} -> {KEYS[name]}" for name in old[1:])
+        raise StartupError(renamed(old[0]) + (f"; also renamed: {more}" if more else ""))
+
+
 def declare_parameters(node: Node, defaults: MaqboolConfig | None = None) -> MaqboolConfig:
-    """Declare every schema field on the node (overrides from --params-file / -p apply)
-    and return the resulting validated config."""
+    """Declare every schema field on the node as ``section.short`` (overrides from
+    --params-file / -p apply) and return the resulting validated config."""
+    refuse_renamed(node)
     defaults = defaults or MaqboolConfig()
-    for name in FIELDS:
-        node.declare_parameter(name, getattr(defaults, name), descriptor_for(name))
-    values = {name: node.get_parameter(name).value for name in FIELDS}
-    return MaqboolConfig.from_dict(values)
+    for name, key in KEYS.items():
+        node.declare_parameter(key, getattr(defaults, name), descriptor_for(key))
+    return MaqboolConfig.from_dict({key: node.get_parameter(key).value for key in FIELD_OF})
 
 
 def validate_change(name: str, value) -> str | None:
-    """Reason why name=value is not allowed, or None when it is."""
-    if name not in FIELDS:
+    """Reason why parameter name (``section.short``) = value is not allowed, or None when it is."""
+    if name not in FIELD_OF:
         return None  # not ours (e.g. use_sim_time)
     try:
         check_value(name, value)
@@ -54,11 +66,12 @@ def validate_change(name: str, value) -> str | None:
 
 
 def image_qos(cfg: MaqboolConfig, best_effort: bool = False) -> QoSProfile:
-    """QoS of the image subscription (image_qos_reliability / image_qos_depth); auto starts
+    """QoS of the image subscription (input.image_qos_reliability / image_qos_depth); auto starts
     reliable, and best_effort=True is its fallback once a best-effort publisher appeared."""
-    reliable = cfg.image_qos_reliability == "reliable" or (cfg.image_qos_reliability == "auto" and not best_effort)
+    sec = cfg.section("input")
+    reliable = sec.image_qos_reliability == "reliable" or (sec.image_qos_reliability == "auto" and not best_effort)
     reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth, reliability=reliability)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=sec.image_qos_depth, reliability=reliability)
 
 
 def default_robot_id(node: Node, configured: str) -> str:

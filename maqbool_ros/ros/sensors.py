@@ -80,7 +80,7 @@ class SensorSync:
     def for_image(self, stamp, keyframe_id: int) -> tuple[Camera | None, np.ndarray | None]:
         """(camera, depth) for a keyframe image stamped `stamp` (descriptor worker). camera: the
         CameraInfo nearest in stamp within the tolerance, else the latest one (intrinsics rarely
-        change), else None (the pipeline then uses the camera_* parameters)."""
+        change), else None (the pipeline then uses the camera.* parameters)."""
         t = stamp_ns(stamp)
         depth_msg = None
         with self._cond:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from maqbool_ros.core.config import FIELDS, MaqboolConfig
+from maqbool_ros.core.config import FIELD_OF, FIELDS, KEYS, MaqboolConfig
 from maqbool_ros.core.text import one_line, printable
 from maqbool_ros.ros.lifecycle import spin_until_signal
 
-#: What to do, per input that can stop the node at start.
+#: What to do, per input (attribute name) that can stop the node at start.
 ADVICE = {
-    "database_path": "nothing was changed; restore or repair that folder, point database_path elsewhere, or set "
-                     "load_database_on_start:=false to move it aside (never deleted) and start an empty map",
-    "model_path": "give an ONNX model written by `maqbool export` or `maqbool fit`, or leave model_path empty "
-                  "for the default model (built by `maqbool build-defaults`)",
+    "database_path": "nothing was changed; restore or repair that folder, point database.path elsewhere, or set "
+                     "database.load_on_start:=false to move it aside (never deleted) and start an empty map",
+    "model_path": "give an ONNX model written by `maqbool export` or `maqbool fit`, or leave descriptor.model_path "
+                  "empty for the default model (built by `maqbool build-defaults`)",
 }
 
 
@@ -28,17 +28,21 @@ class StartupError(RuntimeError):
 
 
 def explain(cfg: MaqboolConfig, exc: BaseException) -> str:
-    """One line: the input (a parameter name) the failure is about, what happened, what to do."""
+    """One line: the input (a parameter, ``section.short``) the failure is about, what happened,
+    what to do. Core errors that start with a field's attribute name are shown with its key."""
     text = one_line(exc)
     if not isinstance(exc, (ValueError, OSError)):
         text = f"{type(exc).__name__}: {text}"
-    field = text.split(":", 1)[0]
-    if field not in FIELDS:
-        field = next((f for f in ("database_path", "database_uri", "model_path")
-                      if getattr(cfg, f) and str(getattr(cfg, f)) in text), "")
-        text = f"{field}: {text}" if field else text
+    head = text.split(":", 1)[0]
+    name = head if head in FIELDS else FIELD_OF.get(head, "")
+    if name:
+        text = KEYS[name] + text[len(head):]
+    else:
+        name = next((f for f in ("database_path", "database_uri", "model_path")
+                     if getattr(cfg, f) and str(getattr(cfg, f)) in text), "")
+        text = f"{KEYS[name]}: {text}" if name else text
     advice = getattr(exc, "advice", None) or ADVICE.get(
-        field, f"check {field} in the parameters" if field else "check the node's parameters")
+        name, f"check {KEYS[name]} in the parameters" if name else "check the node's parameters")
     return f"{printable(text, 1000)} ({advice})"
 
 

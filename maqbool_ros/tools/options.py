@@ -1,7 +1,9 @@
 """Command-line options generated from the config schema, shared by every `maqbool` subcommand.
 
 A tool names the config fields it exposes; type, choices, range and help come from
-:mod:`maqbool_ros.core.config`, so nothing is restated here. Options default to None
+:mod:`maqbool_ros.core.config`, so nothing is restated here. Options keep the flat field
+names users know (``--verification-max-features``); each --help line ends with the field's
+config / ROS parameter name (``[config: verification.max_features; ...]``). Options default to None
 ("not given"): the config is ``--config FILE`` (or the schema defaults) with only the
 options actually given applied on top (:func:`config_from_args`).
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from maqbool_ros.core.config import FIELDS, MaqboolConfig, check_value, field_type
+from maqbool_ros.core.config import FIELDS, KEYS, MaqboolConfig, check_value, field_type
 
 #: Parser default holding the (dest, config field) pairs of a subcommand's schema options.
 _FIELDS_KEY = "_config_fields"
@@ -39,7 +41,7 @@ def _value_parser(name: str):
             check_value(name, value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc) if "outside" in str(exc) or "one of" in str(exc)
-                                             else f"{name}: expected {typ.__name__}, got {text!r}") from None
+                                             else f"{KEYS[name]}: expected {typ.__name__}, got {text!r}") from None
         return value
 
     parse.__name__ = typ.__name__
@@ -53,7 +55,7 @@ def schema_help(name: str, extra: str = "") -> str:
     if meta["range"] is not None:
         lo, hi, _ = meta["range"]
         text += f" Range {lo}..{hi}."
-    text += f" [config: {name}; default {FIELDS[name].default!r}]"
+    text += f" [config: {KEYS[name]}; default {FIELDS[name].default!r}]"
     return text.replace("%", "%%")
 
 

@@ -45,9 +45,9 @@ def tiny_query_ref(root: Path, count: int = 4) -> Path:
 
 
 def small_config(path: Path, **fields) -> Path:
-    """A plain YAML config with the tiny image size and ``fields``."""
-    import yaml
+    """A plain YAML config (nested by section) with the tiny image size and ``fields`` (attribute names)."""
+    from maqbool_ros.core.config import MaqboolConfig, plain_yaml
 
     values = {"image_width": IMAGE_SIZE[0], "image_height": IMAGE_SIZE[1], "resize_policy": "exact", **fields}
-    path.write_text(yaml.safe_dump(values))
+    path.write_text(plain_yaml(MaqboolConfig(**values)))
     return path

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maqbool_ros.core.config import default_of
 from maqbool_ros.core.integration.bridge_state import split_keyframe_id
 
 Key = tuple[str, int]  # (robot_id, keyframe_id)
@@ -94,8 +95,8 @@ class LoopGraph:
     (``set_graph``), else by stamp from the trajectory. Thread-safe.
     """
 
-    def __init__(self, trajectory: Trajectory | None = None, max_edges: int = 2000,
-                 unverified_per_keyframe: int = 1) -> None:
+    def __init__(self, trajectory: Trajectory | None = None, max_edges: int = default_of("markers.max_edges"),
+                 unverified_per_keyframe: int = default_of("markers.unverified_per_keyframe")) -> None:
         self.trajectory = trajectory
         self.unverified_per_keyframe = int(unverified_per_keyframe)
         self._edges: collections.deque[LoopEdge] = collections.deque(maxlen=int(max_edges))

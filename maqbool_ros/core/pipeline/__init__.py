@@ -55,7 +55,7 @@ class LoopClosurePipeline:
     def sequence_note(self) -> str:
         """Why sequence matching is off although sequence_length asks for it ("" when it is not)."""
         if self._config.sequence_length > 1 and self._config.database_backend != "faiss":
-            return (f"sequence_length {self._config.sequence_length}: sequence matching needs database_backend "
+            return (f"sequence.length {self._config.sequence_length}: sequence matching needs database.backend "
                     f"faiss; single-frame ranking on {self._config.database_backend} (docs/sequence.md)")
         return ""
 
@@ -229,9 +229,9 @@ class LoopClosurePipeline:
 
 
 def _check_backend_supports(cfg: MaqboolConfig) -> None:
-    """map_filter reads the FAISS map's rows; ValueError naming the field on another backend."""
+    """map_filter reads the FAISS map's rows; ValueError naming the parameter on another backend."""
     if cfg.database_backend != "faiss" and cfg.map_filter != "all":
-        raise ValueError(f"map_filter: {cfg.map_filter!r} needs database_backend faiss "
+        raise ValueError(f"database.map_filter: {cfg.map_filter!r} needs database.backend faiss "
                          f"(not yet on {cfg.database_backend}; docs/sequence.md)")
 
 

@@ -4,7 +4,7 @@ hits) and their alignment, best first. Called by KeyframeDatabase.search_sequenc
 the database's lock; pure numpy."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from maqbool_ros.core.sequence.align import (
 
 @dataclass
 class SequenceParams:
-    """The sequence_* config fields the search needs (SequenceParams.from_config)."""
+    """The fields of the config's sequence section the search needs, by their short names
+    (SequenceParams.from_config; defaults and ranges live in the schema only)."""
 
     min_velocity: float
     max_velocity: float
@@ -32,8 +33,10 @@ class SequenceParams:
 
     @classmethod
     def from_config(cls, cfg) -> SequenceParams:
-        return cls(cfg.sequence_min_velocity, cfg.sequence_max_velocity, cfg.sequence_velocity_steps,
-                   cfg.sequence_reverse, cfg.sequence_min_aligned, cfg.sequence_full_search_max)
+        """From a MaqboolConfig's sequence section (its other fields, length and
+        standardize_window, are the stage's)."""
+        section = cfg.section("sequence")
+        return cls(**{f.name: section[f.name] for f in fields(cls)})
 
 
 @dataclass

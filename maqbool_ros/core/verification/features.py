@@ -107,8 +107,9 @@ class LocalFeatureExtractor:
             self._detector = cv2.SIFT_create(nfeatures=p.max_features)
 
     @classmethod
-    def from_config(cls, cfg=None, prefix: str = "verification_", **overrides) -> LocalFeatureExtractor:
-        return cls(VerificationParams.from_config(cfg, prefix, **overrides))
+    def from_config(cls, cfg=None, **overrides) -> LocalFeatureExtractor:
+        """From a MaqboolConfig's verification section (None: the defaults)."""
+        return cls(VerificationParams.from_config(cfg, **overrides))
 
     @property
     def kind(self) -> str:

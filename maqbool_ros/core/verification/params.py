@@ -1,7 +1,11 @@
 """Verification settings, with defaults taken from published systems (not tuned to our data)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
+
+from maqbool_ros.core.config import FIELD_OF, FIELDS, check_value
 
 FEATURE_KINDS = ("orb", "sift", "aliked")  # aliked: ALIKED + LightGlue in plain torch (learned.py)
 
@@ -19,16 +23,9 @@ DEFAULT_MIN_INLIERS = {"orb": 20, "sift": 20, "aliked": 60}
 # max_features 0 means the feature type's own: orb, sift 1000 (below); aliked 256, the budgeted CPU
 # setting (top-k keypoints at 384 px: extraction + one pair within 400 ms, docs/verification.md)
 DEFAULT_MAX_FEATURES = {"orb": 1000, "sift": 1000, "aliked": 256}
-MIN_INLIERS_FLOOR = 6  # the 5-point solver and PnP need 4-6 points; below this only 0 (= default) is allowed
 
-
-def check_min_inliers(value: int) -> None:
-    """ValueError unless value is 0 (the feature type's default) or in [MIN_INLIERS_FLOOR, 10000]."""
-    if value != 0 and not MIN_INLIERS_FLOOR <= value <= 10000:
-        raise ValueError(f"{value} must be 0 (the feature type's default: {DEFAULT_MIN_INLIERS}) "
-                         f"or between {MIN_INLIERS_FLOOR} and 10000")
-
-# Where each default comes from (docs/verification.md has the table):
+# Where each default comes from (docs/verification.md has the table); the values themselves live
+# in the config schema (section verification, core/config.py) and are read from it, not restated:
 #   max_features 0           = DEFAULT_MAX_FEATURES[features]; orb/sift 1000: RTAB-Map Vis/MaxFeatures =
 #                            1000, ORB-SLAM2 1000 ORB per 640x480 frame
 #   ratio 0.8                Lowe 2004 (SIFT); RTAB-Map Vis/CorNNDR = 0.8
@@ -42,31 +39,37 @@ def check_min_inliers(value: int) -> None:
 #                            1 = off (each verified candidate is accepted on its own)
 
 
+def _schema(short: str) -> Any:
+    """The schema's default of verification.<short>."""
+    return FIELDS[FIELD_OF[f"verification.{short}"]].default
+
+
 @dataclass
 class VerificationParams:
-    """Settings of local-feature extraction, matching, estimation and the decision."""
+    """Settings of local-feature extraction, matching, estimation and the decision. Fields named
+    like a parameter of the verification section take its default and range from the schema."""
 
-    features: str = "orb"            # orb | sift | aliked
-    max_features: int = 0            # per keyframe, also the stored row count; 0: DEFAULT_MAX_FEATURES[features]
+    features: str = _schema("features")            # orb | sift | aliked
+    max_features: int = _schema("max_features")    # per keyframe, also the stored row count; 0: DEFAULT_MAX_FEATURES
     max_image_side: int = 640        # ORB/SIFT extraction downscales the long side to this (0: full size)
-    aliked_max_side: int = 384       # the same for ALIKED (its cost grows with the pixels)
-    aliked_threshold: float = 0.0    # ALIKED keypoint score threshold; 0: the max_features strongest
-    lightglue_depth_confidence: float = 0.95  # LightGlue adaptive depth (early stop); 0: off
-    lightglue_width_confidence: float = 0.99  # LightGlue adaptive width (point pruning); 0: off
-    ratio: float = 0.8               # nearest / second-nearest descriptor distance must be below this
+    aliked_max_side: int = _schema("aliked_max_side")    # the same for ALIKED (its cost grows with the pixels)
+    aliked_threshold: float = _schema("aliked_threshold")  # ALIKED keypoint score threshold; 0: top max_features
+    lightglue_depth_confidence: float = _schema("lightglue_depth_confidence")  # adaptive depth (early stop); 0: off
+    lightglue_width_confidence: float = _schema("lightglue_width_confidence")  # adaptive width (pruning); 0: off
+    ratio: float = _schema("ratio")  # nearest / second-nearest descriptor distance must be below this
     mutual: bool = True              # keep only mutual nearest neighbours (ratio/mutual: not for aliked)
     device: str = "auto"             # torch device of the aliked backend (auto: cuda when available)
-    ransac_threshold_px: float = 2.0
+    ransac_threshold_px: float = _schema("ransac_threshold_px")
     ransac_confidence: float = 0.999
     ransac_max_iters: int = 1000
-    min_inliers: int = 0             # 0: DEFAULT_MIN_INLIERS[features]; resolved in __post_init__
-    min_inlier_ratio: float = 0.25   # inliers / tentative matches used by the estimator
-    max_depth_m: float = 0.0         # depth beyond this is ignored (0: no limit)
+    min_inliers: int = _schema("min_inliers")            # 0: DEFAULT_MIN_INLIERS[features]; resolved in __post_init__
+    min_inlier_ratio: float = _schema("min_inlier_ratio")  # inliers / tentative matches used by the estimator
+    max_depth_m: float = _schema("max_depth_m")    # depth beyond this is ignored (0: no limit)
     pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
-    depth_noise: float = 1.425e-3    # sigma_z = depth_noise * z^2 m (Khoshelham & Elberink 2012); 0: exact depth
-    temporal_k: int = 1              # consecutive query keyframes that must agree (1: off)
-    temporal_window: int = 3         # candidates whose keyframe ids differ by <= this are neighbours
-    top_n: int = 3                   # candidates verified per query, best re-ranked first
+    depth_noise: float = _schema("depth_noise")    # sigma_z = depth_noise * z^2 m; 0: exact depth
+    temporal_k: int = max(1, _schema("temporal_k"))  # query keyframes that must agree (1: off; the schema's 0 is 1 too)
+    temporal_window: int = _schema("temporal_window")  # candidates whose keyframe ids differ by <= this are neighbours
+    top_n: int = _schema("top_n")    # candidates verified per query, best re-ranked first
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,39 +79,35 @@ class VerificationParams:
             self.max_features = DEFAULT_MAX_FEATURES[self.features]
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        if self.features not in FEATURE_KINDS:
-            raise ValueError(f"verification features {self.features!r} is not one of {FEATURE_KINDS}")
+        """Raise ValueError naming the first bad field: the schema's check for the fields of the
+        verification section, the ranges below for the others."""
+        for f in fields(self):
+            key = f"verification.{f.name}"
+            if key in FIELD_OF:
+                check_value(key, getattr(self, f.name))
         checks = {
-            "max_features": self.max_features == 0 or 8 <= self.max_features <= 20000,
             "max_image_side": self.max_image_side == 0 or 64 <= self.max_image_side <= 8192,
-            "aliked_max_side": self.aliked_max_side == 0 or 64 <= self.aliked_max_side <= 8192,
-            "aliked_threshold": 0.0 <= self.aliked_threshold < 1.0,
-            "lightglue_depth_confidence": 0.0 <= self.lightglue_depth_confidence <= 1.0,
-            "lightglue_width_confidence": 0.0 <= self.lightglue_width_confidence <= 1.0,
-            "ratio": 0.0 < self.ratio <= 1.0,
-            "ransac_threshold_px": 0.0 < self.ransac_threshold_px <= 50.0,
             "ransac_confidence": 0.0 < self.ransac_confidence < 1.0,
             "ransac_max_iters": 1 <= self.ransac_max_iters <= 1_000_000,
-            "min_inliers": self.min_inliers == 0 or MIN_INLIERS_FLOOR <= self.min_inliers <= 10000,
-            "min_inlier_ratio": 0.0 <= self.min_inlier_ratio <= 1.0,
-            "max_depth_m": self.max_depth_m >= 0.0,
-            "depth_noise": 0.0 <= self.depth_noise <= 1.0,
-            "temporal_k": 1 <= self.temporal_k <= 100,
-            "temporal_window": 0 <= self.temporal_window <= 100000,
-            "top_n": 0 <= self.top_n <= 1000,
+            "temporal_k": self.temporal_k >= 1,  # from_section maps the schema's 0 (off) to 1
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"verification {name} = {getattr(self, name)!r} is out of range")
 
     @classmethod
-    def from_config(cls, cfg=None, prefix: str = "verification_", **overrides) -> VerificationParams:
-        """From any object with attributes named prefix + field (e.g. MaqboolConfig's
-        verification_min_inliers); missing attributes keep their defaults."""
-        values = {}
-        for f in fields(cls):
-            if cfg is not None and hasattr(cfg, prefix + f.name):
-                values[f.name] = getattr(cfg, prefix + f.name)
+    def from_section(cls, section: Mapping[str, Any] | None = None, **overrides) -> VerificationParams:
+        """From the verification section of a config (``cfg.section("verification")``, or any
+        mapping of its short names); names that are not fields here (``enabled``) are ignored,
+        missing ones keep their defaults; temporal_k 0 means 1 (off)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (section or {}).items() if k in names}
+        if "temporal_k" in values:
+            values["temporal_k"] = max(1, values["temporal_k"])
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def from_config(cls, cfg=None, **overrides) -> VerificationParams:
+        """From a MaqboolConfig's verification section (None: the defaults)."""
+        return cls.from_section(cfg.section("verification") if cfg is not None else None, **overrides)

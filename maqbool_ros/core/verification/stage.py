@@ -23,8 +23,8 @@ PREFIX = "lf"  # database extras keys: lf_kp, lf_desc, lf_depth, lf_info
 
 
 def params_from_config(cfg: MaqboolConfig) -> VerificationParams:
-    """VerificationParams from the config's verification_* fields (temporal_k 0 means 1: off)."""
-    return VerificationParams.from_config(cfg, temporal_k=max(1, cfg.verification_temporal_k))
+    """VerificationParams from the config's verification section (temporal_k 0 means 1: off)."""
+    return VerificationParams.from_config(cfg)
 
 
 def check_depth(depth: np.ndarray | None, image_size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
@@ -48,15 +48,15 @@ def check_depth(depth: np.ndarray | None, image_size: tuple[int, int]) -> tuple[
 
 
 def camera_from_config(cfg: MaqboolConfig, width: int, height: int) -> Camera | None:
-    """The camera_* parameters for an image of (width, height); None when camera_fx is 0."""
-    if cfg.camera_fx <= 0:
+    """The camera section's intrinsics for an image of (width, height); None when camera.fx is 0."""
+    cam = cfg.section("camera")
+    if cam.fx <= 0:
         return None
-    w, h = cfg.camera_width or width, cfg.camera_height or height
-    return Camera.from_params(cfg.camera_fx, cfg.camera_fy or cfg.camera_fx,
-                              cfg.camera_cx if cfg.camera_cx >= 0 else (w - 1) / 2.0,
-                              cfg.camera_cy if cfg.camera_cy >= 0 else (h - 1) / 2.0, w, h,
-                              D=parse_distortion(cfg.camera_distortion_coeffs),
-                              distortion_model=cfg.camera_distortion_model)
+    w, h = cam.width or width, cam.height or height
+    return Camera.from_params(cam.fx, cam.fy or cam.fx,
+                              cam.cx if cam.cx >= 0 else (w - 1) / 2.0,
+                              cam.cy if cam.cy >= 0 else (h - 1) / 2.0, w, h,
+                              D=parse_distortion(cam.distortion_coeffs), distortion_model=cam.distortion_model)
 
 
 @dataclass
@@ -107,7 +107,7 @@ class VerificationStage:
         self._local = threading.local()
         self._lock = threading.Lock()
         self.temporal = TemporalConsistency(self.params.temporal_k, window=self.params.temporal_window)
-        xyz, quat = parse_camera_to_base(cfg.camera_to_base)
+        xyz, quat = parse_camera_to_base(cfg.section("camera").to_base)
         T = transform_from_xyz_quat(xyz, quat)
         self.camera_to_base = None if np.allclose(T, np.eye(4)) else T
         self.frame = "camera" if self.camera_to_base is None else "base"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from maqbool_ros.core.config import default_of
 from maqbool_ros.core.descriptor.netvlad_head import l2_normalize
 from maqbool_ros.core.rerank.blas import single_thread_blas
 
@@ -53,7 +54,8 @@ def _check_map(name: str, a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def mine_regions(guidance: np.ndarray, max_regions: int = 200, *, keep_ties: bool = True) -> Regions:
+def mine_regions(guidance: np.ndarray, max_regions: int = default_of("landmarks.max_regions"), *,
+                 keep_ties: bool = True) -> Regions:
     """Top-M clusters of a (C, H, W) non-negative guidance map (L3.2-L3.3).
 
     Each channel is binarised at its minimum (A_c > min A_c; for ReLU maps with zeros this
@@ -132,7 +134,7 @@ def pool_regions(regions: Regions, guidance: np.ndarray, features: np.ndarray,
 
 
 def landmark_boxes(guidance: np.ndarray, stride: int, max_boxes: int = 50, *,
-                   max_regions: int = 200, min_cells: int = 2, pad: bool = True
+                   max_regions: int = default_of("landmarks.max_regions"), min_cells: int = 2, pad: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Region boxes for MAQBOOL from a guidance map (L7B), highest energy first.
 

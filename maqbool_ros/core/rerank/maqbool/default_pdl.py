@@ -14,6 +14,7 @@ from pathlib import Path
 
 from maqbool_ros.core.artifacts import PDL_RECIPE as RECIPE_VERSION
 from maqbool_ros.core.artifacts import _input_tag, _model_tag, default_pdl_file
+from maqbool_ros.core.config import default_of
 from maqbool_ros.core.rerank.maqbool.pdl import load_configured_pdl
 
 __all__ = ["RECIPE_VERSION", "build_default_pdl", "default_pdl_path", "load_configured_pdl"]
@@ -22,7 +23,7 @@ TREES, SEED, BUDGET, TOP_K, EXCLUDE_RECENT = 50, 0, 50, 100, 20
 
 
 def default_pdl_path(engine, mode: str = "paper", *, region_source: str = "edge_boxes",
-                     region_min_area: float = 0.35) -> Path:
+                     region_min_area: float = default_of("maqbool.region_min_area")) -> Path:
     """Cached default PDL for this engine's model, input size, maqbool_mode and region source,
     building it when missing."""
     path = default_pdl_file(engine, mode, region_source=region_source, region_min_area=region_min_area)
@@ -32,7 +33,7 @@ def default_pdl_path(engine, mode: str = "paper", *, region_source: str = "edge_
 
 
 def build_default_pdl(engine, path: Path, mode: str = "paper", *, region_source: str = "edge_boxes",
-                      region_min_area: float = 0.35) -> Path:
+                      region_min_area: float = default_of("maqbool.region_min_area")) -> Path:
     """Train the default decision layer on the embedded synthetic sequence (atomic write)."""
     from maqbool_ros.core.atomic import atomic_target
     from maqbool_ros.core.config import MaqboolConfig
