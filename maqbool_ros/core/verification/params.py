@@ -36,6 +36,8 @@ def check_min_inliers(value: int) -> None:
 #   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
 #   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
 #   depth_noise 1.425e-3     Khoshelham & Elberink 2012, Kinect v1 random depth error sigma_z = 1.425e-3 z^2
+#   keypoint_sigma_px 1.0    ORB-SLAM (Mur-Artal et al. 2015): a keypoint's sigma is 1 px at its pyramid
+#                            level (1.2^level px in the image); the covariance never assumes less
 #   aliked_max_side 384, aliked_threshold 0, lightglue confidences 0.95 / 0.99: docs/verification.md,
 #                            "Budgeted ALIKED" (LightGlue's published confidences; side and top-k measured)
 #   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
@@ -64,6 +66,7 @@ class VerificationParams:
     max_depth_m: float = 0.0         # depth beyond this is ignored (0: no limit)
     pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
     depth_noise: float = 1.425e-3    # sigma_z = depth_noise * z^2 m (Khoshelham & Elberink 2012); 0: exact depth
+    keypoint_sigma_px: float = 1.0   # a-priori keypoint sigma, px of the level it was found in (ORB-SLAM)
     temporal_k: int = 1              # consecutive query keyframes that must agree (1: off)
     temporal_window: int = 3         # candidates whose keyframe ids differ by <= this are neighbours
     top_n: int = 3                   # candidates verified per query, best re-ranked first
@@ -94,6 +97,7 @@ class VerificationParams:
             "min_inlier_ratio": 0.0 <= self.min_inlier_ratio <= 1.0,
             "max_depth_m": self.max_depth_m >= 0.0,
             "depth_noise": 0.0 <= self.depth_noise <= 1.0,
+            "keypoint_sigma_px": 0.01 <= self.keypoint_sigma_px <= 50.0,
             "temporal_k": 1 <= self.temporal_k <= 100,
             "temporal_window": 0 <= self.temporal_window <= 100000,
             "top_n": 0 <= self.top_n <= 1000,
