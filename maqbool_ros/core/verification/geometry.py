@@ -98,23 +98,28 @@ def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int, floor: float) ->
     return sigma2 * np.linalg.inv(H), sigma2
 
 
+def _epipolar_parts(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray):
+    """x_a^T F x_b of each match and the squared gradients of it in image a (la) and b (lb)."""
+    Kinv = np.linalg.inv(K)
+    F = Kinv.T @ skew(t) @ R @ Kinv
+    Fb = np.column_stack([x_b, np.ones(len(x_b))]) @ F.T
+    Fta = np.column_stack([x_a, np.ones(len(x_a))]) @ F
+    num = np.sum(np.column_stack([x_a, np.ones(len(x_a))]) * Fb, axis=1)
+    return num, Fb[:, 0] ** 2 + Fb[:, 1] ** 2, Fta[:, 0] ** 2 + Fta[:, 1] ** 2
+
+
+def _sigma2(sigma: np.ndarray | None) -> np.ndarray | float:
+    return 1.0 if sigma is None else np.asarray(sigma, np.float64) ** 2
+
+
 def sampson_residuals(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,
                       K: np.ndarray, sigma_b: np.ndarray | None = None,
                       sigma_a: np.ndarray | None = None) -> np.ndarray:
     """Sampson distances of correspondences x_b <-> x_a (undistorted pixels) to the epipolar
     geometry of T_a_b = (R, t): pixels, or with per-point pixel sigmas of each image (sigma_b,
     sigma_a) the epipolar constraint over its first-order standard deviation (unit variance)."""
-    Kinv = np.linalg.inv(K)
-    F = Kinv.T @ skew(t) @ R @ Kinv
-    hb = np.column_stack([x_b, np.ones(len(x_b))])
-    ha = np.column_stack([x_a, np.ones(len(x_a))])
-    Fb = hb @ F.T
-    Fta = ha @ F
-    num = np.sum(ha * Fb, axis=1)
-    wa = 1.0 if sigma_a is None else np.asarray(sigma_a) ** 2  # x_a's error moves num by its line Fb
-    wb = 1.0 if sigma_b is None else np.asarray(sigma_b) ** 2
-    den = np.sqrt(wa * (Fb[:, 0] ** 2 + Fb[:, 1] ** 2) + wb * (Fta[:, 0] ** 2 + Fta[:, 1] ** 2))
-    return num / np.maximum(den, 1e-12)
+    num, la, lb = _epipolar_parts(R, t, x_b, x_a, K)
+    return num / np.maximum(np.sqrt(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb), 1e-12)
 
 
 def _essential_problem(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
@@ -157,14 +162,24 @@ def refine_essential(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndar
 
 def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
                          sigma_b: np.ndarray | None = None, sigma_a: np.ndarray | None = None,
-                         min_factor: float | None = None) -> tuple[np.ndarray, float]:
+                         min_factor: float | None = None, threshold: float | None = None) -> tuple[np.ndarray, float]:
     """6x6 covariance of (unit t, R) from Sampson residuals; the translation block is the
     direction's (rank 2, tangent to the unit sphere): the scale is unknown, not represented.
     With keypoint sigmas (px) the residuals are normalised by them and the second value is the
-    a-posteriori variance factor k >= min_factor (pnp.py's doc); without, the pixel variance."""
-    residuals, jacobian, B, _ = _essential_problem(R, t, x_b, x_a, K, sigma_b, sigma_a)
+    a-posteriori variance factor k >= min_factor (pnp.py's doc); without, the pixel variance.
+    threshold: the RANSAC bound (px) on the Sampson distance that chose these inliers (see
+    pnp.variance_factor)."""
+    residuals, jacobian, B, pose = _essential_problem(R, t, x_b, x_a, K, sigma_b, sigma_a)
     floor = SIGMA_FLOOR_PX ** 2 if min_factor is None else min_factor
-    c5, sigma2 = _gn_covariance(jacobian(), residuals(np.zeros(5)), 5, floor)
+    r = residuals(np.zeros(5))
+    c5, sigma2 = _gn_covariance(jacobian(), r, 5, floor)
+    if threshold is not None:  # RANSAC kept |Sampson distance| <= threshold px: undo that truncation
+        from maqbool_ros.core.verification.pnp import variance_factor
+
+        _, la, lb = _epipolar_parts(*pose(np.zeros(5)), x_b, x_a, K)
+        scale2 = (la + lb) / np.maximum(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb, 1e-300)  # px -> r units
+        k = max(variance_factor(r ** 2, threshold ** 2 * scale2, 1, 5), floor)
+        c5, sigma2 = c5 * k / sigma2, k
     M = np.zeros((6, 5))  # [d_t; d_r] = M [d_r; d_phi]
     M[:3, 3:] = B
     M[3:, :3] = np.eye(3)

@@ -180,7 +180,8 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             s_obs, s_src = s_c, s_q
         if p.pnp_refine:
             R, t = pnp.refine_weighted(R, t, X, uv, K, p.depth_noise, s_obs, s_src)
-        cov, sigma2 = pnp.pnp_covariance(R, t, X, uv, K, p.depth_noise, s_obs, s_src)
+        cov, sigma2 = pnp.pnp_covariance(R, t, X, uv, K, p.depth_noise, s_obs, s_src,
+                                         threshold=p.ransac_threshold_px)
         T = geo.make_T(R, t)
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
@@ -194,7 +195,8 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
-        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, pnp.MIN_VARIANCE_FACTOR)
+        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, pnp.MIN_VARIANCE_FACTOR,
+                                                  p.ransac_threshold_px)
         T = geo.make_T(tv.R, tv.t)
         pose_type, model, t_known = POSE_UNIT_TRANSLATION, tv.model, tv.translation_known
     timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
