@@ -10,7 +10,7 @@ r_i = proj(R X_i + t) - u_i has the a-priori covariance
 The sigmas are ORB-SLAM's: 1 px at the keypoint's pyramid level (features.LocalFeatures.sigmas).
 The pose is the weighted least-squares estimate sum r^T Q^-1 r (Gauss-Newton from the RANSAC +
 LM pose), its covariance k (J^T Q^-1 J)^-1 with k the a-posteriori variance factor (photogrammetry's
-variance of unit weight, Foerstner & Wrobel, "Photogrammetric Computer Vision", 2016, sec. 4.2.3):
+variance of unit weight; Foerstner & Wrobel, "Photogrammetric Computer Vision", 2016):
 k = sum r^T Q^-1 r / (2n - 6), floored at 1 so the result is never more confident than the model.
 """
 from __future__ import annotations
