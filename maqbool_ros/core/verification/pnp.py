@@ -100,7 +100,7 @@ def truncated_mean(a: np.ndarray, dof: int) -> np.ndarray:
     """E[x | x <= a] for x ~ chi-square with dof 1 or 2 (a residual's normalised square, cut at a)."""
     a = np.maximum(np.asarray(a, np.float64), 1e-12)
     if dof == 2:  # chi2_2 is exponential with mean 2
-        return 2.0 - a / np.expm1(a / 2)
+        return 2.0 - a / np.expm1(np.minimum(a, 1400.0) / 2)  # beyond: 2 (and no overflow)
     s = np.sqrt(a)  # chi2_1: x = z^2, z standard normal cut at |z| <= s
     return 1.0 - 2.0 * s * np.exp(-a / 2) / np.sqrt(2 * np.pi) / np.maximum(erf(s / np.sqrt(2)), 1e-300)
 
