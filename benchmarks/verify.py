@@ -95,7 +95,8 @@ def learned(images: list[np.ndarray], reps: int) -> dict:
 
 
 def stored_bytes() -> None:
-    print("bytes per keyframe stored as database extras (kp float32 x2, descriptor uint8, depth uint16 mm, info):")
+    print("bytes per keyframe stored as database extras "
+          "(kp float32 x2, descriptor uint8, depth uint16 mm, sigma float16, info):")
     for kind in ("orb", "sift", "aliked"):
         cells = ", ".join(f"{n}: {bytes_per_keyframe(kind, n) / 1024:.1f} KiB" for n in (500, 1000, 2000))
         print(f"  {kind:4} max_features {cells}")

@@ -67,8 +67,8 @@ def test_refuses_wanted_tensors_it_cannot_read():
 def test_engine_head_equals_the_onnx_package_reading(tmp_path):
     """The NetVLAD head the engine reads (bytes, no onnx) equals the one read through onnx's
     ModelProto, on a model written by the project's own export path."""
-    from maqbool_ros.core.descriptor.onnx_contract import read_head_and_metadata
     from maqbool_ros.core.descriptor.export import INITIALIZER_NAMES
+    from maqbool_ros.core.descriptor.onnx_contract import read_head_and_metadata
 
     rng = np.random.default_rng(1)
     k, d = 4, 6

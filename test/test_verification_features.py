@@ -23,6 +23,7 @@ from maqbool_ros.core.verification import (
     verify,
     verify_candidates,
 )
+from maqbool_ros.core.verification.features import orb_level_centres
 
 
 def textured(seed: int, h: int = 480, w: int = 640) -> np.ndarray:
@@ -63,7 +64,7 @@ def test_extras_round_trip_and_fit_the_keyframe_database(tmp_path):
     depth[:, :100] = 0
     f = ex.extract(textured(2), depth=depth)
     extras = f.to_extras(500)
-    assert sum(a.nbytes for a in extras.values()) == bytes_per_keyframe("orb", 500) == 500 * 42 + 12
+    assert sum(a.nbytes for a in extras.values()) == bytes_per_keyframe("orb", 500) == 500 * 44 + 12
     db = KeyframeDatabase(4)
     db.add(0, "r", stamp=0.0, descriptor=np.array([1.0, 0, 0, 0], np.float32), extras=extras)
     none = LocalFeatureExtractor(VerificationParams(max_features=500)).extract(textured(3))
@@ -233,3 +234,42 @@ def test_temporal_consistency_k_live_robots_and_breaks():
     assert tc2.update([("r2", 5), ("r1", 6)]) == {("r2", 5): False, ("r1", 6): True}
     with pytest.raises(ValueError, match="k = 0"):
         tc.set_k(0)
+
+
+def test_orb_level_keypoints_sit_at_their_level_pixel_centres():
+    """ORB's level 1 is the image resized by 1/1.2; ORB run on that resized image finds the same
+    corners at level 0. Mapped to the small image, the big image's level-1 keypoints must land on
+    them: with the pixel-centre correction exactly, with OpenCV's raw `pt` 0.5 (s - 1) px off."""
+    import cv2
+
+    big = cv2.cvtColor(textured(5), cv2.COLOR_RGB2GRAY)
+    h, w = big.shape
+    small = cv2.resize(big, (round(w / 1.2), round(h / 1.2)), interpolation=cv2.INTER_LINEAR_EXACT)
+    orb = cv2.ORB_create(nfeatures=5000, scaleFactor=1.2, nlevels=2, edgeThreshold=19, patchSize=19,
+                         fastThreshold=20)
+    kb = [k for k in orb.detect(big, None) if k.octave == 1]
+    ks = np.array([k.pt for k in orb.detect(small, None) if k.octave == 0])
+    raw = np.array([k.pt for k in kb])
+    fixed = orb_level_centres(raw, np.ones(len(kb), np.int64), w, h)
+    sx, sy = w / small.shape[1], h / small.shape[0]
+
+    def offsets(pts):  # big-image pixels -> small-image pixels, then distance to the nearest small keypoint
+        p = np.stack([(pts[:, 0] + 0.5) / sx - 0.5, (pts[:, 1] + 0.5) / sy - 0.5], axis=1)
+        return np.linalg.norm(p[:, None] - ks[None], axis=2).min(axis=1)
+
+    assert len(kb) > 100
+    assert np.mean(offsets(fixed) < 1e-3) > 0.9
+    assert np.median(offsets(raw)) > 0.1  # the bias the correction removes (about 0.12 px here)
+    f = LocalFeatureExtractor(VerificationParams(max_features=500)).extract(textured(5))
+    assert f.sigmas is not None  # 640 px: no downscale, so each sigma is 1.2 ** level
+    assert np.all(np.min(np.abs(f.sigmas[:, None] - 1.2 ** np.arange(8)), axis=1) < 1e-4)
+
+
+def test_keypoint_sigmas_round_trip_and_old_extras_lack_them():
+    f = LocalFeatureExtractor(VerificationParams(max_features=300)).extract(textured(6))
+    extras = f.to_extras(300)
+    back = LocalFeatures.from_extras(extras, "orb")
+    np.testing.assert_allclose(back.sigmas, f.sigmas, rtol=1e-3)  # float16
+    old = {k: v for k, v in extras.items() if k != "lf_sigma"}  # a database from before the field
+    assert LocalFeatures.from_extras(old, "orb").sigmas is None
+    np.testing.assert_array_equal(LocalFeatures.from_extras(old, "orb").keypoint_sigmas(np.arange(3)), 1.0)

@@ -15,6 +15,7 @@ from maqbool_ros.core.verification import (
     VerificationParams,
     invert_T,
     make_T,
+    pnp,
     transform_from_xyz_quat,
     verify,
 )
@@ -207,7 +208,8 @@ def test_uncalibrated_verification_has_no_pose():
 def _pnp_cov(n, noise, seed):
     # pixel noise alone (the scene's depth is exact): the depth-noise term would add a floor
     q, c = scene(T_W_Q, T_W_C, n=n, noise_px=noise, outliers=0.0, seed=seed, with_depth=True)
-    return verify(q, c, CAM, params=VerificationParams(depth_noise=0.0)).covariance
+    # a 0.05 px a-priori sigma, so the variance factor (the residuals' noise) is above its floor
+    return verify(q, c, CAM, params=VerificationParams(depth_noise=0.0, keypoint_sigma_px=0.05)).covariance
 
 
 def test_pnp_covariance_positive_definite_shrinks_with_inliers_grows_with_noise():
@@ -233,7 +235,7 @@ def test_pnp_covariance_matches_the_spread_of_repeated_estimates():
         uv = ideal + rng.normal(0, 1.0, ideal.shape)
         Re, te, _ = geo.estimate_pnp(X, uv, CAM.K, 4.0, 0.999, 1000, True)
         deltas.append(np.concatenate([te - t, cv2.Rodrigues(Re @ R.T)[0].ravel()]))
-        covs.append(geo.pnp_covariance(Re, te, X, uv, CAM.K)[0])
+        covs.append(pnp.pnp_covariance(Re, te, X, uv, CAM.K)[0])
     emp = np.cov(np.array(deltas).T)
     pred = np.mean(covs, axis=0)
     for block in (slice(0, 3), slice(3, 6)):
@@ -264,10 +266,11 @@ def test_covariance_transforms_match_sampled_perturbations(which):
 
 
 def test_essential_covariance_positive_semidefinite_and_grows_with_noise():
+    free = VerificationParams(keypoint_sigma_px=0.05)  # the variance factor above its floor: it sets the size
     q, c = scene(T_W_Q, T_W_C, noise_px=0.2, outliers=0.0, seed=14)
-    low = verify(q, c, CAM).covariance
+    low = verify(q, c, CAM, params=free).covariance
     q, c = scene(T_W_Q, T_W_C, noise_px=0.6, outliers=0.0, seed=14)
-    high = verify(q, c, CAM).covariance
+    high = verify(q, c, CAM, params=free).covariance
     assert np.all(np.linalg.eigvalsh(low[3:, 3:]) > 0)          # rotation: full rank
     assert np.all(np.linalg.eigvalsh(low) > -1e-12)             # translation: direction only (rank 2)
     assert np.trace(high[3:, 3:]) > 5 * np.trace(low[3:, 3:])  # ~9 expected

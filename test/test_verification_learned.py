@@ -26,7 +26,7 @@ def test_aliked_extras_are_float16_fixed_shape():
     f = LocalFeatures(rng.uniform(0, 500, (300, 2)).astype(np.float32), desc, None, (640, 480), "aliked")
     ex = f.to_extras(1024)
     assert ex["lf_desc"].shape == (1024, 128) and ex["lf_desc"].dtype == np.float16
-    assert sum(a.nbytes for a in ex.values()) == bytes_per_keyframe("aliked", 1024) == 1024 * 266 + 12
+    assert sum(a.nbytes for a in ex.values()) == bytes_per_keyframe("aliked", 1024) == 1024 * 268 + 12
     g = LocalFeatures.from_extras(ex, "aliked")
     np.testing.assert_array_equal(g.descriptors, desc)
 

@@ -224,11 +224,13 @@ def test_an_opencv_estimator_error_rejects_the_pair_instead_of_raising(monkeypat
     assert not v.verified and v.pose_type == "none" and "model.empty" in v.error and v.num_matches >= 20
 
 
-def test_opencv_assertion_on_a_real_degenerate_pair_is_a_rejection(corridor_dir):
+def test_opencv_assertion_on_a_real_degenerate_pair_is_a_rejection(corridor_dir, monkeypatch):
     from maqbool_ros.core.data.datasets import load_query_ref_folder
-    from maqbool_ros.core.verification import verify
+    from maqbool_ros.core.verification import features, verify
 
     refs = load_query_ref_folder(corridor_dir).refs
+    # the keypoints as OpenCV reports them (before the level-centre correction): the input that raised
+    monkeypatch.setattr(features, "orb_level_centres", lambda pts, *_: pts)
     ex = LocalFeatureExtractor()
     v = verify(ex.extract(refs[15]), ex.extract(refs[17]), None)  # raised cv2.error before
     assert not v.verified and v.error

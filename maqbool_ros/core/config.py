@@ -419,6 +419,13 @@ class MaqboolConfig:
         'propagated through every inlier (docs/verification.md). Default: Kinect v1 structured light, '
         'Khoshelham & Elberink 2012 (Sensors 12(2):1437). 0: depth taken as exact.',
         range=(0.0, 1.0, 0.0), section="verification")
+    verification_keypoint_sigma_px: float = _f(
+        1.0,
+        'A-priori localisation sigma of a keypoint, in pixels of the pyramid level it was found in (ORB: '
+        'times 1.2^level and the extraction downscale; ORB-SLAM uses 1). Weighs each inlier in the pose '
+        'covariance, which is scaled up when the inlier residuals show more noise, never down '
+        '(docs/verification.md).',
+        range=(0.01, 50.0, 0.0), section="verification")
     verification_temporal_k: int = _f(
         1,
         'Temporal consistency: a verified candidate is accepted only when the k-1 previous query keyframes '

@@ -10,7 +10,8 @@ from maqbool_ros.tools.options import add_common_options, add_config_options, co
 
 POSE_OPTIONS = ("verification_features", "verification_max_features", "verification_min_inliers",
                 "verification_min_inlier_ratio", "verification_ratio", "verification_ransac_threshold_px",
-                "verification_max_depth_m", "verification_depth_noise")
+                "verification_max_depth_m", "verification_depth_noise",
+                "verification_keypoint_sigma_px")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -106,7 +106,8 @@ def score_pairs(dataset: Any, pairs: list[tuple[int, int]], params: Verification
         if v.verified:
             row.update({f"{key}_error": val for key, val in pose_errors(v.T, T_gt, v.pose_type).items()})
             n = nees(v.T, v.covariance, T_gt, v.pose_type, v.translation_known)
-            row.update({"nees": n["pose"], "nees_dof": n["pose_dof"], "nees_direction": n["direction"]})
+            row.update({"nees": n["pose"], "nees_dof": n["pose_dof"], "nees_direction": n["direction"],
+                        "variance_factor": v.variance_factor})
         rows.append(row)
         if progress is not None:
             progress(k + 1, len(pairs))

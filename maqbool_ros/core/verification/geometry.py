@@ -89,83 +89,97 @@ def conjugate(A: np.ndarray, T: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray
     return rebase(A, T, invert_T(A), cov)
 
 
-def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int) -> tuple[np.ndarray, float]:
-    """sigma^2 (J^T J)^-1 with sigma^2 = max(r.r / (m - p), floor^2)."""
+def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int, floor: float) -> tuple[np.ndarray, float]:
+    """sigma^2 (J^T J)^-1 with sigma^2 = max(r.r / (m - p), floor)."""
     dof = max(len(r) - n_params, 1)
-    sigma2 = max(float(r @ r) / dof, SIGMA_FLOOR_PX ** 2)
+    sigma2 = max(float(r @ r) / dof, floor)
     H = J.T @ J
     H += np.eye(n_params) * (1e-12 * max(np.trace(H), 1e-30))  # an unobservable direction -> huge, not inf
     return sigma2 * np.linalg.inv(H), sigma2
 
 
-def pnp_covariance(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray, K: np.ndarray,
-                   depth_noise: float = 0.0) -> tuple[np.ndarray, float]:
-    """Covariance of T (X_img = R X + t) from the reprojection residuals of (N, 3) points X
-    (frame b, back-projected from depth) observed at (N, 2) undistorted pixels uv.
+def _epipolar_parts(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray):
+    """x_a^T F x_b of each match and the squared gradients of it in image a (la) and b (lb)."""
+    Kinv = np.linalg.inv(K)
+    F = Kinv.T @ skew(t) @ R @ Kinv
+    Fb = np.column_stack([x_b, np.ones(len(x_b))]) @ F.T
+    Fta = np.column_stack([x_a, np.ones(len(x_a))]) @ F
+    num = np.sum(np.column_stack([x_a, np.ones(len(x_a))]) * Fb, axis=1)
+    return num, Fb[:, 0] ** 2 + Fb[:, 1] ** 2, Fta[:, 0] ** 2 + Fta[:, 1] ** 2
 
-    Each residual's covariance is sigma^2 I (sigma^2 from the residuals, as Gauss-Newton) plus
-    the depth noise seen through the projection: a point slides along its ray by
-    sigma_z = depth_noise * z^2 (Khoshelham & Elberink 2012 for structured light), which moves
-    its projection by g sigma_z, g = d(proj)/dz. The covariance is (sum J_i^T C_i^-1 J_i)^-1;
-    depth_noise 0 gives the plain sigma^2 (J^T J)^-1."""
-    fx, fy = K[0, 0], K[1, 1]
-    RX = X @ R.T
-    p = RX + t
-    z = p[:, 2]
-    proj = np.stack([fx * p[:, 0] / z + K[0, 2] + K[0, 1] * p[:, 1] / z, fy * p[:, 1] / z + K[1, 2]], axis=1)
-    r = (proj - uv).ravel()
-    Jp = np.zeros((len(X), 2, 3))
-    Jp[:, 0, 0] = fx / z
-    Jp[:, 0, 1] = K[0, 1] / z
-    Jp[:, 0, 2] = -(fx * p[:, 0] + K[0, 1] * p[:, 1]) / z ** 2
-    Jp[:, 1, 1] = fy / z
-    Jp[:, 1, 2] = -fy * p[:, 1] / z ** 2
-    dp = np.zeros((len(X), 3, 6))
-    dp[:, :, :3] = np.eye(3)
-    dp[:, :, 3:] = -np.stack([skew(v) for v in RX])  # d(exp(w)RX)/dw = -[RX]x
-    J = np.einsum("nij,njk->nik", Jp, dp)
-    if depth_noise <= 0:
-        return _gn_covariance(J.reshape(-1, 6), r, 6)
-    sigma2 = max(float(r @ r) / max(len(r) - 6, 1), SIGMA_FLOOR_PX ** 2)
-    z_b = X[:, 2]
-    g = np.einsum("nij,nj->ni", Jp, RX / z_b[:, None])  # projection motion per metre of depth
-    C = sigma2 * np.eye(2) + (depth_noise * z_b ** 2)[:, None, None] ** 2 * np.einsum("ni,nj->nij", g, g)
-    H = np.einsum("nki,nkl,nlj->ij", J, np.linalg.inv(C), J)
-    H += np.eye(6) * (1e-12 * max(np.trace(H), 1e-30))
-    return np.linalg.inv(H), sigma2
+
+def _sigma2(sigma: np.ndarray | None) -> np.ndarray | float:
+    return 1.0 if sigma is None else np.asarray(sigma, np.float64) ** 2
 
 
 def sampson_residuals(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,
-                      K: np.ndarray) -> np.ndarray:
-    """Sampson distances (pixels) of correspondences x_b <-> x_a (undistorted pixels) to the
-    epipolar geometry of T_a_b = (R, t)."""
-    Kinv = np.linalg.inv(K)
-    F = Kinv.T @ skew(t) @ R @ Kinv
-    hb = np.column_stack([x_b, np.ones(len(x_b))])
-    ha = np.column_stack([x_a, np.ones(len(x_a))])
-    Fb = hb @ F.T
-    Fta = ha @ F
-    num = np.sum(ha * Fb, axis=1)
-    den = np.sqrt(Fb[:, 0] ** 2 + Fb[:, 1] ** 2 + Fta[:, 0] ** 2 + Fta[:, 1] ** 2)
-    return num / np.maximum(den, 1e-12)
+                      K: np.ndarray, sigma_b: np.ndarray | None = None,
+                      sigma_a: np.ndarray | None = None) -> np.ndarray:
+    """Sampson distances of correspondences x_b <-> x_a (undistorted pixels) to the epipolar
+    geometry of T_a_b = (R, t): pixels, or with per-point pixel sigmas of each image (sigma_b,
+    sigma_a) the epipolar constraint over its first-order standard deviation (unit variance)."""
+    num, la, lb = _epipolar_parts(R, t, x_b, x_a, K)
+    return num / np.maximum(np.sqrt(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb), 1e-12)
 
 
-def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,
-                         K: np.ndarray) -> tuple[np.ndarray, float]:
-    """6x6 covariance of (unit t, R) from Sampson residuals; the translation block is the
-    direction's (rank 2, tangent to the unit sphere): the scale is unknown, not represented."""
+def _essential_problem(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
+                       sigma_b: np.ndarray | None, sigma_a: np.ndarray | None):
+    """(residuals(q), Jacobian(), B): Sampson residuals at the 5-parameter perturbation
+    q = [d_r; d_phi] of (R, unit t), d_phi along B (the 2 directions perpendicular to t)."""
     t = t / np.linalg.norm(t)
-    # orthonormal basis of the plane perpendicular to t: the 2 observable translation directions
     B = np.linalg.svd(t.reshape(1, 3))[2][1:].T
 
-    def residuals(q: np.ndarray) -> np.ndarray:
-        Rq = cv2.Rodrigues(q[:3])[0] @ R
+    def pose(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tq = t + B @ q[3:]
-        return sampson_residuals(Rq, tq / np.linalg.norm(tq), x_b, x_a, K)
+        return cv2.Rodrigues(q[:3])[0] @ R, tq / np.linalg.norm(tq)
 
-    h = 1e-6
-    J = np.stack([(residuals(h * e) - residuals(-h * e)) / (2 * h) for e in np.eye(5)], axis=1)
-    c5, sigma2 = _gn_covariance(J, residuals(np.zeros(5)), 5)
+    def residuals(q: np.ndarray) -> np.ndarray:
+        return sampson_residuals(*pose(q), x_b, x_a, K, sigma_b, sigma_a)
+
+    def jacobian() -> np.ndarray:
+        h = 1e-6
+        return np.stack([(residuals(h * e) - residuals(-h * e)) / (2 * h) for e in np.eye(5)], axis=1)
+
+    return residuals, jacobian, B, pose
+
+
+def refine_essential(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
+                     sigma_b: np.ndarray | None = None, sigma_a: np.ndarray | None = None,
+                     iterations: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(R, unit t) minimising the (weighted) Sampson residuals of the inliers: Gauss-Newton from
+    the RANSAC pose, a step kept only when it lowers the cost (the ML pose the covariance assumes)."""
+    for _ in range(iterations):
+        residuals, jacobian, _, pose = _essential_problem(R, t, x_b, x_a, K, sigma_b, sigma_a)
+        r, J = residuals(np.zeros(5)), jacobian()
+        q = -np.linalg.lstsq(J, r, rcond=None)[0]
+        if not float(residuals(q) @ residuals(q)) < float(r @ r):
+            break
+        R, t = pose(q)
+        if np.abs(q).max() < 1e-10:
+            break
+    return R, t
+
+
+def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
+                         sigma_b: np.ndarray | None = None, sigma_a: np.ndarray | None = None,
+                         min_factor: float | None = None, threshold: float | None = None) -> tuple[np.ndarray, float]:
+    """6x6 covariance of (unit t, R) from Sampson residuals; the translation block is the
+    direction's (rank 2, tangent to the unit sphere): the scale is unknown, not represented.
+    With keypoint sigmas (px) the residuals are normalised by them and the second value is the
+    a-posteriori variance factor k >= min_factor (pnp.py's doc); without, the pixel variance.
+    threshold: the RANSAC bound (px) on the Sampson distance that chose these inliers (see
+    pnp.variance_factor)."""
+    residuals, jacobian, B, pose = _essential_problem(R, t, x_b, x_a, K, sigma_b, sigma_a)
+    floor = SIGMA_FLOOR_PX ** 2 if min_factor is None else min_factor
+    r = residuals(np.zeros(5))
+    c5, sigma2 = _gn_covariance(jacobian(), r, 5, floor)
+    if threshold is not None:  # RANSAC kept |Sampson distance| <= threshold px: undo that truncation
+        from maqbool_ros.core.verification.pnp import variance_factor
+
+        _, la, lb = _epipolar_parts(*pose(np.zeros(5)), x_b, x_a, K)
+        scale2 = (la + lb) / np.maximum(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb, 1e-300)  # px -> r units
+        k = max(variance_factor(r ** 2, threshold ** 2 * scale2, 1, 5), floor)
+        c5, sigma2 = c5 * k / sigma2, k
     M = np.zeros((6, 5))  # [d_t; d_r] = M [d_r; d_phi]
     M[:3, 3:] = B
     M[3:, :3] = np.eye(3)

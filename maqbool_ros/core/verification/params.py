@@ -33,6 +33,8 @@ DEFAULT_MAX_FEATURES = {"orb": 1000, "sift": 1000, "aliked": 256}
 #   min_inliers 0            = DEFAULT_MIN_INLIERS[features] (above)
 #   min_inlier_ratio 0.25    COLMAP RANSACOptions.min_inlier_ratio = 0.25
 #   depth_noise 1.425e-3     Khoshelham & Elberink 2012, Kinect v1 random depth error sigma_z = 1.425e-3 z^2
+#   keypoint_sigma_px 1.0    ORB-SLAM (Mur-Artal et al. 2015): a keypoint's sigma is 1 px at its pyramid
+#                            level (1.2^level px in the image); the covariance never assumes less
 #   aliked_max_side 384, aliked_threshold 0, lightglue confidences 0.95 / 0.99: docs/verification.md,
 #                            "Budgeted ALIKED" (LightGlue's published confidences; side and top-k measured)
 #   temporal_k 1, window 3   DBoW2 temporal consistency k (ORB-SLAM2 uses 3 consecutive keyframes);
@@ -67,6 +69,7 @@ class VerificationParams:
     max_depth_m: float = _schema("max_depth_m")    # depth beyond this is ignored (0: no limit)
     pnp_refine: bool = True          # Levenberg-Marquardt refinement on the PnP inliers
     depth_noise: float = _schema("depth_noise")    # sigma_z = depth_noise * z^2 m; 0: exact depth
+    keypoint_sigma_px: float = _schema("keypoint_sigma_px")  # a-priori keypoint sigma, px of its level (ORB-SLAM)
     temporal_k: int = max(1, _schema("temporal_k"))  # query keyframes that must agree (1: off; the schema's 0 is 1 too)
     temporal_window: int = _schema("temporal_window")  # candidates whose keyframe ids differ by <= this are neighbours
     top_n: int = _schema("top_n")    # candidates verified per query, best re-ranked first

@@ -174,14 +174,17 @@ def estimate_two_view(x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, threshold
     return out
 
 
-def two_view_covariance(pose: TwoViewPose, x_b: np.ndarray, x_a: np.ndarray,
-                        K: np.ndarray) -> tuple[np.ndarray, float]:
-    """6x6 covariance (geometry.essential_covariance on the inliers' Sampson residuals). Rotation
+def two_view_covariance(pose: TwoViewPose, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
+                        sigma_b: np.ndarray | None = None, sigma_a: np.ndarray | None = None,
+                        min_factor: float | None = None, threshold: float | None = None) -> tuple[np.ndarray, float]:
+    """6x6 covariance (geometry.essential_covariance on the inliers' Sampson residuals, weighted by
+    the keypoint sigmas when given; threshold: the RANSAC bound that chose the inliers). Rotation
     only: the rotation block at (R_fit, t_fit) plus the ambiguity spread, no rotation-translation
     correlation, UNKNOWN_TRANSLATION_VAR on the translation diagonal."""
     if pose.translation_known:
-        return geo.essential_covariance(pose.R, pose.t, x_b, x_a, K)
-    cov6, sigma2 = geo.essential_covariance(pose.R_fit, pose.t_fit, x_b, x_a, K)
+        return geo.essential_covariance(pose.R, pose.t, x_b, x_a, K, sigma_b, sigma_a, min_factor, threshold)
+    cov6, sigma2 = geo.essential_covariance(pose.R_fit, pose.t_fit, x_b, x_a, K, sigma_b, sigma_a, min_factor,
+                                            threshold)
     cov = np.zeros((6, 6))
     cov[:3, :3] = np.eye(3) * UNKNOWN_TRANSLATION_VAR
     cov[3:, 3:] = cov6[3:, 3:] + pose.rotation_spread

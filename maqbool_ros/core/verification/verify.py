@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from maqbool_ros.core.verification import geometry as geo
-from maqbool_ros.core.verification import twoview
+from maqbool_ros.core.verification import pnp, twoview
 from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
 from maqbool_ros.core.verification.matching import match_features
@@ -38,7 +38,9 @@ class Verification:
     covariance: (6, 6) of [x, y, z, rx, ry, rz] (perturbation in the query frame); inf on the
         diagonal when no pose was estimated. A rejected pair has pose_type none but keeps the
         estimate it was rejected with (diagnostics only).
-    frame: "camera" or "base" (camera_to_base was given). sigma_px: residual standard deviation.
+    frame: "camera" or "base" (camera_to_base was given). variance_factor: the a-posteriori variance
+        factor k of the covariance (pnp.py): the residuals' variance over the keypoints' a-priori
+        one (1 px at their pyramid level), floored at the model's (pnp.MIN_VARIANCE_FACTOR).
     parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
         (camera frame, the triangulation angle).
     model: the estimator that gave the pose; monocular poses choose between a homography and the
@@ -57,7 +59,7 @@ class Verification:
     t: np.ndarray = field(default_factory=lambda: np.zeros(3))
     covariance: np.ndarray = field(default_factory=lambda: np.diag(np.full(6, np.inf)))
     frame: str = "camera"
-    sigma_px: float = float("nan")
+    variance_factor: float = float("nan")
     parallax_deg: float = float("nan")
     inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -81,6 +83,12 @@ def _backproject(uv: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
     x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return np.stack([x * z, y * z, z], axis=1)
+
+
+def _sigmas(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray,
+            sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """A-priori pixel sigmas of the matched query and candidate keypoints (rows [query, cand])."""
+    return sigma_px * query.keypoint_sigmas(pairs[:, 0]), sigma_px * cand.keypoint_sigmas(pairs[:, 1])
 
 
 def verify(query: LocalFeatures, cand: LocalFeatures, camera: Camera | None,
@@ -163,11 +171,17 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         R, t, inl = est
         if inl.sum() < 6:
             return reject(len(used), int(inl.sum()))
+        s_q, s_c = _sigmas(query, cand, pairs[used[inl]], p.keypoint_sigma_px)
         if from_cand:
             X, uv = _backproject(uv_c[used][inl], zc[used][inl], K), uv_q[used][inl]
+            s_obs, s_src = s_q, s_c
         else:
             X, uv = _backproject(uv_q[used][inl], zq[used][inl], K), uv_c[used][inl]
-        cov, sigma2 = geo.pnp_covariance(R, t, X, uv, K, p.depth_noise)
+            s_obs, s_src = s_c, s_q
+        if p.pnp_refine:
+            R, t = pnp.refine_weighted(R, t, X, uv, K, p.depth_noise, s_obs, s_src)
+        cov, sigma2 = pnp.pnp_covariance(R, t, X, uv, K, p.depth_noise, s_obs, s_src,
+                                         threshold=p.ransac_threshold_px)
         T = geo.make_T(R, t)
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
@@ -178,7 +192,11 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         if tv is None:
             return reject(len(pairs))
         inl = tv.inliers
-        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K)
+        s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
+        if tv.model == "essential" and tv.translation_known and p.pnp_refine:
+            tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
+        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, pnp.MIN_VARIANCE_FACTOR,
+                                                  p.ransac_threshold_px)
         T = geo.make_T(tv.R, tv.t)
         pose_type, model, t_known = POSE_UNIT_TRANSLATION, tv.model, tv.translation_known
     timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
@@ -200,7 +218,7 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
                         R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
-                        sigma_px=float(np.sqrt(sigma2)), parallax_deg=parallax, inliers=pairs[used][inl],
+                        variance_factor=float(sigma2), parallax_deg=parallax, inliers=pairs[used][inl],
                         timings_ms=timings, model=model, translation_known=t_known)
 
 
