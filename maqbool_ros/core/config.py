@@ -323,11 +323,11 @@ class MaqboolConfig:
         'omnidirectional or sideways cameras, where the views repeat).',
         section="sequence")
     sequence_min_aligned: float = _f(
-        0.3,
+        0.5,
         "A run must align at least this fraction of the query's window (positions outside the stored run, "
-        'removed, excluded or in another map are gaps); runs with fewer are not scored. Gaps already count at '
-        "a typical non-match distance; a larger fraction hides a revisit of the map's first keyframes until "
-        'the window has left the frames from before it (docs/sequence.md).',
+        'removed, excluded or in another map are gaps); runs with fewer are not scored. A lower floor lets a '
+        "revisit of the map's first keyframes be scored sooner, at the price of short lines near a run's start "
+        'winning elsewhere (docs/sequence.md, Limits).',
         range=(0.0, 1.0, 0.0), section="sequence")
     sequence_full_search_max: int = _f(
         1000,

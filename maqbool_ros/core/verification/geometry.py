@@ -174,7 +174,7 @@ def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.
     r = residuals(np.zeros(5))
     c5, sigma2 = _gn_covariance(jacobian(), r, 5, floor)
     if threshold is not None:  # RANSAC kept |Sampson distance| <= threshold px: undo that truncation
-        from maqbool_ros.core.verification.pnp import variance_factor
+        from maqbool_ros.core.verification.variance import variance_factor
 
         _, la, lb = _epipolar_parts(*pose(np.zeros(5)), x_b, x_a, K)
         scale2 = (la + lb) / np.maximum(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb, 1e-300)  # px -> r units
