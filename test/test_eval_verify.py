@@ -150,3 +150,16 @@ def test_offline_protocol_gives_the_pipeline_each_frames_camera_and_depth():
     assert [float(c[2][0, 0]) for c in calls] == [0.0, 1.0, 2.0]
     assert records[2].verified.tolist() == [True] and records[2].num_inliers.tolist() == [77]
     assert records[2].pose_types == ["metric"]
+
+
+def test_best_verified_is_the_verified_candidate_with_the_most_inliers():
+    """What `eval --verify` scores and `--pose-graph` adds as the query's loop: the strongest
+    geometric support among the verified candidates (rank order on ties), as the bridge links."""
+    from types import SimpleNamespace
+
+    from maqbool_ros.core.evaluation.verified import best_verified
+
+    rec = lambda v, n: SimpleNamespace(verified=v, num_inliers=n)  # noqa: E731
+    assert best_verified(rec([False, True, True], [900, 30, 80])) == 2
+    assert best_verified(rec([True, True], [50, 50])) == 0
+    assert best_verified(rec([False, False], [90, 90])) is None

@@ -40,11 +40,13 @@ def _records(gt, loops):
     for q in range(len(gt)):
         hit = [(c, T, cov) for qq, c, T, cov in loops if qq == q]
         if not hit:
-            out.append(SimpleNamespace(query_index=q, ranked=np.zeros(0, int), verified=np.zeros(0, bool)))
+            out.append(SimpleNamespace(query_index=q, ranked=np.zeros(0, int), verified=np.zeros(0, bool),
+                                       num_inliers=np.zeros(0, int)))
             continue
         c, T, cov = hit[0]
         out.append(SimpleNamespace(query_index=q, ranked=np.array([c]), verified=np.array([True]),
-                                   pose_types=["metric"], relative_poses=T[None], pose_covariances=cov[None]))
+                                   num_inliers=np.array([100]), pose_types=["metric"], relative_poses=T[None],
+                                   pose_covariances=cov[None]))
     return out
 
 

@@ -33,6 +33,7 @@ from maqbool_ros.core.integration.rtabmap_data import (
     image_format,
 )
 from maqbool_ros.core.verification.geometry import invert_T, make_T, rebase, transform_from_xyz_quat
+from maqbool_ros.core.verification.temporal import strongest_first
 
 RNG = np.random.default_rng(14)
 L = transform_from_xyz_quat([0.1, 0.0, 0.5], [-0.5, 0.5, -0.5, 0.5])  # optical frame in the base frame
@@ -151,10 +152,23 @@ def test_decide_query_keeps_the_best_verified_candidate_and_counts_the_rest():
     wm, lt = {5, 10, 11, 12, 50}, {i: L for i in (5, 10, 11, 12, 50)}
     links, reasons = decide_query(cands, policy, wm, lt)
     assert [(k.from_id, k.to_id) for k in links] == [(50, 10)]
-    assert reasons == ["not_verified", "per_query_limit", "per_query_limit"]
+    assert sorted(reasons) == ["not_verified", "per_query_limit", "per_query_limit"]
     assert (50, 10) in policy.sent
     links, reasons = decide_query(cands[1:2], policy, wm, lt)
     assert links == [] and reasons == ["duplicate"]
+
+
+def test_decide_query_links_the_verified_candidate_with_the_most_inliers():
+    """The ranking decides what is checked; among verified candidates the strongest geometric
+    support becomes the link (ties: rank order), an unverified one never does."""
+    wm, lt = {5, 10, 11, 12, 50}, {i: L for i in (5, 10, 11, 12, 50)}
+    cands = [cand(c=5, verified=False, num_inliers=500), cand(c=10, num_inliers=40), cand(c=11, num_inliers=90),
+             cand(c=12, num_inliers=90)]
+    links, _ = decide_query(cands, LinkPolicy(max_links_per_query=1), wm, lt)
+    assert [(k.from_id, k.to_id) for k in links] == [(50, 11)]
+    links, _ = decide_query(cands, LinkPolicy(max_links_per_query=3), wm, lt)
+    assert [k.to_id for k in links] == [11, 12, 10]
+    assert strongest_first([True, False, True], [10, 99, 20]) == [2, 0, 1]
 
 
 def test_policy_and_options_refuse_bad_values_naming_the_field():

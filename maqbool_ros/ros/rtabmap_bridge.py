@@ -182,7 +182,7 @@ class RtabmapBridge(Node):
             c_session, c_id = split_keyframe_id(c.keyframe_id)
             cands.append(Candidate(q_id, c_id, bool(c.verified), bool(c.has_relative_pose), int(c.pose_type), T,
                                    np.asarray(c.relative_pose.covariance, dtype=np.float64).reshape(6, 6),
-                                   msg.robot_id, c.robot_id, q_session, c_session))
+                                   msg.robot_id, c.robot_id, q_session, c_session, int(c.num_inliers)))
         with self._lock:
             wm = None if self.working_memory is None else set(self.working_memory)
             links, reasons = decide_query(cands, self.policy, wm, dict(self.local_transforms))

@@ -58,9 +58,14 @@ def pose_within_tolerance(err: dict[str, float], tol: dict[str, float] = TOLERAN
 
 
 def best_verified(record: Any) -> int | None:
-    """Index (into record.ranked) of the first verified candidate, or None."""
-    hits = np.flatnonzero(np.asarray(record.verified, dtype=bool))
-    return int(hits[0]) if len(hits) else None
+    """Index (into record.ranked) of the verified candidate with the most inliers (the first on
+    ties: temporal.strongest_first, what the RTAB-Map bridge links), or None."""
+    from maqbool_ros.core.verification.temporal import strongest_first
+
+    verified = np.asarray(record.verified, dtype=bool)
+    if not verified.any():
+        return None
+    return strongest_first(verified, np.asarray(record.num_inliers))[0]
 
 
 def _median(values: list[float]) -> float | None:

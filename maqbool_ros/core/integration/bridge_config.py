@@ -48,8 +48,8 @@ class BridgeConfig:
         "node already converts (camera_to_base set); poses are sent as they are.",
         choices=("camera", "base"))
     max_links_per_query: int = _f(
-        1, "Links sent per query keyframe at most, best verified candidate first (RTAB-Map adds one loop "
-        "closure per node).", range=(1, 100, 1))
+        1, "Links sent per query keyframe at most, the verified candidate with the most inliers first (RTAB-Map "
+        "adds one loop closure per node).", range=(1, 100, 1))
     min_variance: float = _f(
         1e-6, "Floor of the covariance eigenvalues before inversion (m^2, rad^2): bounds the information matrix.",
         range=(1e-12, 1.0, 0.0))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maqbool_ros.core.verification.geometry import check_transform, invert_T, rebase
+from maqbool_ros.core.verification.temporal import strongest_first
 
 #: rtabmap::Link::Type values (rtabmap/core/Link.h): kNeighbor=0, kGlobalClosure=1,
 #: kLocalSpaceClosure=2, kLocalTimeClosure=3, kUserClosure=4, ...
@@ -46,6 +47,7 @@ class Candidate:
     candidate_robot: str = ""
     query_session: int = 0  # RTAB-Map session of each node (core/integration/bridge_state.py)
     candidate_session: int = 0
+    num_inliers: int = 0  # geometric support: among verified candidates the most is linked first
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,13 @@ def decide(c: Candidate, policy: LinkPolicy, working_memory: Collection[int] | N
 
 def decide_query(candidates: list[Candidate], policy: LinkPolicy, working_memory: Collection[int] | None,
                  local_transforms: dict[int, np.ndarray]) -> tuple[list[Link], list[str]]:
-    """Links for one query's candidates (best first), at most policy.max_links_per_query;
-    and the reason for each candidate not sent. Sent pairs are remembered in policy.sent."""
+    """Links for one query's candidates (rank order), at most policy.max_links_per_query, the
+    verified ones with the most inliers first (temporal.strongest_first); and the reason for each
+    candidate not sent. Sent pairs are remembered in policy.sent."""
     links: list[Link] = []
     reasons: list[str] = []
-    for c in candidates:
+    order = strongest_first([c.verified for c in candidates], [c.num_inliers for c in candidates])
+    for c in (candidates[i] for i in order):
         link, reason = decide(c, policy, working_memory, local_transforms)
         if link is not None and len(links) >= policy.max_links_per_query:
             link, reason = None, "per_query_limit"

@@ -1,6 +1,7 @@
 """Temporal consistency of loop closures (after DBoW2 / ORB-SLAM): a verified candidate is
 accepted only when the k - 1 preceding query keyframes also had verified candidates, each a
-map neighbour of the next one's, forming a chain of k consecutive queries."""
+map neighbour of the next one's, forming a chain of k consecutive queries; and which verified
+candidate of a query is the loop to take (strongest_first)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
@@ -59,3 +60,15 @@ class TemporalConsistency:
     def chain_lengths(self) -> dict[Hashable, int]:
         """The current query's chain length per candidate (after the last update)."""
         return dict(self._prev)
+
+
+def strongest_first(verified, num_inliers) -> list[int]:
+    """Positions of one query's candidates, the verified ones first by inlier count (most first;
+    rank order on ties), then the unverified in rank order. The ranking (appearance, sequence)
+    decides which candidates are checked; once geometry has confirmed several, the loop a back end
+    should take is the one with the most geometric support, the strongest and most accurate
+    constraint (docs/verification.md): the RTAB-Map bridge's links and `eval --pose-graph` use it."""
+    flags = [bool(v) for v in verified]
+    inliers = [int(n) for n in num_inliers]
+    ranked = sorted((i for i, v in enumerate(flags) if v), key=lambda i: (-inliers[i], i))
+    return ranked + [i for i, v in enumerate(flags) if not v]
