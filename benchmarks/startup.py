@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from maqbool_ros.core.config import NODE_NAME, MaqboolConfig, ros_params_yaml
+from maqbool_ros.core.config import KEYS, NODE_NAME, MaqboolConfig, ros_params_yaml
 from maqbool_ros.core.evaluation.machine import machine_line
 
 
@@ -58,7 +58,7 @@ def start_once(python: str, workdir: Path, pycache: Path, index: int) -> tuple[f
             if time.perf_counter() - t0 > 120:
                 raise TimeoutError("no parameter answer within 120 s")
             if client.wait_for_service(timeout_sec=0.02):
-                future = client.call_async(GetParameters.Request(names=["method"]))
+                future = client.call_async(GetParameters.Request(names=[KEYS["method"]]))
                 rclpy.spin_until_future_complete(node, future, timeout_sec=5.0)
                 if future.done() and future.result() is not None and future.result().values:
                     answered = time.perf_counter() - t0
