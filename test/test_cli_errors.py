@@ -89,3 +89,14 @@ def test_console_script_prints_no_traceback(bad_inputs, tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "not a readable ROS bag" in proc.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_an_error_about_a_config_field_names_its_parameter_key(tmp_path, capsys):
+    """Core components name their input by attribute (`model_path: ...`); the CLI shows the
+    parameter key, as the node does (`descriptor.model_path: ...`)."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main(["eval", "--dataset", "synthetic-rgbd", "--model", str(tmp_path / "absent.onnx"),
+                 "--json", str(out_dir / "r.json"), "--quiet"])
+    _assert_one_line_error(code, capsys.readouterr().err, out_dir, "maqbool eval: error: descriptor.model_path: ",
+                           "absent.onnx")

@@ -727,6 +727,15 @@ def renamed(old: str) -> str:
     return f"parameter {old!r} was renamed to {KEYS[old]!r} (parameters are grouped in sections: docs/node.md)"
 
 
+def keyed_message(text: str) -> tuple[str, str]:
+    """(text, field): an error text that starts with a field's attribute name (``model_path: ...``,
+    how core components name their input) shown with its parameter key instead, and that
+    field's attribute name ("" when the text names none). The node and the CLI print errors so."""
+    head = text.split(":", 1)[0]
+    name = head if head in FIELDS else FIELD_OF.get(head, "")
+    return (KEYS[name] + text[len(head):], name) if name else (text, "")
+
+
 def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     """Nested ``{section: {short: value}}`` -> ``{"section.short": value}``; dotted and other keys
     pass through (a ROS params file may use either layout)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from maqbool_ros.core.config import FIELD_OF, FIELDS, KEYS, MaqboolConfig
+from maqbool_ros.core.config import KEYS, MaqboolConfig, keyed_message
 from maqbool_ros.core.text import one_line, printable
 from maqbool_ros.ros.lifecycle import spin_until_signal
 
@@ -33,11 +33,8 @@ def explain(cfg: MaqboolConfig, exc: BaseException) -> str:
     text = one_line(exc)
     if not isinstance(exc, (ValueError, OSError)):
         text = f"{type(exc).__name__}: {text}"
-    head = text.split(":", 1)[0]
-    name = head if head in FIELDS else FIELD_OF.get(head, "")
-    if name:
-        text = KEYS[name] + text[len(head):]
-    else:
+    text, name = keyed_message(text)
+    if not name:
         name = next((f for f in ("database_path", "database_uri", "model_path")
                      if getattr(cfg, f) and str(getattr(cfg, f)) in text), "")
         text = f"{KEYS[name]}: {text}" if name else text

@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 from maqbool_ros import __version__
+from maqbool_ros.core.config import keyed_message
 from maqbool_ros.core.text import one_line
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # user errors (bad input, unreadable files): one line, no traceback
         sub = getattr(args, "bag_command", None) or getattr(args, "models_command", None)
         command = " ".join(c for c in (args.command, sub) if c)
-        print(f"maqbool {command}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"maqbool {command}: error: {keyed_message(one_line(exc))[0]}", file=sys.stderr)
         return 2
     return int(result or 0)
 
