@@ -77,7 +77,8 @@ def test_sequence_protocol_respects_exclusion_window(rtabmap_loop_dir):
 
     seq = load_dataset(rtabmap_loop_dir)
     n_excl = 12
-    cfg = _netvlad_config(exclude_recent_keyframes=n_excl, exclude_recent_seconds=0.0)
+    # the appearance ranking against brute force: no geometric re-ranking (docs/verification.md)
+    cfg = _netvlad_config(exclude_recent_keyframes=n_excl, exclude_recent_seconds=0.0, verification_enabled=False)
     summary, records, _ = evaluate_offline(seq, cfg, engine=ThumbnailEngine(), progress=False)
     desc = np.stack([thumbnail(seq.frames[i]) for i in range(len(seq.frames))])
     ranked = []

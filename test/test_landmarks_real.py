@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from maqbool_ros.core.config import MaqboolConfig
+from maqbool_ros.core.verification.temporal import strongest_first
 
 NUM_REFS = 40
 QUERIES = range(0, 36, 4)  # queries whose positives all lie in refs 0..39
@@ -53,7 +54,9 @@ def test_landmark_reranking_finds_corridor_revisits(corridor_run):
     hits = 0
     for q, res in results.items():
         assert res.complete and res.method == "landmarks" and res.num_reranked == len(res)
-        assert np.all(np.diff(res.scores) <= 1e-7)  # best first
+        # best first: the verified candidates by inliers (geometric re-ranking), then the ranking
+        assert strongest_first(res.checks.verified, res.checks.num_inliers) == list(range(len(res)))
+        assert np.all(np.diff(res.scores[~res.checks.verified]) <= 1e-7)
         hits += bool(set(res.keyframe_ids[:5].tolist()) & set(data.positives[q].tolist()))
     assert hits >= 0.6 * len(results)
 

@@ -75,3 +75,31 @@ def test_insert_keyframes_flag_and_reset(pipeline):
 def test_model_dimension_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match="descriptor_dim"):
         LoopClosurePipeline(MaqboolConfig(method="netvlad", descriptor_dim=4096), engine=VectorEngine())
+
+
+def test_query_result_take_reorders_every_per_candidate_field_together():
+    """Geometric re-ranking permutes a QueryResult: each candidate keeps its own ids, scores,
+    sequence evidence and verification checks (a field left behind would pair a pose with the
+    wrong keyframe)."""
+    from maqbool_ros.core.pipeline import QueryResult
+    from maqbool_ros.core.verification.stage import CandidateChecks
+
+    n = 4
+    res = QueryResult(keyframe_id=9, robot_id="r", stamp=1.0, keyframe_ids=np.arange(10, 10 + n),
+                      robot_ids=[f"r{i}" for i in range(n)], stamps=np.arange(n) + 0.5,
+                      descriptor_distances=np.arange(n) * 0.1, reranked_distances=np.arange(n) * 0.2,
+                      scores=np.linspace(0.9, 0.6, n), method="netvlad", region_source="", region_budget=0,
+                      num_reranked=n, complete=True, timings_ms={}, map_ids=[f"m{i}" for i in range(n)],
+                      sequence_length=5, sequence_scores=np.linspace(0.8, 0.5, n).astype(np.float32),
+                      sequence_aligned=np.arange(n))
+    checks = CandidateChecks.none(n)
+    checks.verified[2], checks.num_inliers[2] = True, 77
+    checks.relative_poses[2][0, 3] = 1.5
+    checks.match_points[2] = np.ones((3, 4), np.float32)
+    res.checks = checks
+    res.take([2, 0, 1, 3])
+    assert res.keyframe_ids.tolist() == [12, 10, 11, 13] and res.robot_ids[0] == "r2" and res.map_ids[0] == "m2"
+    assert res.stamps[0] == 2.5 and res.scores[0] == pytest.approx(0.7) and res.sequence_aligned[0] == 2
+    assert res.checks.verified.tolist() == [True, False, False, False] and res.checks.num_inliers[0] == 77
+    assert res.checks.relative_poses[0][0, 3] == 1.5 and res.checks.match_points[0].shape == (3, 4)
+    assert res.best_score == pytest.approx(0.9)  # the largest score, wherever it now sits

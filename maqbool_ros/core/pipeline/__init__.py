@@ -16,6 +16,7 @@ from maqbool_ros.core.database.map_ids import MAP_ID_KEY, decode_map_ids, encode
 from maqbool_ros.core.pipeline.results import Keyframe, QueryResult  # noqa: F401 - re-exported: the node and tools import them here
 from maqbool_ros.core.sequence.stage import Ranked, SequenceStage, single_frame
 from maqbool_ros.core.types import Candidates
+from maqbool_ros.core.verification.temporal import strongest_first
 
 #: Config fields that may change while the pipeline runs (the node's live parameters):
 #: every field the schema does not mark read-only.
@@ -173,6 +174,11 @@ class LoopClosurePipeline:
                 keys = list(zip(final.robot_ids, (int(k) for k in final.keyframe_ids)))
                 result.checks = self.verifier.verify(kf.local_features, kf.camera, keys, ranked.extras,
                                                      np.arange(len(final)), deadline, also=ranked.single_best)
+                # geometric re-ranking: a verified candidate outranks an unverified one, and among
+                # verified ones the most inliers win (the loop a back end should take first)
+                order = strongest_first(result.checks.verified, result.checks.num_inliers)
+                if order != list(range(len(order))):
+                    result.take(order)
                 kf.timings_ms["verify"] = (time.perf_counter() - t3) * 1e3
         if add_to_database:
             self.database.add(kf.keyframe_id, kf.robot_id, kf.stamp, output.descriptor, db_extras)

@@ -29,7 +29,8 @@ class Keyframe:
 
 @dataclass
 class QueryResult:
-    """Loop-closure candidates for one query keyframe, best first."""
+    """Loop-closure candidates for one query keyframe, best first: the geometrically verified ones
+    by inlier count (most first), then the others in the ranking's order (docs/verification.md)."""
 
     keyframe_id: int
     robot_id: str
@@ -71,13 +72,17 @@ class QueryResult:
 
     def truncate(self, n: int) -> None:
         """Keep the first n candidates (best first); the checks are cut alike."""
-        if n >= len(self):
-            return
+        if n < len(self):
+            self.take(np.arange(n))
+
+    def take(self, idx) -> None:
+        """Keep the candidates at positions idx, in that order (every per-candidate field alike)."""
+        idx = np.asarray(idx, np.int64)
         for name in ("keyframe_ids", "stamps", "descriptor_distances", "reranked_distances", "scores",
                      "sequence_scores", "sequence_aligned"):
-            setattr(self, name, getattr(self, name)[:n])
-        self.robot_ids, self.map_ids = self.robot_ids[:n], self.map_ids[:n]
-        self.checks = self.checks.head(n)
+            setattr(self, name, np.asarray(getattr(self, name))[idx])
+        self.robot_ids, self.map_ids = [self.robot_ids[i] for i in idx], [self.map_ids[i] for i in idx]
+        self.checks = self.checks.take(idx)
 
     @property
     def num_verified(self) -> int:
@@ -88,6 +93,7 @@ class QueryResult:
 
     @property
     def best_score(self) -> float:
-        """The top-ranked candidate's score, which publish_min_score thresholds. Scores are in
-        [0, 1] and non-increasing along the list, so this is also the largest; -inf when empty."""
-        return float(self.scores[0]) if len(self.scores) else float("-inf")
+        """The largest score (in [0, 1]), which publish_min_score thresholds; -inf when empty.
+        Scores are non-increasing along the list except where verification moved a verified
+        candidate ahead (the pipeline's geometric re-ranking)."""
+        return float(np.max(self.scores)) if len(self.scores) else float("-inf")

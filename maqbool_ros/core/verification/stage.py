@@ -91,11 +91,16 @@ class CandidateChecks:
 
     def head(self, n: int) -> CandidateChecks:
         """The checks of the first n candidates."""
+        return self.take(np.arange(min(n, len(self.verified))))
+
+    def take(self, idx) -> CandidateChecks:
+        """The checks of the candidates at positions idx, in that order."""
+        idx = np.asarray(idx, np.int64)
         return dataclasses.replace(
-            self, attempted=self.attempted[:n], verified=self.verified[:n], num_inliers=self.num_inliers[:n],
-            inlier_ratios=self.inlier_ratios[:n], pose_types=list(self.pose_types[:n]),
-            relative_poses=self.relative_poses[:n], pose_covariances=self.pose_covariances[:n],
-            match_points=list(self.match_points[:n]))
+            self, attempted=self.attempted[idx], verified=self.verified[idx], num_inliers=self.num_inliers[idx],
+            inlier_ratios=self.inlier_ratios[idx], pose_types=[self.pose_types[i] for i in idx],
+            relative_poses=self.relative_poses[idx], pose_covariances=self.pose_covariances[idx],
+            match_points=[self.match_points[i] for i in idx] if self.match_points else [])
 
 
 class VerificationStage:
