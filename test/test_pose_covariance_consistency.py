@@ -10,6 +10,7 @@ import pytest
 from maqbool_ros.core.evaluation.relative_poses import CHI2_95
 from maqbool_ros.core.verification import geometry as geo
 from maqbool_ros.core.verification import pnp, twoview
+from maqbool_ros.core.verification.variance import MIN_VARIANCE_FACTOR
 
 K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
 R_TRUE = cv2.Rodrigues(np.array([0.2, 1.0, 0.1]) / np.linalg.norm([0.2, 1.0, 0.1]) * np.radians(12.0))[0]
@@ -47,7 +48,7 @@ def _mono_trial(rng, sigma: float, prior: float):
     inl = tv.inliers
     s = np.full(inl.sum(), prior)
     tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uc[inl], uq[inl], K, s, s)
-    cov, k = twoview.two_view_covariance(tv, uc[inl], uq[inl], K, s, s, pnp.MIN_VARIANCE_FACTOR, THRESHOLD)
+    cov, k = twoview.two_view_covariance(tv, uc[inl], uq[inl], K, s, s, MIN_VARIANCE_FACTOR, THRESHOLD)
     d = cv2.Rodrigues(R_TRUE @ tv.R.T)[0].ravel()
     B = np.linalg.svd(tv.t.reshape(1, 3))[2][1:].T
     e2 = B.T @ (T_TRUE / np.linalg.norm(T_TRUE) - tv.t)
@@ -88,5 +89,5 @@ def test_variance_factor_undoes_the_ransac_truncation():
 def test_variance_factor_never_below_the_a_priori_sigma():
     rng = np.random.default_rng(3)
     out = [_pnp_trial(rng, 0.3, 1.0) for _ in range(50)]  # 0.3 px noise, 1 px assumed
-    assert all(k == pnp.MIN_VARIANCE_FACTOR for _, k in out)
+    assert all(k == MIN_VARIANCE_FACTOR for _, k in out)
     assert np.mean([n <= CHI2_95[6] for n, _ in out]) == 1.0  # conservative, never overconfident

@@ -10,6 +10,7 @@ import pytest
 from maqbool_ros.core.evaluation.relative_poses import CHI2_95, nees, parse_pairs
 from maqbool_ros.core.verification import geometry as geo
 from maqbool_ros.core.verification import pnp
+from maqbool_ros.core.verification.variance import MIN_VARIANCE_FACTOR
 from maqbool_ros.tools.cli import main as cli_main
 
 
@@ -50,7 +51,7 @@ def test_depth_noise_only_widens_the_pnp_covariance():
     sig = np.full(80, 0.6)  # a-priori pixel sigma above the 0.5 px injected: the variance factor's floor holds
     plain, s0 = pnp.pnp_covariance(R, t, X, uv, K, 0.0, sig)
     noisy, s1 = pnp.pnp_covariance(R, t, X, uv, K, 1.425e-3, sig)
-    assert s0 == s1 == pnp.MIN_VARIANCE_FACTOR
+    assert s0 == s1 == MIN_VARIANCE_FACTOR
     assert np.linalg.eigvalsh(noisy - plain).min() > -1e-12  # never more confident
     assert np.trace(noisy[:3, :3]) > 1.03 * np.trace(plain[:3, :3])  # depth noise shows in translation
 

@@ -111,6 +111,7 @@ def read_onnx(data: bytes, wanted: set[str] | frozenset[str] = frozenset()
     """(metadata_props as a dict, {name: float32 array} of the wanted initializers present) of
     a serialized ONNX model. ValueError when the bytes are not a well-formed model."""
     buf = _Buffer(memoryview(data))
+    wanted = set(wanted)
     meta: dict[str, str] = {}
     tensors: dict[str, np.ndarray] = {}
     saw_graph = False
@@ -125,7 +126,7 @@ def read_onnx(data: bytes, wanted: set[str] | frozenset[str] = frozenset()
             elif number == 7 and wire == 2:
                 saw_graph = True
                 for n, w, v in _Buffer(buf.data, *value).fields():
-                    if n == 5 and w == 2 and (found := _tensor(buf, v, set(wanted))) is not None:
+                    if n == 5 and w == 2 and (found := _tensor(buf, v, wanted)) is not None:
                         tensors[found[0]] = found[1]
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a well-formed ONNX model ({exc})") from None

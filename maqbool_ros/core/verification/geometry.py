@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from maqbool_ros.core.verification.variance import variance_factor
+
 SIGMA_FLOOR_PX = 0.1  # residual sigma never taken below this, so the information matrix stays finite
 
 
@@ -166,16 +168,14 @@ def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.
     """6x6 covariance of (unit t, R) from Sampson residuals; the translation block is the
     direction's (rank 2, tangent to the unit sphere): the scale is unknown, not represented.
     With keypoint sigmas (px) the residuals are normalised by them and the second value is the
-    a-posteriori variance factor k >= min_factor (pnp.py's doc); without, the pixel variance.
+    a-posteriori variance factor k >= min_factor (variance.py); without, the pixel variance.
     threshold: the RANSAC bound (px) on the Sampson distance that chose these inliers (see
-    pnp.variance_factor)."""
+    variance.variance_factor)."""
     residuals, jacobian, B, pose = _essential_problem(R, t, x_b, x_a, K, sigma_b, sigma_a)
     floor = SIGMA_FLOOR_PX ** 2 if min_factor is None else min_factor
     r = residuals(np.zeros(5))
     c5, sigma2 = _gn_covariance(jacobian(), r, 5, floor)
     if threshold is not None:  # RANSAC kept |Sampson distance| <= threshold px: undo that truncation
-        from maqbool_ros.core.verification.variance import variance_factor
-
         _, la, lb = _epipolar_parts(*pose(np.zeros(5)), x_b, x_a, K)
         scale2 = (la + lb) / np.maximum(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb, 1e-300)  # px -> r units
         k = max(variance_factor(r ** 2, threshold ** 2 * scale2, 1, 5), floor)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from maqbool_ros.core.verification.geometry import skew
-from maqbool_ros.core.verification.variance import MIN_VARIANCE_FACTOR, truncated_mean, variance_factor  # noqa: F401
+from maqbool_ros.core.verification.variance import MIN_VARIANCE_FACTOR, variance_factor
 
 GN_ITERATIONS = 5  # the LM pose is already close; the weighted problem converges in 2-3
 

@@ -21,6 +21,7 @@ from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
 from maqbool_ros.core.verification.matching import match_features
 from maqbool_ros.core.verification.params import VerificationParams
+from maqbool_ros.core.verification.variance import MIN_VARIANCE_FACTOR
 
 POSE_NONE = "none"                                  # no pose (rejected, or no camera: fundamental matrix only)
 POSE_UNIT_TRANSLATION = "rotation_unit_translation"  # monocular: rotation + translation direction, scale unknown
@@ -40,7 +41,7 @@ class Verification:
         estimate it was rejected with (diagnostics only).
     frame: "camera" or "base" (camera_to_base was given). variance_factor: the a-posteriori variance
         factor k of the covariance (pnp.py): the residuals' variance over the keypoints' a-priori
-        one (1 px at their pyramid level), floored at the model's (pnp.MIN_VARIANCE_FACTOR).
+        one (1 px at their pyramid level), floored at the model's (variance.MIN_VARIANCE_FACTOR).
     parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
         (camera frame, the triangulation angle).
     model: the estimator that gave the pose; monocular poses choose between a homography and the
@@ -195,7 +196,7 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
-        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, pnp.MIN_VARIANCE_FACTOR,
+        cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR,
                                                   p.ransac_threshold_px)
         T = geo.make_T(tv.R, tv.t)
         pose_type, model, t_known = POSE_UNIT_TRANSLATION, tv.model, tv.translation_known
