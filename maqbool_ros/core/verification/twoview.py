@@ -51,6 +51,8 @@ class TwoViewPose:
     rotation_spread: np.ndarray  # (3, 3) covariance added when t is unknown: twin spread + parallax^2
     R_fit: np.ndarray | None = None  # a full (R, unit t) solution of the data, where the covariance
     t_fit: np.ndarray | None = None  # is linearised when t is unknown (rotation only)
+    spread: np.ndarray | None = None  # (6, 6) added to a full pose's covariance: other minima (ambiguity.py)
+    num_minima: int = 1              # distinct minima of the cost not rejected by the data (ambiguity.py)
 
 
 def _to_h(x: np.ndarray) -> np.ndarray:
@@ -182,7 +184,8 @@ def two_view_covariance(pose: TwoViewPose, x_b: np.ndarray, x_a: np.ndarray, K: 
     only: the rotation block at (R_fit, t_fit) plus the ambiguity spread, no rotation-translation
     correlation, UNKNOWN_TRANSLATION_VAR on the translation diagonal."""
     if pose.translation_known:
-        return geo.essential_covariance(pose.R, pose.t, x_b, x_a, K, sigma_b, sigma_a, min_factor, threshold)
+        cov, sigma2 = geo.essential_covariance(pose.R, pose.t, x_b, x_a, K, sigma_b, sigma_a, min_factor, threshold)
+        return (cov if pose.spread is None else cov + pose.spread), sigma2
     cov6, sigma2 = geo.essential_covariance(pose.R_fit, pose.t_fit, x_b, x_a, K, sigma_b, sigma_a, min_factor,
                                             threshold)
     cov = np.zeros((6, 6))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from maqbool_ros.core.verification import ambiguity, pnp, twoview
 from maqbool_ros.core.verification import geometry as geo
-from maqbool_ros.core.verification import pnp, twoview
 from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
 from maqbool_ros.core.verification.matching import match_features
@@ -196,6 +196,8 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
+        if tv.model == "essential" and tv.translation_known:  # other minima the data do not reject
+            tv = ambiguity.resolve(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR, p.ransac_threshold_px)
         cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR,
                                                   p.ransac_threshold_px)
         T = geo.make_T(tv.R, tv.t)
