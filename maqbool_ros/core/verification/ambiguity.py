@@ -31,7 +31,7 @@ GRID_DIRECTIONS = 100     # Fibonacci sphere: 50 axes, ~20 deg between neighbour
 NEIGHBOURS = 6            # a profile local minimum is below its 6 nearest grid axes (a hexagonal cell)
 PROFILE_ITERATIONS = 4    # rotation Gauss-Newton steps per direction
 LM_ITERATIONS = 40        # Levenberg-Marquardt steps per start (stops earlier when converged)
-MAX_STARTS = 4            # profile minima refined in 5-D, lowest profile cost first
+MAX_STARTS = 8            # profile minima refined in 5-D (batched), lowest profile cost first
 
 
 @dataclass
@@ -104,36 +104,37 @@ def _lm(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.n
         s = np.maximum(np.sqrt(va * np.sum(la ** 2, -1) + vb * np.sum(lb ** 2, -1)), 1e-12)
         return e / s, c, s
 
+    R, T = R.copy(), T.copy()
     r, c, s = evaluate(R, T)
     cost = np.sum(r ** 2, axis=1)
     lam = np.full(len(R), 1e-3)
-    done = np.zeros(len(R), bool)
+    act = np.arange(len(R))  # starts still moving (converged ones leave the batch)
     for _ in range(iterations):
-        B = _basis(T)
+        Ra, Ta, ra_, ca, sa = R[act], T[act], r[act], c[act], s[act]
+        B = _basis(Ta)
         if move_t:  # the Sampson weights move with t: central differences of the full residual
-            D, h = len(R), np.concatenate([np.eye(5), -np.eye(5)]) * STEP  # all 10 perturbations at once
-            Rp, Tp = perturb(np.tile(R, (10, 1, 1)), np.tile(T, (10, 1)), np.tile(B, (10, 1, 1)), np.repeat(h, D, 0))
+            D, h = len(act), np.concatenate([np.eye(5), -np.eye(5)]) * STEP  # all 10 perturbations at once
+            Rp, Tp = perturb(np.tile(Ra, (10, 1, 1)), np.tile(Ta, (10, 1)), np.tile(B, (10, 1, 1)), np.repeat(h, D, 0))
             rp = evaluate(Rp, Tp)[0].reshape(2, 5, D, -1)
             J = ((rp[0] - rp[1]) / (2 * STEP)).transpose(1, 2, 0)
         else:  # d e / d dr (left perturbation) = (t . Rb) a - (Rb . a) t, weights frozen for the step
-            J = (np.sum(T[:, None, :] * c, axis=-1)[..., None] * ra[None]
-                 - np.sum(c * ra, axis=-1)[..., None] * T[:, None, :]) / s[..., None]
+            J = (np.sum(Ta[:, None, :] * ca, axis=-1)[..., None] * ra[None]
+                 - np.sum(ca * ra, axis=-1)[..., None] * Ta[:, None, :]) / sa[..., None]
         H = J.transpose(0, 2, 1) @ J
-        g = (J.transpose(0, 2, 1) @ r[..., None])[..., 0]
-        damp = lam[:, None, None] * (H * np.eye(H.shape[1]) + 1e-12 * np.eye(H.shape[1]))
+        g = (J.transpose(0, 2, 1) @ ra_[..., None])[..., 0]
+        damp = lam[act, None, None] * (H * np.eye(H.shape[1]) + 1e-12 * np.eye(H.shape[1]))
         step = -np.linalg.solve(H + damp, g[..., None])[..., 0]
-        R_new, T_new = perturb(R, T, B, step) if move_t else (_rodrigues_batch(step) @ R, T)
+        R_new, T_new = perturb(Ra, Ta, B, step) if move_t else (_rodrigues_batch(step) @ Ra, Ta)
         r_new, c_new, s_new = evaluate(R_new, T_new)
         cost_new = np.sum(r_new ** 2, axis=1)
-        ok = cost_new < cost
-        R = np.where(ok[:, None, None], R_new, R)
-        T = np.where(ok[:, None], T_new, T)
-        r, c, s = (np.where(ok[:, None], r_new, r), np.where(ok[:, None, None], c_new, c),
-                   np.where(ok[:, None], s_new, s))
-        done |= (ok & (cost - cost_new <= 1e-8 * cost)) | (lam > 1e4)  # converged, or no step lowers it
-        cost = np.where(ok, cost_new, cost)
-        lam = np.where(ok, np.maximum(lam / 10, 1e-7), lam * 10)
-        if np.all(done):
+        ok = cost_new < cost[act]
+        i = act[ok]
+        R[i], T[i], r[i], c[i], s[i] = R_new[ok], T_new[ok], r_new[ok], c_new[ok], s_new[ok]
+        done = (ok & (cost[act] - cost_new <= 1e-8 * cost[act])) | (lam[act] > 1e4)  # converged, or stuck
+        cost[i] = cost_new[ok]
+        lam[act] = np.where(ok, np.maximum(lam[act] / 10, 1e-7), lam[act] * 10)
+        act = act[~done]
+        if not len(act):
             break
     return R, T, cost
 
@@ -177,14 +178,46 @@ def _offset(R0: np.ndarray, t0: np.ndarray, m: Minimum) -> np.ndarray:
     return np.r_[m.t - t0 * float(m.t @ t0), cv2.Rodrigues(np.ascontiguousarray(m.R @ R0.T))[0].ravel()]
 
 
+def _params(t: np.ndarray) -> np.ndarray:
+    """(5, 6) P: [d_t; d_r] -> perturb()'s [d_r; d_phi] (d_phi along _basis(t), orthonormal rows)."""
+    P = np.zeros((5, 6))
+    P[:3, 3:], P[3:, :3] = np.eye(3), _basis(t[None])[0].T
+    return P
+
+
+def profile_widen(R: np.ndarray, t: np.ndarray, cov: np.ndarray, k: float, x_b: np.ndarray, x_a: np.ndarray,
+                  K: np.ndarray, sigma_b: np.ndarray | None, sigma_a: np.ndarray | None) -> np.ndarray:
+    """cov (6x6, essential_covariance's) widened where the cost is flatter than its quadratic
+    model: along each principal axis of the 5-D covariance the cost is evaluated at the 95 %
+    Wald bound (+-sqrt(chi2_5) sd), where a quadratic cost rises by chi2_5 * k; a smaller rise
+    (the lower of the two sides) scales that axis' variance by chi2_5 * k / rise (the secant: the
+    variance of the quadratic with the observed rise), so that the likelihood-ratio region along
+    it is inside the reported ellipsoid. Never narrows."""
+    P = _params(t)
+    lam, V = np.linalg.eigh(P @ cov @ P.T)
+    lam = np.maximum(lam, 0.0)
+    q = np.sqrt(CHI2_5DOF_95 * lam)[None, :] * V                   # columns: the axes at the bound
+    q = np.concatenate([q.T, -q.T])                                # (10, 5)
+    Kinv = np.linalg.inv(K)
+    ra = np.column_stack([x_a, np.ones(len(x_a))]) @ Kinv.T
+    rb = np.column_stack([x_b, np.ones(len(x_b))]) @ Kinv.T
+    B = _basis(t[None])
+    Rq, Tq = perturb(np.repeat(R[None], 10, 0), np.repeat(t[None], 10, 0), np.repeat(B, 10, 0), q)
+    costs = _lm(Rq, Tq, ra, rb, Kinv, geo._sigma2(sigma_a), geo._sigma2(sigma_b), True, 0)[2]
+    rise = np.minimum(costs[:5], costs[5:]) - _cost(R, t, x_b, x_a, K, sigma_b, sigma_a)
+    scale = np.maximum(1.0, CHI2_5DOF_95 * k / np.maximum(rise, 1e-6 * CHI2_5DOF_95 * k))
+    return P.T @ (V * (lam * scale)) @ V.T @ P
+
+
 def resolve(pose, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, sigma_b: np.ndarray | None,
             sigma_a: np.ndarray | None, min_factor: float, threshold: float):
-    """pose (twoview.TwoViewPose, an essential-model full pose) with the minima that the
-    likelihood-ratio test does not reject: unchanged when there is one; else reported at the
-    lowest-cost minimum unless the given one is not rejected, with their spread (equal weights,
-    second moment about the reported pose) added: to the full 6x6 covariance (`spread`) when every
-    minimum's direction lies inside the reported direction's 95 % region, else rotation only
-    (model essential_ambiguous, t unknown) with the rotation spread."""
+    """pose (twoview.TwoViewPose, an essential-model full pose) with what the data do not reject.
+    Reported at the given minimum unless the likelihood-ratio test rejects it (then the lowest);
+    its covariance widened along flatter-than-quadratic axes (profile_widen); the other distinct
+    minima not rejected add their spread (equal weights, second moment about the reported pose):
+    to the full covariance (`spread`) when every minimum's direction lies inside the reported
+    direction's 95 % region, else the pose is rotation only (model essential_ambiguous, t
+    unknown) with the rotation variance raised to the minima's largest separation, isotropic."""
     cov0, k = geo.essential_covariance(pose.R, pose.t, x_b, x_a, K, sigma_b, sigma_a, min_factor, threshold)
     minima = other_minima(pose.R, pose.t, x_b, x_a, K, sigma_b, sigma_a)
     best = min(m.cost for m in minima)
@@ -192,29 +225,28 @@ def resolve(pose, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, sigma_b: np.n
     ref = minima[0] if kept[0] is minima[0] else min(kept, key=lambda m: m.cost)
     if ref is not minima[0]:  # the given pose is rejected: the covariance is linearised at the new one
         cov0, k = geo.essential_covariance(ref.R, ref.t, x_b, x_a, K, sigma_b, sigma_a, min_factor, threshold)
-    B = np.linalg.svd(ref.t.reshape(1, 3))[2][1:].T
-    P = np.zeros((5, 6))  # [d_t; d_r] -> the 5 parameters [B^T d_t; d_r]
-    P[:2, :3], P[2:, 3:] = B.T, np.eye(3)
-    info = np.linalg.inv(P @ cov0 @ P.T)
+    cov = profile_widen(ref.R, ref.t, cov0, k, x_b, x_a, K, sigma_b, sigma_a)
+    P = _params(ref.t)
+    info = np.linalg.inv(P @ cov @ P.T)
     distinct: list[tuple[Minimum, np.ndarray]] = [(ref, np.zeros(6))]
     for m in kept:  # one minimum per 95 % region of the covariance: closer ones are the same minimum
         d = _offset(ref.R, ref.t, m)
         if all(float((P @ (d - e)) @ info @ (P @ (d - e))) > CHI2_5DOF_95 for _, e in distinct):
             distinct.append((m, d))
-    if len(distinct) == 1:
-        return pose if ref is minima[0] else dataclasses.replace(pose, R=ref.R, t=ref.t)
+    out = dataclasses.replace(pose, R=ref.R, t=ref.t, num_minima=len(distinct))
     spread = sum(np.outer(d, d) for _, d in distinct) / len(distinct)
-    Sd = B.T @ cov0[:3, :3] @ B
-    agree = all(float(m.t @ ref.t) > 0 and float((B.T @ d[:3]) @ np.linalg.solve(Sd, B.T @ d[:3])) <= CHI2_2DOF_95
+    # a direction agrees when it lies on t's side and inside its 95 % region (2 dof, tangent plane)
+    Sd = P[3:, :3] @ cov[:3, :3] @ P[3:, :3].T
+    agree = all(float(m.t @ ref.t) > 0 and
+                float((P[3:, :3] @ d[:3]) @ np.linalg.solve(Sd, P[3:, :3] @ d[:3])) <= CHI2_2DOF_95
                 for m, d in distinct)
-    kept = [m for m, _ in distinct]
-    out = dataclasses.replace(pose, R=ref.R, t=ref.t, num_minima=len(kept))
     if agree:
-        out.spread = spread
+        out.spread = cov - cov0 + spread
     else:  # the data do not determine the direction: rotation only, linearised at the reported minimum
         out.R_fit, out.t_fit = ref.R, ref.t
         out.t, out.translation_known, out.model = np.zeros(3), False, "essential_ambiguous"
         # the rotation is known only to about the largest separation of the minima, in every axis
         # (the cost between and around them is not quadratic; cf. twoview's parallax^2 I)
-        out.rotation_spread = out.rotation_spread + np.eye(3) * max(float(d[3:] @ d[3:]) for _, d in distinct)
+        out.rotation_spread = (out.rotation_spread + cov[3:, 3:] - cov0[3:, 3:]
+                               + np.eye(3) * max(float(d[3:] @ d[3:]) for _, d in distinct))
     return out
