@@ -5,15 +5,18 @@ flat, and often has a second minimum far from the first (typically: forward moti
 a sideways one plus a rotation that moves the points along the sideways motion's near-parallel
 epipolar lines). A covariance linearised at one minimum cannot cover the other. This module looks
 for the other minima by the **profile likelihood over the translation direction** (the weak
-parameter): for each direction of a near-uniform grid on the sphere the rotation is minimised
+parameter): for each axis of a near-uniform grid on the sphere the rotation is minimised
 (Gauss-Newton, batched over directions), the profile's local minima are refined in all five
-parameters (geometry.refine_essential), and every distinct minimum whose cost exceeds the best by
-less than the likelihood-ratio bound chi2(5 dof, 95 %) * k (Wilks' theorem; k the variance
-factor) is **not rejected** by the data. twoview.py then widens the covariance by their spread,
-or reports rotation only when their directions disagree.
+parameters (Levenberg-Marquardt, batched over starts), and every minimum whose cost exceeds the
+lowest by at most the likelihood-ratio bound chi2(5 dof, 95 %) * k (Wilks' theorem; k the
+variance factor, costs in units of the a-priori variance) is **not rejected** by the data.
+resolve() then widens the pose's covariance by their spread, or reports rotation only when their
+directions disagree; profile_widen() widens the Wald covariance where the cost is flatter than
+quadratic. docs/verification.md has the rules and the KITTI figures.
 
-Cost: essential-model poses only; one batched profile of GRID_DIRECTIONS directions and at most
-MAX_STARTS full refinements.
+Cost (bounded): essential-model full poses only; one batched profile over GRID_DIRECTIONS / 2
+axes and at most MAX_STARTS batched refinements of at most LM_ITERATIONS steps; ~20 ms per pose
+with ~100 inliers on the 2-core reference machine (benchmarks/mono_ambiguity.py).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ NEIGHBOURS = 6            # a profile local minimum is below its 6 nearest grid 
 PROFILE_ITERATIONS = 4    # rotation Gauss-Newton steps per direction
 LM_ITERATIONS = 40        # Levenberg-Marquardt steps per start (stops earlier when converged)
 MAX_STARTS = 8            # profile minima refined in 5-D (batched), lowest profile cost first
+STEP = 1e-6               # central-difference step (rad) of the 5-D Jacobian
 
 
 @dataclass
@@ -77,7 +81,6 @@ def _basis(T: np.ndarray) -> np.ndarray:
     return np.stack([u, _cross(T, u)], axis=2)
 
 
-STEP = 1e-6  # central-difference step (rad)
 
 
 def perturb(R: np.ndarray, T: np.ndarray, B: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

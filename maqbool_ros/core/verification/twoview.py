@@ -12,7 +12,10 @@ pass such a pose as a confident one, the result says what is known:
 * homography with one valid decomposition (the others fail cheirality): that R, t;
 * homography with two valid twins (planar ambiguity): rotation only, the geodesic midpoint of the
   twins' rotations with their half-separation added to the rotation covariance, t unknown;
-* any of these with parallax below MIN_PARALLAX_DEG: rotation only, t unknown.
+* any of these with parallax below MIN_PARALLAX_DEG: rotation only, t unknown;
+* an essential pose whose cost has other minima that the data do not reject (ambiguity.py,
+  called by verify.py): their spread added, or rotation only (essential_ambiguous) when their
+  directions disagree.
 
 Below MIN_PARALLAX_DEG the pose also adds the parallax angle (isotropic, squared) to its rotation
 variance: without t, the part of the ray displacement that the translation caused can be absorbed
@@ -45,7 +48,7 @@ class TwoViewPose:
     R: np.ndarray
     t: np.ndarray
     inliers: np.ndarray          # (N,) bool: the essential matrix's MAGSAC inliers (the decision uses them)
-    model: str                   # essential | homography | homography_ambiguous
+    model: str                   # essential | homography | homography_ambiguous | essential_ambiguous
     ratio_h: float               # R_H; nan when no homography was found
     translation_known: bool
     rotation_spread: np.ndarray  # (3, 3) covariance added when t is unknown: twin spread + parallax^2

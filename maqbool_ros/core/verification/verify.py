@@ -45,9 +45,10 @@ class Verification:
     parallax_deg: median angle between the inliers' query rays and their rotated candidate rays
         (camera frame, the triangulation angle).
     model: the estimator that gave the pose; monocular poses choose between a homography and the
-        essential matrix (twoview.py, after ORB-SLAM's initialiser).
+        essential matrix (twoview.py, after ORB-SLAM's initialiser); essential_ambiguous: several
+        minima of the two-view cost that the data do not reject, directions disagreeing (ambiguity.py).
     translation_known: False for a monocular pose whose translation direction is not observable
-        (parallax < 1 deg, or a plane whose homography has two valid decompositions): then t = 0,
+        (parallax < 1 deg, a plane whose homography has two valid decompositions, or essential_ambiguous): t = 0,
         the translation variance is twoview.UNKNOWN_TRANSLATION_VAR and only R is a constraint.
     """
 
@@ -65,7 +66,7 @@ class Verification:
     inliers: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # [query idx, cand idx]
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""  # why the estimator failed (an OpenCV error on degenerate matches): rejected
-    model: str = ""  # pnp | essential | homography | homography_ambiguous (twoview.py); "" when none
+    model: str = ""  # pnp | essential | homography | homography_ambiguous | essential_ambiguous; "" when none
     translation_known: bool = False  # False: rotation only (t = 0, translation variance huge)
 
     @property
