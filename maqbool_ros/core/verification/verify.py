@@ -197,7 +197,9 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
-        if tv.model == "essential" and tv.translation_known:  # other minima the data do not reject
+        n_inl = int(inl.sum())
+        passes = n_inl >= p.min_inliers and n_inl / len(pairs) >= p.min_inlier_ratio  # a rejected pose is not used
+        if tv.model == "essential" and tv.translation_known and passes:  # other minima the data do not reject
             tv = ambiguity.resolve(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR, p.ransac_threshold_px)
         cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR,
                                                   p.ransac_threshold_px)
