@@ -178,8 +178,10 @@ ROUND_TRIP_CFG = MaqboolConfig(**SINGLE_FRAME, input_type="image", keyframe_id_s
 
 
 def test_round_trip_images_bag_node_eval(corridor_dir, corridor, tmp_path):
-    """images -> bag (db3, mcap) -> play -> maqbool-node -> recorded candidates -> eval gives
-    the offline recall@1 (and recall@5)."""
+    """images -> bag (db3, mcap) -> the same frames and ground truth read back from both; then
+    mcap (ROS 2's default storage) -> play -> maqbool-node -> recorded candidates -> eval gives
+    the offline recall@1 (and recall@5). Player and recorder read and write both storages
+    through the same rosbags calls, so one node pass covers them."""
     pytest.importorskip("maqbool_ros.ros.node", reason="the node module is not there yet")
     import signal
     import subprocess
@@ -190,43 +192,50 @@ def test_round_trip_images_bag_node_eval(corridor_dir, corridor, tmp_path):
     from maqbool_ros.core.evaluation.protocol import evaluate_offline, protocol_config
     from maqbool_ros.tools.cli import main
 
-    cfg = protocol_config(corridor, ROUND_TRIP_CFG)
-    offline, _, _ = evaluate_offline(corridor, cfg, progress=False)
     for storage in ("sqlite3", "mcap"):
-        bag, rec = tmp_path / f"bag_{storage}", tmp_path / f"rec_{storage}"
+        bag = tmp_path / f"bag_{storage}"
         assert main(["bag", "from-images", "--dataset", str(corridor_dir), "--out", str(bag),
                      "--storage", storage]) == 0
-        params, log = tmp_path / f"node_{storage}.yaml", tmp_path / f"node_{storage}.log"
-        params.write_text(ros_params_yaml(cfg))
-        node = subprocess.Popen([sys.executable, "-c",
-                                 "import sys; from maqbool_ros.ros.node import main; sys.exit(main())",
-                                 "--ros-args", "--params-file", str(params)],
-                                stdout=log.open("w"), stderr=subprocess.STDOUT)
-        recorder = subprocess.Popen([sys.executable, "-m", "maqbool_ros.tools.cli", "bag", "record-candidates",
-                                     "--out", str(rec), "--count", str(len(corridor.refs) + len(corridor.queries)),
-                                     "--storage", storage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            assert recorder.stdout.readline().startswith("recording")
-            time.sleep(2.0)  # let the recorder's subscription match the node's publisher
-            online_json = tmp_path / f"online_{storage}.json"
-            assert main(["eval", "--dataset", str(bag), "--online", "--json", str(online_json), "--quiet"]) == 0, \
-                log.read_text()[-3000:]
-            online = json.loads(online_json.read_text())
-            assert online["mode"] == "online" and online["num_queries"] == len(corridor.queries)
-            assert online["recall@1"] == pytest.approx(offline["recall@1"], abs=1e-9)
-            assert online["recall@5"] == pytest.approx(offline["recall@5"], abs=1e-9)
-            assert recorder.wait(timeout=60) == 0
-            recorded_json = tmp_path / f"recorded_{storage}.json"
-            assert main(["eval", "--dataset", str(bag), "--candidates", str(rec), "--json", str(recorded_json)]) == 0
-            assert json.loads(recorded_json.read_text())["recall@1"] == pytest.approx(offline["recall@1"], abs=1e-9)
-        finally:
-            for proc in (recorder, node):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+        back = load_dataset(bag)
+        assert back.kind == "query_ref" and len(back.refs) == len(corridor.refs)
+        assert [p.tolist() for p in back.positives] == [p.tolist() for p in corridor.positives]
+        for mine, read in ((corridor.refs, back.refs), (corridor.queries, back.queries)):
+            assert all(np.array_equal(mine[i], read[i]) for i in range(len(mine))), storage
+    cfg = protocol_config(corridor, ROUND_TRIP_CFG)
+    offline, _, _ = evaluate_offline(corridor, cfg, progress=False)
+    storage = "mcap"
+    bag, rec = tmp_path / f"bag_{storage}", tmp_path / f"rec_{storage}"
+    params, log = tmp_path / f"node_{storage}.yaml", tmp_path / f"node_{storage}.log"
+    params.write_text(ros_params_yaml(cfg))
+    node = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from maqbool_ros.ros.node import main; sys.exit(main())",
+                             "--ros-args", "--params-file", str(params)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    recorder = subprocess.Popen([sys.executable, "-m", "maqbool_ros.tools.cli", "bag", "record-candidates",
+                                 "--out", str(rec), "--count", str(len(corridor.refs) + len(corridor.queries)),
+                                 "--storage", storage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert recorder.stdout.readline().startswith("recording")
+        time.sleep(2.0)  # let the recorder's subscription match the node's publisher
+        online_json = tmp_path / f"online_{storage}.json"
+        assert main(["eval", "--dataset", str(bag), "--online", "--json", str(online_json), "--quiet"]) == 0, \
+            log.read_text()[-3000:]
+        online = json.loads(online_json.read_text())
+        assert online["mode"] == "online" and online["num_queries"] == len(corridor.queries)
+        assert online["recall@1"] == pytest.approx(offline["recall@1"], abs=1e-9)
+        assert online["recall@5"] == pytest.approx(offline["recall@5"], abs=1e-9)
+        assert recorder.wait(timeout=60) == 0
+        recorded_json = tmp_path / f"recorded_{storage}.json"
+        assert main(["eval", "--dataset", str(bag), "--candidates", str(rec), "--json", str(recorded_json)]) == 0
+        assert json.loads(recorded_json.read_text())["recall@1"] == pytest.approx(offline["recall@1"], abs=1e-9)
+    finally:
+        for proc in (recorder, node):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 def test_demo_runs_on_embedded_sequence_through_the_node(capsys):

@@ -55,13 +55,15 @@ def test_default_pdl_is_built_from_the_synthetic_sequence_and_cached(tmp_path, m
     from maqbool_ros.core.descriptor.engine import DescriptorEngine
     from maqbool_ros.core.rerank.maqbool.default_pdl import default_pdl_path, load_configured_pdl
 
-    engine = DescriptorEngine(default_model_path(), image_size=(320, 240))
-    path = default_pdl_path(engine)
+    # the default input (640x480) and mode: the PDL the maqbool node tests use, built once per run
+    cfg = MaqboolConfig(method="maqbool")
+    engine = DescriptorEngine(default_model_path())
+    path = default_pdl_path(engine, cfg.maqbool_mode)
     assert path.is_file()
     stamp = path.stat().st_mtime_ns
-    pdl = load_configured_pdl(MaqboolConfig(method="maqbool"), engine.head, engine)
+    pdl = load_configured_pdl(cfg, engine.head, engine)
     assert "synthetic" in pdl.meta["trained_on"] and pdl.meta["positives"] > 0
-    assert default_pdl_path(engine).stat().st_mtime_ns == stamp  # cached, not rebuilt
+    assert default_pdl_path(engine, cfg.maqbool_mode).stat().st_mtime_ns == stamp  # cached, not rebuilt
     p = pdl.predict(np.zeros((3, 112), np.float32))
     assert p.shape == (3,) and np.all((p >= 1 - 1e-6) & (p <= 2 + 1e-6))  # onnxruntime sums in float32
     assert pdl.meta["mode"] == "scale_free" and "alpha" in pdl.meta["update"]  # the schema's default mode

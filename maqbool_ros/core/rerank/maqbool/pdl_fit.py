@@ -9,8 +9,12 @@ import numpy as np
 from maqbool_ros.core.rerank.maqbool.pdl import NumpyForest, OnnxForest, _check_rows
 
 
-def train_forest(x: np.ndarray, y: np.ndarray, trees: int = 50, seed: int = 0, n_jobs: int = 1):
-    """Fit scikit-learn's RandomForestRegressor with MATLAB TreeBagger's defaults (M6)."""
+def train_forest(x: np.ndarray, y: np.ndarray, trees: int = 50, seed: int = 0, n_jobs: int = -1):
+    """Fit scikit-learn's RandomForestRegressor with MATLAB TreeBagger's defaults (M6).
+
+    n_jobs: threads that grow the trees (-1: every core). The forest does not depend on it
+    (each tree's seed is drawn from ``seed`` up front); the fitted model predicts on one thread,
+    because the callers predict many small lists, where thread start-up costs more than it saves."""
     from sklearn.ensemble import RandomForestRegressor
 
     if trees < 1:
@@ -18,6 +22,7 @@ def train_forest(x: np.ndarray, y: np.ndarray, trees: int = 50, seed: int = 0, n
     model = RandomForestRegressor(n_estimators=trees, max_features=1 / 3, min_samples_leaf=5,
                                   bootstrap=True, oob_score=True, random_state=seed, n_jobs=n_jobs)
     model.fit(_check_rows(x), np.asarray(y, np.float64))
+    model.set_params(n_jobs=1)
     return model
 
 
