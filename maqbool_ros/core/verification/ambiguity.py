@@ -81,8 +81,6 @@ def _basis(T: np.ndarray) -> np.ndarray:
     return np.stack([u, _cross(T, u)], axis=2)
 
 
-
-
 def perturb(R: np.ndarray, T: np.ndarray, B: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(exp([q_r]x) R, normalised t + B q_t) for each start; q (D, 5) or one (5,) for all."""
     q = np.broadcast_to(q, (len(R), 5))
