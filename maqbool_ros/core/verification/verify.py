@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from maqbool_ros.core.verification import ambiguity, pnp, twoview
+from maqbool_ros.core.verification import acontrario, ambiguity, pnp, twoview
 from maqbool_ros.core.verification import geometry as geo
 from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
@@ -32,9 +32,13 @@ POSE_METRIC = "metric"                               # depth + PnP: metric 6-DoF
 class Verification:
     """Result of verifying one (query, candidate) pair.
 
-    verified: passed the decision (num_inliers >= min_inliers and inlier_ratio >= min_inlier_ratio).
-    num_matches: tentative matches fed to the estimator; num_inliers: its inliers;
-    inlier_ratio = num_inliers / num_matches.
+    verified: passed the decision: meaningful_inliers >= min_inliers, meaningful_inliers /
+        num_matches >= min_inlier_ratio and log10_nfa < 0.
+    num_matches: tentative matches fed to the estimator; num_inliers: its RANSAC inliers (the pose
+        and covariance use them); inlier_ratio = num_inliers / num_matches.
+    meaningful_inliers, log10_nfa: the a-contrario count of those inliers and its number of false
+        alarms (acontrario.py): RANSAC inliers beyond the most meaningful set are likely chance fits
+        of the model, so the decision counts only the meaningful ones.
     R (3, 3), t (3,): T_query_candidate (see module doc); t has unit norm for rotation_unit_translation.
     covariance: (6, 6) of [x, y, z, rx, ry, rz] (perturbation in the query frame); inf on the
         diagonal when no pose was estimated. A rejected pair has pose_type none but keeps the
@@ -68,6 +72,8 @@ class Verification:
     error: str = ""  # why the estimator failed (an OpenCV error on degenerate matches): rejected
     model: str = ""  # pnp | essential | homography | homography_ambiguous | essential_ambiguous; "" when none
     translation_known: bool = False  # False: rotation only (t = 0, translation variance huge)
+    meaningful_inliers: int = 0      # the decision's count (acontrario.py); <= num_inliers
+    log10_nfa: float = float("inf")  # < 0: the inlier set is more than chance
 
     @property
     def T(self) -> np.ndarray:
@@ -141,15 +147,17 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
     uv_c_raw = cand.keypoints[pairs[:, 1]].astype(np.float64)
     t1 = time.perf_counter()
     if camera is None:
-        _, mask = cv2.findFundamentalMat(uv_c_raw, uv_q_raw, cv2.USAC_MAGSAC, p.ransac_threshold_px,
+        F, mask = cv2.findFundamentalMat(uv_c_raw, uv_q_raw, cv2.USAC_MAGSAC, p.ransac_threshold_px,
                                          p.ransac_confidence, p.ransac_max_iters)
         inl = mask.ravel().astype(bool) if mask is not None else np.zeros(len(pairs), bool)
         n_inl = int(inl.sum())
+        res = (acontrario.sampson_distance(F[:3], uv_c_raw, uv_q_raw) if F is not None and F.shape[0] >= 3
+               else np.full(len(pairs), np.inf))
+        ok, mk = _decide(res, len(pairs), n_inl, query.image_size, "fundamental", p)
         timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
-        ok = n_inl >= p.min_inliers and n_inl / len(pairs) >= p.min_inlier_ratio
         timings["total_ms"] = (time.perf_counter() - t0) * 1e3
         return Verification(ok, len(pairs), n_inl, n_inl / len(pairs), POSE_NONE, inliers=pairs[inl],
-                            timings_ms=timings)
+                            timings_ms=timings, meaningful_inliers=mk.num_inliers, log10_nfa=mk.log10_nfa)
 
     K = camera.K
     uv_q = camera.undistort_pixels(uv_q_raw)
@@ -184,6 +192,10 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             R, t = pnp.refine_weighted(R, t, X, uv, K, p.depth_noise, s_obs, s_src)
         cov, sigma2 = pnp.pnp_covariance(R, t, X, uv, K, p.depth_noise, s_obs, s_src,
                                          threshold=p.ransac_threshold_px)
+        src, obs = (uv_c, uv_q) if from_cand else (uv_q, uv_c)
+        z_src = zc if from_cand else zq
+        res = acontrario.reprojection_distance(R, t, _backproject(src[used], z_src[used], K), obs[used], K)
+        ok, mk = _decide(res, len(used), int(inl.sum()), (query if from_cand else cand).image_size, "pnp", p)
         T = geo.make_T(R, t)
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
@@ -197,9 +209,12 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
-        n_inl = int(inl.sum())
-        passes = n_inl >= p.min_inliers and n_inl / len(pairs) >= p.min_inlier_ratio  # a rejected pose is not used
-        if tv.model == "essential" and tv.translation_known and passes:  # other minima the data do not reject
+        R_r, t_r = (tv.R, tv.t) if tv.translation_known else (tv.R_fit, tv.t_fit)
+        Kinv = np.linalg.inv(K)
+        res = acontrario.sampson_distance(Kinv.T @ geo.skew(t_r) @ R_r @ Kinv, uv_c, uv_q)
+        ok, mk = _decide(res, len(pairs), int(inl.sum()), query.image_size, "essential", p)
+        if tv.model == "essential" and tv.translation_known and ok:  # other minima the data do not reject
+            # (a rejected pose is never used: the search is skipped)
             tv = ambiguity.resolve(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR, p.ransac_threshold_px)
         cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR,
                                                   p.ransac_threshold_px)
@@ -220,12 +235,23 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         frame = "base"
     n_inl = int(inl.sum())
     ratio = n_inl / len(used)
-    verified = n_inl >= p.min_inliers and ratio >= p.min_inlier_ratio
+    verified = ok
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
     return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
                         R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
                         variance_factor=float(sigma2), parallax_deg=parallax, inliers=pairs[used][inl],
-                        timings_ms=timings, model=model, translation_known=t_known)
+                        timings_ms=timings, model=model, translation_known=t_known,
+                        meaningful_inliers=mk.num_inliers, log10_nfa=mk.log10_nfa)
+
+
+def _decide(residuals: np.ndarray, num_matches: int, num_inliers: int, image_size: tuple[int, int], model: str,
+            p: VerificationParams) -> tuple[bool, acontrario.Meaningful]:
+    """The accept decision on the a-contrario count of the RANSAC inliers (never more than them)."""
+    mk = acontrario.meaningful_inliers(residuals, image_size, model, p.ransac_threshold_px)
+    k = min(mk.num_inliers, num_inliers)
+    mk = acontrario.Meaningful(k, mk.log10_nfa, mk.threshold_px)
+    ok = k >= p.min_inliers and num_matches > 0 and k / num_matches >= p.min_inlier_ratio and mk.log10_nfa < 0
+    return ok, mk
 
 
 def verify_candidates(query: LocalFeatures, candidates: Sequence[LocalFeatures | None], camera: Camera | None,
