@@ -274,3 +274,47 @@ def test_essential_covariance_positive_semidefinite_and_grows_with_noise():
     assert np.all(np.linalg.eigvalsh(low[3:, 3:]) > 0)          # rotation: full rank
     assert np.all(np.linalg.eigvalsh(low) > -1e-12)             # translation: direction only (rank 2)
     assert np.trace(high[3:, 3:]) > 5 * np.trace(low[3:, 3:])  # ~9 expected
+
+
+def _near_field_bias_scene(seed: int):
+    """80 matches at 6-30 m plus 6 near-field ones (2 m, large flow, high leverage) that share a
+    1.8 px error across their epipolar lines: every match stays inside a 2 px RANSAC threshold."""
+    rng = np.random.default_rng(seed)
+    K = CAM.K
+    R = rot([0.2, 1.0, 0.1], np.linalg.norm([0.2, 1.0, 0.1]))
+    t = np.array([0.05, 0.0, 1.0]) / np.linalg.norm([0.05, 0.0, 1.0])  # forward motion, X_a = R X_b + t
+    far = np.column_stack([rng.uniform(-30, 30, 80), rng.uniform(-15, 5, 80), rng.uniform(6, 30, 80)])
+    near = np.column_stack([rng.choice([-1, 1], 6) * rng.uniform(1.5, 2.5, 6), rng.uniform(0.8, 1.2, 6),
+                            rng.uniform(1.8, 2.2, 6)])
+    X = np.vstack([far, near])
+
+    def proj(P):
+        p = P @ K.T
+        return p[:, :2] / p[:, 2:]
+    x_b = proj(X) + rng.normal(0, 0.3, (len(X), 2))
+    x_a = proj(X @ R.T + t) + rng.normal(0, 0.3, (len(X), 2))
+    u = x_a[80:] - proj(t[None])  # the epipolar lines of forward motion radiate from the epipole
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    x_a[80:] += 1.8 * np.column_stack([-u[:, 1], u[:, 0]])
+    return R, t, x_b, x_a, K
+
+
+def test_bounded_influence_refinement_resists_a_shared_error_on_a_few_high_leverage_inliers():
+    """Plain least squares lets the 6 near-field matches pull the pose; capping each inlier's
+    leverage at 2p/n (geometry.bounded_influence_sigmas, then refining again) resists them."""
+    plain, bounded = [], []
+    for seed in range(6):
+        R, t, x_b, x_a, K = _near_field_bias_scene(seed)
+        s = np.ones(len(x_b))
+        R0, t0 = geo.refine_essential(R, t, x_b, x_a, K, s, s, iterations=20)
+        assert np.abs(geo.sampson_residuals(R0, t0, x_b, x_a, K)).max() < 2.0  # all inliers of the pose
+        s_b, s_a = geo.bounded_influence_sigmas(R0, t0, x_b, x_a, K, s, s)
+        assert np.all(s_b >= 1.0) and np.all(s_a >= 1.0) and s_b[80:].min() > 1.0  # near field down-weighted
+        R1, t1 = geo.refine_essential(R0, t0, x_b, x_a, K, s_b, s_a, iterations=20)
+        for out, (Re, te) in ((plain, (R0, t0)), (bounded, (R1, t1))):
+            out.append((angle_deg(Re @ R.T), np.degrees(np.arccos(np.clip(te @ t, -1.0, 1.0)))))
+    plain, bounded = np.array(plain), np.array(bounded)
+    assert plain[:, 1].min() > 1.0  # the shared error drives plain least squares > 1 deg off in direction
+    assert np.all(bounded[:, 1] < plain[:, 1])
+    assert bounded.mean(axis=0)[0] < 0.9 * plain.mean(axis=0)[0]  # rotation and direction both >= 10 % better
+    assert bounded.mean(axis=0)[1] < 0.9 * plain.mean(axis=0)[1]

@@ -162,6 +162,32 @@ def refine_essential(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndar
     return R, t
 
 
+# Bounded influence (Mallows-type GM estimate; Hampel, Ronchetti, Rousseeuw & Stahel, "Robust
+# Statistics: The Approach Based on Influence Functions", 1986, Sec. 6.3): a residual's share of
+# the information about the p parameters is its leverage h_i = [J (J^T J)^-1 J^T]_ii (sum p);
+# Hoaglin & Welsch ("The hat matrix in regression and ANOVA", Am. Stat. 32(1), 1978) call a
+# point high-leverage above 2 p / n. Its weight is capped so that no inlier holds more than that.
+LEVERAGE_BOUND = 2.0
+
+
+def bounded_influence_sigmas(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
+                             sigma_b: np.ndarray | None, sigma_a: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Both keypoints' sigmas divided by sqrt(w), w_i = min(1, (2 p / n) / h_i) with h_i the
+    leverage of match i at (R, t) (p = 5): the few inliers that alone fix the pose (near-field,
+    large flow) count at most as a high-leverage point, so a shared sub-threshold error on them
+    cannot drive it. Refining with these sigmas is the weighted problem whose minimum the
+    covariance (weights in J) and the other-minima search (ambiguity.py) then describe."""
+    ones = np.ones(len(x_b))
+    s_b = ones if sigma_b is None else np.asarray(sigma_b, np.float64)
+    s_a = ones if sigma_a is None else np.asarray(sigma_a, np.float64)
+    J = _essential_problem(R, t, x_b, x_a, K, s_b, s_a)[1]()
+    H = J.T @ J
+    H += np.eye(5) * (1e-12 * max(np.trace(H), 1e-30))
+    h = np.einsum("ij,jk,ik->i", J, np.linalg.inv(H), J)
+    w = np.minimum(1.0, LEVERAGE_BOUND * 5 / len(J) / np.maximum(h, 1e-300))
+    return s_b / np.sqrt(w), s_a / np.sqrt(w)
+
+
 def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,
                          sigma_b: np.ndarray | None = None, sigma_a: np.ndarray | None = None,
                          min_factor: float | None = None, threshold: float | None = None) -> tuple[np.ndarray, float]:

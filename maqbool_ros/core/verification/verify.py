@@ -209,6 +209,10 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
         s_q, s_c = _sigmas(query, cand, pairs[inl], p.keypoint_sigma_px)
         if tv.model == "essential" and tv.translation_known and p.pnp_refine:
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
+            # cap each inlier's influence, refine again: these sigmas then feed the decision's
+            # ambiguity search and the covariance (docs/verification.md, bounded influence)
+            s_c, s_q = geo.bounded_influence_sigmas(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
+            tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
         R_r, t_r = (tv.R, tv.t) if tv.translation_known else (tv.R_fit, tv.t_fit)
         Kinv = np.linalg.inv(K)
         res = acontrario.sampson_distance(Kinv.T @ geo.skew(t_r) @ R_r @ Kinv, uv_c, uv_q)
