@@ -52,7 +52,10 @@ def corridor(corridor_dir):
 def corridor_thumbnail_run(corridor):
     from maqbool_ros.core.evaluation.protocol import evaluate_offline
 
-    return evaluate_offline(corridor, _netvlad_config(), engine=ThumbnailEngine(), progress=False)
+    # the appearance ranking against brute force: no geometric re-ranking (verified candidates
+    # first would reorder whichever queries verification confirms, docs/verification.md)
+    return evaluate_offline(corridor, _netvlad_config(verification_enabled=False), engine=ThumbnailEngine(),
+                            progress=False)
 
 
 def test_query_ref_protocol_equals_brute_force(corridor, corridor_thumbnail_run):
