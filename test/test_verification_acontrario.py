@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from maqbool_ros.core.verification import acontrario
+from maqbool_ros.core.verification import acontrario, pnp
+from maqbool_ros.core.verification import geometry as geo
 
 
 def brute_force(residuals, size, model, thr):
@@ -62,6 +63,13 @@ def test_a_loose_consensus_among_few_matches_is_not_meaningful():
     assert got.log10_nfa > 0
 
 
+def test_a_cap_reports_the_nfa_of_the_capped_count():
+    res = np.concatenate([np.linspace(0.02, 0.4, 20), [1.7, 1.8, 1.9, 1.95], np.linspace(5, 60, 6)])
+    capped = acontrario.meaningful_inliers(res, (640, 480), "fundamental", 2.0, max_inliers=22)
+    k, lg = brute_force(np.sort(res)[:22].tolist() + [np.inf] * 8, (640, 480), "fundamental", 2.0)
+    assert capped.num_inliers == k <= 22 and capped.log10_nfa == pytest.approx(lg, abs=1e-9)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="model"):
         acontrario.meaningful_inliers(np.ones(10), (64, 48), "homography", 2.0)
@@ -80,15 +88,17 @@ def test_distances_match_their_definitions():
     uv_b = (X @ K.T)[:, :2] / X[:, 2:]
     Xa = X @ R.T + t
     uv_a = (Xa @ K.T)[:, :2] / Xa[:, 2:]
-    assert np.allclose(acontrario.reprojection_distance(R, t, X, uv_a, K), 0, atol=1e-9)
+    assert np.allclose(pnp.reprojection_errors(R, t, X, uv_a, K), 0, atol=1e-9)
     Kinv = np.linalg.inv(K)
     tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
     F = Kinv.T @ tx @ R @ Kinv
-    assert np.allclose(acontrario.sampson_distance(F, uv_b, uv_a), 0, atol=1e-6)
+    assert np.allclose(geo.sampson_distance(F, uv_b, uv_a), 0, atol=1e-6)
+    off = uv_a + rng.normal(0, 1.0, uv_a.shape)
+    assert np.allclose(geo.sampson_distance(F, uv_b, off), np.abs(geo.sampson_residuals(R, t, uv_b, off, K)))
     shifted = uv_a + np.array([0.0, 1.0])  # off the epipolar line by at most 1 px in one image
-    d = acontrario.sampson_distance(F, uv_b, shifted)
+    d = geo.sampson_distance(F, uv_b, shifted)
     assert np.all(d > 0) and np.all(d <= 1.0 + 1e-6)
-    assert acontrario.reprojection_distance(R, t, -X, uv_a, K)[0] == np.inf  # behind the camera
+    assert pnp.reprojection_errors(R, t, -X, uv_a, K)[0] == np.inf  # behind the camera
 
 
 def test_corridor_chance_inliers_no_longer_verify_a_neighbour_outside_the_ground_truth(corridor_dir):

@@ -62,11 +62,13 @@ def log10_nfa(n: int, k: np.ndarray, eps: np.ndarray, image_size: tuple[int, int
 
 
 def meaningful_inliers(residuals_px: np.ndarray, image_size: tuple[int, int], model: str,
-                       max_threshold_px: float) -> Meaningful:
+                       max_threshold_px: float, max_inliers: int | None = None) -> Meaningful:
     """The a-contrario inlier count of one fitted model (module doc).
 
     residuals_px: the residual of every tentative match under the model (n of them, the n of
-    the NFA); only those <= max_threshold_px (the RANSAC inliers) can be counted."""
+    the NFA; geometry.sampson_distance / sampson_residuals, pnp.reprojection_errors); only
+    those <= max_threshold_px can be counted, and at most max_inliers of them (the RANSAC
+    inlier count, where the estimator's own mask may differ slightly from these residuals)."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     r = np.asarray(residuals_px, np.float64).ravel()
@@ -76,6 +78,8 @@ def meaningful_inliers(residuals_px: np.ndarray, image_size: tuple[int, int], mo
     n = len(r)
     order = np.sort(r)
     usable = int(np.sum(order <= max_threshold_px))
+    if max_inliers is not None:
+        usable = min(usable, int(max_inliers))
     if usable <= s:
         return Meaningful(0, float("inf"), 0.0)
     k = np.arange(s + 1, usable + 1)
@@ -83,23 +87,3 @@ def meaningful_inliers(residuals_px: np.ndarray, image_size: tuple[int, int], mo
     best = int(np.argmin(nfa))
     return Meaningful(int(k[best]), float(nfa[best]), float(order[k[best] - 1]))
 
-
-def sampson_distance(F: np.ndarray, x_b: np.ndarray, x_a: np.ndarray) -> np.ndarray:
-    """Sampson distance (px) of matches x_b <-> x_a (N, 2) under F (x_a^T F x_b = 0): the first-order
-    geometric error, the one OpenCV's USAC compares with the RANSAC threshold."""
-    hb = np.column_stack([x_b, np.ones(len(x_b))])
-    ha = np.column_stack([x_a, np.ones(len(x_a))])
-    la, lb = hb @ F.T, ha @ F
-    den = np.sqrt(la[:, 0] ** 2 + la[:, 1] ** 2 + lb[:, 0] ** 2 + lb[:, 1] ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.abs(np.sum(ha * la, axis=1)) / den
-    return np.where(np.isfinite(d), d, np.inf)
-
-
-def reprojection_distance(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """|pi(K (R X + t)) - uv| (px) per point; inf behind the camera."""
-    Xc = X @ R.T + t
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = Xc @ K.T
-        d = np.linalg.norm(p[:, :2] / p[:, 2:3] - uv, axis=1)
-    return np.where((Xc[:, 2] > 0) & np.isfinite(d), d, np.inf)

@@ -103,7 +103,11 @@ def _gn_covariance(J: np.ndarray, r: np.ndarray, n_params: int, floor: float) ->
 def _epipolar_parts(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray):
     """x_a^T F x_b of each match and the squared gradients of it in image a (la) and b (lb)."""
     Kinv = np.linalg.inv(K)
-    F = Kinv.T @ skew(t) @ R @ Kinv
+    return _epipolar_parts_of(Kinv.T @ skew(t) @ R @ Kinv, x_b, x_a)
+
+
+def _epipolar_parts_of(F: np.ndarray, x_b: np.ndarray, x_a: np.ndarray):
+    """_epipolar_parts for a given fundamental matrix (x_a^T F x_b = 0)."""
     Fb = np.column_stack([x_b, np.ones(len(x_b))]) @ F.T
     Fta = np.column_stack([x_a, np.ones(len(x_a))]) @ F
     num = np.sum(np.column_stack([x_a, np.ones(len(x_a))]) * Fb, axis=1)
@@ -122,6 +126,16 @@ def sampson_residuals(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.nda
     sigma_a) the epipolar constraint over its first-order standard deviation (unit variance)."""
     num, la, lb = _epipolar_parts(R, t, x_b, x_a, K)
     return num / np.maximum(np.sqrt(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb), 1e-12)
+
+
+def sampson_distance(F: np.ndarray, x_b: np.ndarray, x_a: np.ndarray) -> np.ndarray:
+    """Sampson distances (px, >= 0) of x_b <-> x_a under a fundamental matrix F (x_a^T F x_b = 0):
+    the first-order geometric error OpenCV's USAC compares with the RANSAC threshold; inf where
+    F gives no line."""
+    num, la, lb = _epipolar_parts_of(F, x_b, x_a)
+    den = np.sqrt(la + lb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, np.abs(num) / den, np.inf)
 
 
 def _essential_problem(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray,

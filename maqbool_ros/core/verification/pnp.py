@@ -40,6 +40,14 @@ def _project(R: np.ndarray, t: np.ndarray, X: np.ndarray, K: np.ndarray):
     return proj, Jp, RX
 
 
+def reprojection_errors(R: np.ndarray, t: np.ndarray, X: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """|projection of R X + t - uv| (px) per point; inf behind the camera."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        proj, _, RX = _project(R, t, X, K)
+        d = np.linalg.norm(proj - uv, axis=1)
+    return np.where(((RX + t)[:, 2] > 0) & np.isfinite(d), d, np.inf)
+
+
 def pose_jacobian(Jp: np.ndarray, RX: np.ndarray) -> np.ndarray:
     """(n, 2, 6) d proj / d [d_t, d_r]: d(exp(w) R X)/dw = -[R X]x."""
     dp = np.zeros((len(RX), 3, 6))

@@ -151,7 +151,7 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
                                          p.ransac_confidence, p.ransac_max_iters)
         inl = mask.ravel().astype(bool) if mask is not None else np.zeros(len(pairs), bool)
         n_inl = int(inl.sum())
-        res = (acontrario.sampson_distance(F[:3], uv_c_raw, uv_q_raw) if F is not None and F.shape[0] >= 3
+        res = (geo.sampson_distance(F[:3], uv_c_raw, uv_q_raw) if F is not None and F.shape[0] >= 3
                else np.full(len(pairs), np.inf))
         ok, mk = _decide(res, len(pairs), n_inl, query.image_size, "fundamental", p)
         timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
@@ -170,32 +170,25 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
     if use_c.sum() >= p.min_inliers or use_q.sum() >= p.min_inliers:
         from_cand = use_c.sum() >= use_q.sum()
         used = np.flatnonzero(use_c if from_cand else use_q)
-        if from_cand:  # candidate points seen by the query camera: T_qc
-            est = geo.estimate_pnp(_backproject(uv_c[used], zc[used], K), uv_q[used], K, p.ransac_threshold_px,
-                                   p.ransac_confidence, p.ransac_max_iters, p.pnp_refine)
-        else:  # query points seen by the candidate camera: T_cq
-            est = geo.estimate_pnp(_backproject(uv_q[used], zq[used], K), uv_c[used], K, p.ransac_threshold_px,
-                                   p.ransac_confidence, p.ransac_max_iters, p.pnp_refine)
+        # candidate points seen by the query camera (T_qc), or query points seen by the candidate's (T_cq)
+        X_all, obs = ((_backproject(uv_c[used], zc[used], K), uv_q[used]) if from_cand
+                      else (_backproject(uv_q[used], zq[used], K), uv_c[used]))
+        est = geo.estimate_pnp(X_all, obs, K, p.ransac_threshold_px, p.ransac_confidence, p.ransac_max_iters,
+                               p.pnp_refine)
         if est is None:
             return reject(len(used))
         R, t, inl = est
         if inl.sum() < 6:
             return reject(len(used), int(inl.sum()))
         s_q, s_c = _sigmas(query, cand, pairs[used[inl]], p.keypoint_sigma_px)
-        if from_cand:
-            X, uv = _backproject(uv_c[used][inl], zc[used][inl], K), uv_q[used][inl]
-            s_obs, s_src = s_q, s_c
-        else:
-            X, uv = _backproject(uv_q[used][inl], zq[used][inl], K), uv_c[used][inl]
-            s_obs, s_src = s_c, s_q
+        s_obs, s_src = (s_q, s_c) if from_cand else (s_c, s_q)
+        X, uv = X_all[inl], obs[inl]
         if p.pnp_refine:
             R, t = pnp.refine_weighted(R, t, X, uv, K, p.depth_noise, s_obs, s_src)
         cov, sigma2 = pnp.pnp_covariance(R, t, X, uv, K, p.depth_noise, s_obs, s_src,
                                          threshold=p.ransac_threshold_px)
-        src, obs = (uv_c, uv_q) if from_cand else (uv_q, uv_c)
-        z_src = zc if from_cand else zq
-        res = acontrario.reprojection_distance(R, t, _backproject(src[used], z_src[used], K), obs[used], K)
-        ok, mk = _decide(res, len(used), int(inl.sum()), (query if from_cand else cand).image_size, "pnp", p)
+        ok, mk = _decide(pnp.reprojection_errors(R, t, X_all, obs, K), len(used), int(inl.sum()),
+                         (query if from_cand else cand).image_size, "pnp", p)
         T = geo.make_T(R, t)
         if not from_cand:
             cov = geo.inverse_covariance(T, cov)
@@ -214,9 +207,8 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             s_c, s_q = geo.bounded_influence_sigmas(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
             tv.R, tv.t = geo.refine_essential(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
         R_r, t_r = (tv.R, tv.t) if tv.translation_known else (tv.R_fit, tv.t_fit)
-        Kinv = np.linalg.inv(K)
-        res = acontrario.sampson_distance(Kinv.T @ geo.skew(t_r) @ R_r @ Kinv, uv_c, uv_q)
-        ok, mk = _decide(res, len(pairs), int(inl.sum()), query.image_size, "essential", p)
+        ok, mk = _decide(np.abs(geo.sampson_residuals(R_r, t_r, uv_c, uv_q, K)), len(pairs), int(inl.sum()),
+                         query.image_size, "essential", p)
         if tv.model == "essential" and tv.translation_known and ok:  # other minima the data do not reject
             # (a rejected pose is never used: the search is skipped)
             tv = ambiguity.resolve(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR, p.ransac_threshold_px)
@@ -238,10 +230,8 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             cov = rot @ cov @ rot.T
         frame = "base"
     n_inl = int(inl.sum())
-    ratio = n_inl / len(used)
-    verified = ok
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-    return Verification(verified, len(used), n_inl, ratio, pose_type if verified else POSE_NONE,
+    return Verification(ok, len(used), n_inl, n_inl / len(used), pose_type if ok else POSE_NONE,
                         R=T[:3, :3].copy(), t=T[:3, 3].copy(), covariance=cov, frame=frame,
                         variance_factor=float(sigma2), parallax_deg=parallax, inliers=pairs[used][inl],
                         timings_ms=timings, model=model, translation_known=t_known,
@@ -251,11 +241,9 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
 def _decide(residuals: np.ndarray, num_matches: int, num_inliers: int, image_size: tuple[int, int], model: str,
             p: VerificationParams) -> tuple[bool, acontrario.Meaningful]:
     """The accept decision on the a-contrario count of the RANSAC inliers (never more than them)."""
-    mk = acontrario.meaningful_inliers(residuals, image_size, model, p.ransac_threshold_px)
-    k = min(mk.num_inliers, num_inliers)
-    mk = acontrario.Meaningful(k, mk.log10_nfa, mk.threshold_px)
-    ok = k >= p.min_inliers and num_matches > 0 and k / num_matches >= p.min_inlier_ratio and mk.log10_nfa < 0
-    return ok, mk
+    mk = acontrario.meaningful_inliers(residuals, image_size, model, p.ransac_threshold_px, max_inliers=num_inliers)
+    k = mk.num_inliers
+    return k >= p.min_inliers and k / num_matches >= p.min_inlier_ratio and mk.log10_nfa < 0, mk
 
 
 def verify_candidates(query: LocalFeatures, candidates: Sequence[LocalFeatures | None], camera: Camera | None,
