@@ -1,6 +1,7 @@
-"""Cost of the monocular ambiguity search (verification/ambiguity.py): every pair of a posed
-monocular dataset verified with and without it (the search replaced by the identity), the
-per-pair verification time (matching + estimation + covariance) and the ambiguity stage alone.
+"""Cost of the monocular ambiguity search (verification/ambiguity.py) and of the jackknife
+(verification/jackknife.py): every pair of a posed monocular dataset verified with and without
+each (the stage replaced by a no-op), the per-pair verification time (matching + estimation +
+covariance) and each stage alone.
 Medians after one warm-up pass, one thread; the machine load is printed (shared machine: figures
 under load are upper bounds).
 
@@ -18,7 +19,13 @@ import numpy as np  # noqa: E402
 
 from maqbool_ros.core.evaluation.machine import machine_line  # noqa: E402
 from maqbool_ros.core.evaluation.relative_poses import parse_pairs  # noqa: E402
-from maqbool_ros.core.verification import LocalFeatureExtractor, VerificationParams, ambiguity, verify  # noqa: E402
+from maqbool_ros.core.verification import (  # noqa: E402
+    LocalFeatureExtractor,
+    VerificationParams,
+    ambiguity,
+    jackknife,  # noqa: E402
+    verify,
+)
 from maqbool_ros.tools.dataset_args import add_dataset_args, open_dataset  # noqa: E402
 
 
@@ -32,30 +39,32 @@ def main() -> None:
     pairs = parse_pairs(args.pairs, len(ds.frames), getattr(ds, "positives", None))
     ex = LocalFeatureExtractor(VerificationParams())
     feats = {i: ex.extract(ds.frames[i]) for i in {i for p in pairs for i in p}}
-    resolve, stage = ambiguity.resolve, []
-
-    def timed(*a, **k):
-        t0 = time.perf_counter()
-        out = resolve(*a, **k)
-        stage.append(time.perf_counter() - t0)
-        return out
-
     print(machine_line())
-    for name, fn in (("without", lambda pose, *a, **k: pose), ("with", timed)):
-        ambiguity.resolve = fn
-        times = []
-        for _ in range(2):  # the first pass warms up
-            stage.clear()
+    for module, attr, skip in ((ambiguity, "resolve", lambda pose, *a, **k: pose),
+                               (jackknife, "essential_jackknife", lambda *a, **k: None)):
+        original, stage = getattr(module, attr), []
+
+        def timed(*a, _fn=original, **k):
+            t0 = time.perf_counter()
+            out = _fn(*a, **k)
+            stage.append(time.perf_counter() - t0)
+            return out
+
+        for name, fn in (("without", skip), ("with", timed)):
+            setattr(module, attr, fn)
             times = []
-            for q, c in pairs:
-                t0 = time.perf_counter()
-                verify(feats[q], feats[c], ds.camera)
-                times.append(time.perf_counter() - t0)
-        print(f"{name:8s} ambiguity search: verify per pair median {1e3 * np.median(times):.1f} ms, "
-              f"max {1e3 * np.max(times):.1f} ms ({len(pairs)} pairs)")
-    ambiguity.resolve = resolve
-    print(f"ambiguity stage alone ({len(stage)} essential-model poses): median {1e3 * np.median(stage):.1f} ms, "
-          f"max {1e3 * np.max(stage):.1f} ms")
+            for _ in range(2):  # the first pass warms up
+                stage.clear()
+                times = []
+                for q, c in pairs:
+                    t0 = time.perf_counter()
+                    verify(feats[q], feats[c], ds.camera)
+                    times.append(time.perf_counter() - t0)
+            print(f"{name:8s} {attr}: verify per pair median {1e3 * np.median(times):.1f} ms, "
+                  f"max {1e3 * np.max(times):.1f} ms ({len(pairs)} pairs)")
+        setattr(module, attr, original)
+        print(f"{attr} alone ({len(stage)} poses): median {1e3 * np.median(stage):.1f} ms, "
+              f"max {1e3 * np.max(stage):.1f} ms")
     print(machine_line())
 
 

@@ -88,15 +88,23 @@ def perturb(R: np.ndarray, T: np.ndarray, B: np.ndarray, q: np.ndarray) -> tuple
     return _rodrigues_batch(q[:, :3]) @ R, Tq / np.linalg.norm(Tq, axis=1, keepdims=True)
 
 
-def _lm(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.ndarray, va, vb,
-        move_t: bool, iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def refine_batch(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.ndarray, va, vb,
+                 move_t: bool, iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt on the weighted Sampson cost, batched over starts (R (D, 3, 3), unit T
     (D, 3)): the rotation only (the profile at fixed directions) or rotation and direction.
     Analytic Jacobian of the epipolar constraint e = t . (R b x a), weights frozen per step.
-    Returns (R, T, cost)."""
+    va, vb: keypoint variances per match (n,), or per start and match (D, n) (jackknife.py gives
+    a deleted match a huge variance). Returns (R, T, cost)."""
     K2 = Kinv[:, :2]  # K^-T v, first two components = v @ K^-1[:, :2]
+    per_start = np.ndim(va) == 2 or np.ndim(vb) == 2
+    if per_start:
+        va, vb = (np.broadcast_to(np.asarray(v, np.float64), (len(R), len(ra))) for v in (va, vb))
 
-    def evaluate(R, T):
+    def variances(idx: np.ndarray, reps: int = 1):
+        return (np.tile(va[idx], (reps, 1)), np.tile(vb[idx], (reps, 1))) if per_start else (va, vb)
+
+    def evaluate(R, T, v):
+        va, vb = v
         c = rb @ R.transpose(0, 2, 1)                            # R b
         tc = _cross(T[:, None, :], c)                            # t x R b: epipolar line of b in a (rays)
         e = np.sum(tc * ra, axis=-1)                             # a . (t x R b)
@@ -106,7 +114,7 @@ def _lm(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.n
         return e / s, c, s
 
     R, T = R.copy(), T.copy()
-    r, c, s = evaluate(R, T)
+    r, c, s = evaluate(R, T, variances(np.arange(len(R))))
     cost = np.sum(r ** 2, axis=1)
     lam = np.full(len(R), 1e-3)
     act = np.arange(len(R))  # starts still moving (converged ones leave the batch)
@@ -116,7 +124,7 @@ def _lm(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.n
         if move_t:  # the Sampson weights move with t: central differences of the full residual
             D, h = len(act), np.concatenate([np.eye(5), -np.eye(5)]) * STEP  # all 10 perturbations at once
             Rp, Tp = perturb(np.tile(Ra, (10, 1, 1)), np.tile(Ta, (10, 1)), np.tile(B, (10, 1, 1)), np.repeat(h, D, 0))
-            rp = evaluate(Rp, Tp)[0].reshape(2, 5, D, -1)
+            rp = evaluate(Rp, Tp, variances(act, 10))[0].reshape(2, 5, D, -1)
             J = ((rp[0] - rp[1]) / (2 * STEP)).transpose(1, 2, 0)
         else:  # d e / d dr (left perturbation) = (t . Rb) a - (Rb . a) t, weights frozen for the step
             J = (np.sum(Ta[:, None, :] * ca, axis=-1)[..., None] * ra[None]
@@ -126,7 +134,7 @@ def _lm(R: np.ndarray, T: np.ndarray, ra: np.ndarray, rb: np.ndarray, Kinv: np.n
         damp = lam[act, None, None] * (H * np.eye(H.shape[1]) + 1e-12 * np.eye(H.shape[1]))
         step = -np.linalg.solve(H + damp, g[..., None])[..., 0]
         R_new, T_new = perturb(Ra, Ta, B, step) if move_t else (_rodrigues_batch(step) @ Ra, Ta)
-        r_new, c_new, s_new = evaluate(R_new, T_new)
+        r_new, c_new, s_new = evaluate(R_new, T_new, variances(act))
         cost_new = np.sum(r_new ** 2, axis=1)
         ok = cost_new < cost[act]
         i = act[ok]
@@ -163,13 +171,13 @@ def other_minima(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,
     va, vb = geo._sigma2(sigma_a), geo._sigma2(sigma_b)
     T = fibonacci_sphere(GRID_DIRECTIONS)
     T = T[T[:, 2] >= 0]  # axes: t and -t have the same cost
-    Rs, _, cost = _lm(np.repeat(R[None], len(T), axis=0), T, ra, rb, Kinv, va, vb, False, PROFILE_ITERATIONS)
+    Rs, _, cost = refine_batch(np.repeat(R[None], len(T), axis=0), T, ra, rb, Kinv, va, vb, False, PROFILE_ITERATIONS)
     sim = np.abs(T @ T.T)
     np.fill_diagonal(sim, -1)
     nb = np.argsort(-sim, axis=1)[:, :NEIGHBOURS]
     local = np.flatnonzero(np.all(cost[:, None] <= cost[nb], axis=1))
     local = local[np.argsort(cost[local])][:MAX_STARTS]
-    Rl, Tl, costs = _lm(Rs[local], T[local], ra, rb, Kinv, va, vb, True, LM_ITERATIONS)
+    Rl, Tl, costs = refine_batch(Rs[local], T[local], ra, rb, Kinv, va, vb, True, LM_ITERATIONS)
     return [Minimum(R, t, _cost(R, t, x_b, x_a, K, sigma_b, sigma_a))] + [
         Minimum(*_cheirality(Rm, tm, x_b, x_a, K), float(c)) for Rm, tm, c in zip(Rl, Tl, costs)]
 
@@ -204,7 +212,7 @@ def profile_widen(R: np.ndarray, t: np.ndarray, cov: np.ndarray, k: float, x_b: 
     rb = np.column_stack([x_b, np.ones(len(x_b))]) @ Kinv.T
     B = _basis(t[None])
     Rq, Tq = perturb(np.repeat(R[None], 10, 0), np.repeat(t[None], 10, 0), np.repeat(B, 10, 0), q)
-    costs = _lm(Rq, Tq, ra, rb, Kinv, geo._sigma2(sigma_a), geo._sigma2(sigma_b), True, 0)[2]
+    costs = refine_batch(Rq, Tq, ra, rb, Kinv, geo._sigma2(sigma_a), geo._sigma2(sigma_b), True, 0)[2]
     rise = np.minimum(costs[:5], costs[5:]) - _cost(R, t, x_b, x_a, K, sigma_b, sigma_a)
     scale = np.maximum(1.0, CHI2_5DOF_95 * k / np.maximum(rise, 1e-6 * CHI2_5DOF_95 * k))
     return P.T @ (V * (lam * scale)) @ V.T @ P

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from maqbool_ros.core.verification import acontrario, ambiguity, pnp, twoview
+from maqbool_ros.core.verification import acontrario, ambiguity, jackknife, pnp, twoview
 from maqbool_ros.core.verification import geometry as geo
 from maqbool_ros.core.verification.camera import Camera, sample_depth
 from maqbool_ros.core.verification.features import LocalFeatures
@@ -214,6 +214,9 @@ def _estimate(query: LocalFeatures, cand: LocalFeatures, pairs: np.ndarray, came
             tv = ambiguity.resolve(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR, p.ransac_threshold_px)
         cov, sigma2 = twoview.two_view_covariance(tv, uv_c[inl], uv_q[inl], K, s_c, s_q, MIN_VARIANCE_FACTOR,
                                                   p.ransac_threshold_px)
+        if tv.model == "essential" and tv.translation_known and ok:  # the data's own spread widens it
+            spread = jackknife.essential_jackknife(tv.R, tv.t, uv_c[inl], uv_q[inl], K, s_c, s_q)
+            cov = cov if spread is None else jackknife.loewner_max(cov, spread)
         T = geo.make_T(tv.R, tv.t)
         pose_type, model, t_known = POSE_UNIT_TRANSLATION, tv.model, tv.translation_known
     timings["estimate_ms"] = (time.perf_counter() - t1) * 1e3
