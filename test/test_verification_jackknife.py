@@ -77,11 +77,11 @@ def _direction_var(t: np.ndarray, cov: np.ndarray) -> float:
 
 
 def test_jackknife_measures_the_spread_the_noise_gives():
-    """Same scene and noise pattern, 1 px vs 3 px: the jackknife's variance grows ~9x (it measures
-    the data, not a prior), and at 1 px it is of the order of the model covariance with the true
-    sigma (it estimates the same sampling variance)."""
+    """Same scenes and noise pattern, 1 px vs 3 px (9 seeds): the jackknife's variance grows ~9x (it
+    measures the data, not a prior), and at 1 px it is of the order of the model covariance with
+    the true sigma (it estimates the same sampling variance)."""
     ratios, scale = [], []
-    for seed in range(5):
+    for seed in range(9):
         x_b, x_a, t_true = _scene(seed, 1.0)
         R, t, C1 = _fit(x_b, x_a, t_true)
         s = np.ones(len(x_b))
@@ -90,8 +90,8 @@ def test_jackknife_measures_the_spread_the_noise_gives():
         x_b3, x_a3, _ = _scene(seed, 3.0)
         R3, t3, C3 = _fit(x_b3, x_a3, t_true)
         scale.append(_direction_var(t3, C3) / _direction_var(t, C1))
-    assert 1 / 3 < np.median(ratios) < 3
-    assert 4 < np.median(scale) < 20
+    assert 1 / 3 < np.median(ratios) < 3  # 1.02 here
+    assert 4 < np.exp(np.mean(np.log(scale))) < 20  # geometric mean 7.2 here (16 groups: a noisy estimate)
 
 
 def test_jackknife_needs_enough_inliers_and_is_deterministic():
