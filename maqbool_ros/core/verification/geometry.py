@@ -220,10 +220,16 @@ def essential_covariance(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.
         scale2 = (la + lb) / np.maximum(_sigma2(sigma_a) * la + _sigma2(sigma_b) * lb, 1e-300)  # px -> r units
         k = max(variance_factor(r ** 2, threshold ** 2 * scale2, 1, 5), floor)
         c5, sigma2 = c5 * k / sigma2, k
-    M = np.zeros((6, 5))  # [d_t; d_r] = M [d_r; d_phi]
+    return embed_essential_covariance(c5, B), sigma2
+
+
+def embed_essential_covariance(c5: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """6x6 covariance of [d_t; d_r] from the 5x5 one of [d_r; d_phi] (d_phi along B, the two
+    directions perpendicular to the unit t): the radial (scale) direction stays at zero."""
+    M = np.zeros((6, 5))
     M[:3, 3:] = B
     M[3:, :3] = np.eye(3)
-    return M @ c5 @ M.T, sigma2
+    return M @ c5 @ M.T
 
 
 def estimate_essential(x_b: np.ndarray, x_a: np.ndarray, K: np.ndarray, threshold: float, confidence: float,

@@ -55,10 +55,7 @@ def essential_jackknife(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.n
     devs = np.column_stack([d_r, (t_k - t) @ B])
     d = devs - devs.mean(axis=0)
     c5 = (g - 1) / g * d.T @ d
-    M = np.zeros((6, 5))  # [d_t; d_r] = M [d_r; d_phi], as geometry.essential_covariance
-    M[:3, 3:] = B
-    M[3:, :3] = np.eye(3)
-    return M @ c5 @ M.T
+    return geo.embed_essential_covariance(c5, B)
 
 
 def loewner_max(model: np.ndarray, empirical: np.ndarray) -> np.ndarray:
