@@ -23,7 +23,7 @@ from maqbool_ros.core.verification import (  # noqa: E402
     LocalFeatureExtractor,
     VerificationParams,
     ambiguity,
-    jackknife,  # noqa: E402
+    jackknife,
     verify,
 )
 from maqbool_ros.tools.dataset_args import add_dataset_args, open_dataset  # noqa: E402

@@ -73,6 +73,11 @@ def _rodrigues_batch(w: np.ndarray) -> np.ndarray:
     return np.eye(3) + a * S + b * S @ S
 
 
+def rays(x: np.ndarray, Kinv: np.ndarray) -> np.ndarray:
+    """(n, 3) viewing rays K^-1 [x; 1] of undistorted pixels x (n, 2): what refine_batch takes."""
+    return np.column_stack([x, np.ones(len(x))]) @ Kinv.T
+
+
 def _basis(T: np.ndarray) -> np.ndarray:
     """(D, 3, 2): two unit vectors perpendicular to each t (the direction's tangent plane)."""
     helper = np.where(np.abs(T[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
@@ -166,8 +171,7 @@ def other_minima(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.ndarray,
     """Minima of the weighted Sampson cost: the given (R, t) first, then those reached from the
     direction profile's local minima (up to MAX_STARTS; duplicates possible)."""
     Kinv = np.linalg.inv(K)
-    ra = np.column_stack([x_a, np.ones(len(x_a))]) @ Kinv.T
-    rb = np.column_stack([x_b, np.ones(len(x_b))]) @ Kinv.T
+    ra, rb = rays(x_a, Kinv), rays(x_b, Kinv)
     va, vb = geo._sigma2(sigma_a), geo._sigma2(sigma_b)
     T = fibonacci_sphere(GRID_DIRECTIONS)
     T = T[T[:, 2] >= 0]  # axes: t and -t have the same cost
@@ -208,8 +212,7 @@ def profile_widen(R: np.ndarray, t: np.ndarray, cov: np.ndarray, k: float, x_b: 
     q = np.sqrt(CHI2_5DOF_95 * lam)[None, :] * V                   # columns: the axes at the bound
     q = np.concatenate([q.T, -q.T])                                # (10, 5)
     Kinv = np.linalg.inv(K)
-    ra = np.column_stack([x_a, np.ones(len(x_a))]) @ Kinv.T
-    rb = np.column_stack([x_b, np.ones(len(x_b))]) @ Kinv.T
+    ra, rb = rays(x_a, Kinv), rays(x_b, Kinv)
     B = _basis(t[None])
     Rq, Tq = perturb(np.repeat(R[None], 10, 0), np.repeat(t[None], 10, 0), np.repeat(B, 10, 0), q)
     costs = refine_batch(Rq, Tq, ra, rb, Kinv, geo._sigma2(sigma_a), geo._sigma2(sigma_b), True, 0)[2]

@@ -25,7 +25,6 @@ from maqbool_ros.core.verification import geometry as geo
 # variance estimate has g - 1 degrees of freedom. 16 gave the same KITTI coverage as g = n / 2
 # (delete-two, the most groups the rule below allows; docs/verification.md), 8 did not.
 JACKKNIFE_GROUPS = 16
-REFIT_ITERATIONS = 40  # Levenberg-Marquardt steps per refit (each stops when converged)
 DELETED_VARIANCE = 1e30  # a deleted match's keypoint variance: its residual (and pull) is ~0
 
 
@@ -35,21 +34,19 @@ def essential_jackknife(R: np.ndarray, t: np.ndarray, x_b: np.ndarray, x_a: np.n
     """6x6 jackknife covariance of (unit t, R) in essential_covariance's parametrisation: the
     inliers are dealt round-robin into `groups` groups (deterministic), the weighted Sampson pose
     is refitted without each group from (R, t) (one batched Levenberg-Marquardt,
-    ambiguity.refine_batch), and the spread of the refits is scaled by (g - 1) / g. None when
+    ambiguity.refine_batch, its step limit), and the spread of the refits is scaled by (g - 1) / g. None when
     there are fewer than two inliers per group."""
     n, g = len(x_b), int(groups)
     if g < 2 or n < 2 * g:
         return None
     t = t / np.linalg.norm(t)
     Kinv = np.linalg.inv(K)
-    ra = np.column_stack([x_a, np.ones(n)]) @ Kinv.T
-    rb = np.column_stack([x_b, np.ones(n)]) @ Kinv.T
     deleted = np.arange(n)[None, :] % g == np.arange(g)[:, None]  # (g, n): group k leaves out row k
     va, vb = (np.where(deleted, DELETED_VARIANCE, np.broadcast_to(geo._sigma2(s), (n,)))
               for s in (sigma_a, sigma_b))
     R_k, t_k, _ = ambiguity.refine_batch(np.repeat(R[None], g, axis=0), np.repeat(t[None], g, axis=0),
-                                         ra, rb, Kinv, va, vb, True, REFIT_ITERATIONS)
-    t_k = np.where((t_k @ t)[:, None] < 0, -t_k, t_k)  # the cost cannot tell t from -t
+                                         ambiguity.rays(x_a, Kinv), ambiguity.rays(x_b, Kinv), Kinv, va, vb, True,
+                                         ambiguity.LM_ITERATIONS)
     B = np.linalg.svd(t.reshape(1, 3))[2][1:].T
     d_r = np.array([cv2.Rodrigues(np.ascontiguousarray(Rk @ R.T))[0].ravel() for Rk in R_k])
     devs = np.column_stack([d_r, (t_k - t) @ B])
